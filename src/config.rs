@@ -1,0 +1,209 @@
+//! Command-line flags, their defaults, and the settings that `CONFIG SET` may change
+//! while the server runs.
+//!
+//! Every default is a named constant here, so the `--help` text, `CONFIG GET` and the
+//! README agree.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use clap::{Parser, ValueEnum};
+
+/// Address to listen on by default: loopback, so a fresh install is not on the network.
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+/// Redis's port, so clients work without flags.
+pub const DEFAULT_PORT: u16 = 6379;
+/// Log filter when neither `--log-level` nor `RUST_LOG` is given.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Largest bulk argument: one event never needs more than a few hundred bytes, and
+/// Redis's 512 MB default would let one client hold that much memory.
+pub const DEFAULT_PROTO_MAX_BULK_LEN: usize = 1024 * 1024;
+/// Most arguments in one command (`EVT.MADD` with many events).
+pub const DEFAULT_MAX_ARGS: usize = 1024 * 1024;
+/// Most unprocessed bytes held for one connection before it is closed.
+pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
+/// Seconds in the window.
+pub const DEFAULT_WINDOW: u32 = 60;
+/// How far ahead of `now` an event may be and still count (as happening at `now`).
+pub const DEFAULT_MAX_FUTURE_SKEW: u64 = 5;
+/// Longest `user_id` / `event_type`, in bytes.
+pub const DEFAULT_MAX_ID_LEN: usize = 512;
+/// Shards of the store: enough that cores rarely meet on one lock, few enough that a
+/// query over all shards (`EVT.TYPE`, `EVT.TOTAL`) stays cheap.
+pub const DEFAULT_SHARDS: usize = 64;
+
+/// Where `now` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClockMode {
+    /// The system clock.
+    Wall,
+    /// The largest event timestamp accepted so far (replaying recorded streams).
+    Event,
+    /// Starts at the wall time; moves only by `EVT.CLOCK SET|ADVANCE`.
+    Manual,
+}
+
+impl ClockMode {
+    /// The name `CONFIG GET clock` and INFO show.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockMode::Wall => "wall",
+            ClockMode::Event => "event",
+            ClockMode::Manual => "manual",
+        }
+    }
+}
+
+/// ScalableAnalytics: exact sliding-window aggregates of user events, served over the
+/// Redis protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_BIND)]
+    pub bind: IpAddr,
+
+    /// TCP port; 0 picks a free one (the log line `listening on` shows it).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
+    /// `RUST_LOG` is used when this flag is absent.
+    #[arg(long)]
+    pub log_level: Option<String>,
+
+    /// Seconds in the sliding window (1 to 60).
+    #[arg(long, default_value_t = DEFAULT_WINDOW, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub window: u32,
+
+    /// Where `now` comes from.
+    #[arg(long, value_enum, default_value_t = ClockMode::Wall)]
+    pub clock: ClockMode,
+
+    /// Seconds an event may be ahead of `now` and still count, as happening at `now`.
+    #[arg(long, default_value_t = DEFAULT_MAX_FUTURE_SKEW)]
+    pub max_future_skew: u64,
+
+    /// Longest `user_id` / `event_type`, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_ID_LEN)]
+    pub max_id_len: usize,
+
+    /// Largest bulk argument a client may send, in bytes.
+    #[arg(long, default_value_t = DEFAULT_PROTO_MAX_BULK_LEN)]
+    pub proto_max_bulk_len: usize,
+
+    /// Most arguments in one command.
+    #[arg(long, default_value_t = DEFAULT_MAX_ARGS)]
+    pub max_args: usize,
+
+    /// Most unprocessed bytes held for one connection; beyond it the connection closes.
+    #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT)]
+    pub client_query_buffer_limit: usize,
+
+    /// Shards of the window store.
+    #[arg(long, default_value_t = DEFAULT_SHARDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub shards: usize,
+
+    /// File the window is saved to on shutdown and loaded from at start.
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["scalable-analytics"])
+    }
+}
+
+/// The settings `CONFIG SET` can change at run time; readers take a relaxed atomic
+/// load on the hot path.
+#[derive(Debug)]
+pub struct Settings {
+    pub max_future_skew: AtomicU64,
+    pub max_id_len: AtomicUsize,
+    pub proto_max_bulk_len: AtomicUsize,
+    pub max_args: AtomicUsize,
+    pub client_query_buffer_limit: AtomicUsize,
+    /// The log filter as last set, for `CONFIG GET loglevel`.
+    pub log_level: Mutex<String>,
+}
+
+impl Settings {
+    /// Settings as the flags give them.
+    pub fn from_config(c: &Config) -> Self {
+        Settings {
+            max_future_skew: AtomicU64::new(c.max_future_skew),
+            max_id_len: AtomicUsize::new(c.max_id_len),
+            proto_max_bulk_len: AtomicUsize::new(c.proto_max_bulk_len),
+            max_args: AtomicUsize::new(c.max_args),
+            client_query_buffer_limit: AtomicUsize::new(c.client_query_buffer_limit),
+            log_level: Mutex::new(
+                c.log_level
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string()),
+            ),
+        }
+    }
+
+    /// Current log filter text.
+    pub fn log_level(&self) -> String {
+        self.log_level
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads a setting.
+    pub fn get(cell: &AtomicUsize) -> usize {
+        cell.load(Ordering::Relaxed)
+    }
+}
+
+/// Parses a memory size as Redis does: `1024`, `64kb`, `64k`, `2mb`, `1gb` (case
+/// insensitive; `k` is 1000 and `kb` 1024, as in redis.conf).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units_as_redis_conf() {
+        assert_eq!(parse_memory("1024"), Some(1024));
+        assert_eq!(parse_memory("64kb"), Some(65536));
+        assert_eq!(parse_memory("64k"), Some(64000));
+        assert_eq!(parse_memory("2MB"), Some(2 * 1024 * 1024));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("12xb"), None);
+        assert_eq!(parse_memory(""), None);
+    }
+
+    #[test]
+    fn defaults_are_the_constants() {
+        let c = Config::default();
+        assert_eq!(c.port, DEFAULT_PORT);
+        assert_eq!(c.window, DEFAULT_WINDOW);
+        assert_eq!(c.proto_max_bulk_len, DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+    }
+}

@@ -1,0 +1,110 @@
+//! `scalable-analytics`: flags, logging, bind, then the library's server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use scalable_analytics::config::{Config, DEFAULT_LOG_LEVEL};
+use scalable_analytics::server::{self, Options};
+use tokio::net::TcpListener;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*, reload};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+
+    let filter_text = config
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
+    let filter = match EnvFilter::try_new(&filter_text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: invalid --log-level '{filter_text}': {e}; try info, debug or warn");
+            return ExitCode::from(2);
+        }
+    };
+    let (filter, reload_handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let addr = std::net::SocketAddr::new(config.bind, config.port);
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "another server is using the port; stop it or choose another with --port"
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        "ports below 1024 need privileges; choose another with --port"
+                    }
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "the address is not one of this machine's; check --bind"
+                    }
+                    _ => "check --bind and --port",
+                };
+                tracing::error!("cannot listen on {addr}: {e}; {hint}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let set_log_filter = move |text: &str| -> Result<(), String> {
+            let f = EnvFilter::try_new(text).map_err(|e| format!("invalid log filter: {e}"))?;
+            reload_handle.reload(f).map_err(|e| e.to_string())
+        };
+        let options = Options {
+            set_log_filter: Some(Box::new(set_log_filter)),
+        };
+        let handle = match server::build(&listener, config, options) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!("listening on {}", handle.local_addr);
+        server::serve(listener, handle, stop_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,162 @@
+//! The server: accepts connections, runs the background sweep, and stops gracefully.
+//!
+//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`,
+//! start a server inside the test, and stop it when they are done.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::{Config, Settings};
+use crate::connection;
+use crate::state::{Clients, LogFilterSetter, RateLimiter, Shared, Stats};
+use crate::store::{EXPIRE_BUDGET, Store};
+
+/// How long shutdown waits for connections to write their last replies before it
+/// closes them anyway (a client that stopped reading must not hold the server up).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Hooks the binary gives the server.
+#[derive(Default)]
+pub struct Options {
+    /// Applies a new log filter for `CONFIG SET loglevel`.
+    pub set_log_filter: Option<LogFilterSetter>,
+}
+
+/// A running server's shared state, for tests that look inside.
+pub type Handle = Arc<Shared>;
+
+/// Builds the shared state for a server listening on `listener`.
+pub fn build(listener: &TcpListener, config: Config, options: Options) -> std::io::Result<Handle> {
+    let local_addr = listener.local_addr()?;
+    let clock = Clock::new(config.clock);
+    let store = Store::new(config.window, config.shards, clock.now());
+    let (shutdown, _) = watch::channel(false);
+    Ok(Arc::new(Shared {
+        settings: Settings::from_config(&config),
+        config,
+        store,
+        clock,
+        stats: Stats::default(),
+        clients: Clients::default(),
+        started: Instant::now(),
+        local_addr,
+        run_id: run_id(),
+        shutdown,
+        expiry_wake: Notify::new(),
+        bad_input_log: RateLimiter::default(),
+        set_log_filter: options.set_log_filter,
+        saving: AtomicBool::new(false),
+    }))
+}
+
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    for i in 0..3u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .elapsed()
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
+
+/// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
+/// accepting, lets every connection finish the commands it has read and write their
+/// replies, and returns.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+    match build(&listener, config, Options::default()) {
+        Ok(handle) => serve(listener, handle, shutdown).await,
+        Err(e) => tracing::error!(error = %e, "cannot start"),
+    }
+}
+
+/// [`run`] with a prepared handle.
+pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<Output = ()>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut connections = JoinSet::new();
+    let expiry = tokio::spawn(expire_forever(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("shutdown signal received");
+                shared.begin_shutdown();
+                break;
+            }
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    // Replies are written once per batch already; Nagle would only add
+                    // latency to them.
+                    let _ = socket.set_nodelay(true);
+                    connections.spawn(connection::serve(shared.clone(), socket, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow with every client.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let deadline = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = connections.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                tracing::warn!(left = connections.len(), "closing connections that did not finish in time");
+                connections.abort_all();
+                break;
+            }
+        }
+    }
+    expiry.abort();
+    tracing::info!("server stopped");
+}
+
+/// The background sweep: once a second (or when the manual clock moves), expire the
+/// seconds that left the window, a bounded step at a time.
+async fn expire_forever(shared: Handle) {
+    loop {
+        let now = shared.clock.now();
+        loop {
+            let done = shared.store.expire_step(now, EXPIRE_BUDGET);
+            if done {
+                break;
+            }
+            // Let clients in between steps: one second holding a million users is
+            // swept in small bites.
+            tokio::task::yield_now().await;
+        }
+        let wait = next_second();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.expiry_wake.notified() => {}
+        }
+    }
+}
+
+/// Time until just after the next wall-clock second.
+fn next_second() -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_nanos(u64::from(1_000_000_000 - nanos) + 1_000_000)
+}

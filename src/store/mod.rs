@@ -1,0 +1,233 @@
+//! The window: exact per-second counts and sums of the last `window` seconds, shared by
+//! every connection.
+//!
+//! # Layout
+//!
+//! ```text
+//! Store ── shards[hash(user_id) → i]: Mutex<Shard>   (each on its own cache lines)
+//!   Shard
+//!   ├─ user_index: HashTable<u32>  ── users: Slab<UserRec>
+//!   │     UserRec { name: Name (24 B, inline ≤ 22 B), anchor: u32,
+//!   │               ring: Ring (16 B: occupancy + width | packed counts),
+//!   │               pairs: One { type, Sums } | Many(table of PairRec) }
+//!   ├─ type_index: HashTable<u32>  ── types: Slab<TypeRec>   this shard's share of a type
+//!   ├─ total: one u64 per second                             this shard's share of the total
+//!   └─ wheel: `window` slots of u32 keys, filed under each key's oldest second
+//! ```
+//!
+//! Sharding is by user id, and each shard keeps its *own* per-type and total
+//! counters for the events it ingests, so an event touches exactly one lock and no
+//! shared cache line; `EVT.TYPE` and `EVT.TOTAL` add up the shards' shares.
+//!
+//! # Bytes per active user
+//!
+//! A user with one event type, one event per second (or a single event) — the common
+//! case — costs, in the shard:
+//!
+//! | part | bytes |
+//! |---|---|
+//! | `UserRec` slab slot (name inline, anchor, ring, one pair with its running sum) | 88 |
+//! | `user_index` slot (`u32` + control byte, at hashbrown's 7/8 maximum load) | 5.7 – 11.4 |
+//! | wheel entry (`u32`) | 4 |
+//! | per-second value sums, only with ≥ 2 seconds holding a non-zero `value` | 16 + 8 per second |
+//! | packed counts, only once some second holds ≥ 2 events | 16 + 8 + 8 per 64 bits |
+//!
+//! `Store::stats` adds these up (`used_memory_window` in INFO); the benchmark
+//! measures the process's resident size against Redis.
+
+mod name;
+mod ring;
+mod shard;
+mod wheel;
+
+use std::sync::{Mutex, MutexGuard};
+
+use hashbrown::DefaultHashBuilder;
+use std::hash::BuildHasher;
+
+pub use ring::MAX_SLOTS as MAX_WINDOW;
+pub use shard::{AddError, Ingest};
+use shard::{Shard, ShardStats};
+
+/// Wheel entries one sweep step handles before it lets go of the shard's lock, so a
+/// second holding a million users never blocks a client for long.
+pub const EXPIRE_BUDGET: usize = 2048;
+
+/// A shard on its own cache lines, so that two cores locking neighbouring shards do
+/// not bounce one line between them.
+#[repr(align(128))]
+#[derive(Debug)]
+struct Padded(Mutex<Shard>);
+
+/// The window store; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    window: u32,
+    hasher: DefaultHashBuilder,
+    shards: Box<[Padded]>,
+}
+
+/// What the store holds, summed over the shards.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    pub window_events: u64,
+    pub active_users: usize,
+    pub active_event_types: usize,
+    pub active_user_event_types: usize,
+    pub wheel_entries: usize,
+    pub bytes: usize,
+}
+
+impl Store {
+    /// A store for a window of `window` seconds (1..=[`MAX_WINDOW`]) split in `shards`
+    /// shards, whose clock starts at `now`.
+    pub fn new(window: u32, shards: usize, now: i64) -> Self {
+        let window = window.clamp(1, MAX_WINDOW);
+        let hasher = DefaultHashBuilder::default();
+        let shards = (0..shards.max(1))
+            .map(|_| Padded(Mutex::new(Shard::new(window, hasher.clone(), now))))
+            .collect();
+        Store {
+            window,
+            hasher,
+            shards,
+        }
+    }
+
+    /// The window, in seconds.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Hash of an id, as the store uses it for shard choice and lookups.
+    pub fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id.as_bytes())
+    }
+
+    /// The shard a user lives in.
+    pub fn shard_of(&self, user_hash: u64) -> usize {
+        // High bits: the hash tables use the low ones.
+        (((user_hash >> 32) * self.shards.len() as u64) >> 32) as usize
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // The shard's lock is `std`'s: it is held for microseconds, never across an
+        // `.await`, and nothing panics while holding it; if something ever did, the data
+        // is still consistent between operations, so a poisoned lock is taken over.
+        let shard = &self.shards[i % self.shards.len()].0;
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts one event.
+    pub fn add(&self, ev: &Ingest<'_>) -> Result<(), AddError> {
+        self.lock(self.shard_of(ev.user_hash)).add(ev)
+    }
+
+    /// Counts a batch of events, taking each shard's lock once; `results[i]` receives
+    /// the outcome of `events[i]`.
+    pub fn add_batch(&self, events: &[Ingest<'_>], results: &mut [Result<(), AddError>]) {
+        if events.len() == 1 {
+            if let (Some(ev), Some(r)) = (events.first(), results.first_mut()) {
+                *r = self.add(ev);
+            }
+            return;
+        }
+        let mut order: Vec<(usize, usize)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| (self.shard_of(ev.user_hash), i))
+            .collect();
+        order.sort_unstable();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(shard, _)) = group.first() else {
+                continue;
+            };
+            let mut guard = self.lock(shard);
+            for &(_, i) in group {
+                if let (Some(ev), Some(r)) = (events.get(i), results.get_mut(i)) {
+                    *r = guard.add(ev);
+                }
+            }
+        }
+    }
+
+    /// Events of `user` in the last `span` seconds.
+    pub fn user_count(&self, user: &str, span: u32, now: i64) -> u64 {
+        let h = self.hash(user);
+        self.lock(self.shard_of(h)).user_count(user, h, span, now)
+    }
+
+    /// Events of type `ty` in the last `span` seconds.
+    pub fn type_count(&self, ty: &str, span: u32, now: i64) -> u64 {
+        let h = self.hash(ty);
+        (0..self.shards.len())
+            .map(|i| self.lock(i).type_count(ty, h, span, now))
+            .sum()
+    }
+
+    /// All events in the last `span` seconds.
+    pub fn total(&self, span: u32, now: i64) -> u64 {
+        (0..self.shards.len())
+            .map(|i| self.lock(i).total(span, now))
+            .sum()
+    }
+
+    /// Sum of `value` for (`user`, `ty`) over the last `span` seconds.
+    pub fn sum(&self, user: &str, ty: &str, span: u32, now: i64) -> f64 {
+        let (uh, th) = (self.hash(user), self.hash(ty));
+        self.lock(self.shard_of(uh))
+            .sum(user, uh, ty, th, span, now)
+    }
+
+    /// One bounded step of the background sweep over every shard. Returns whether all
+    /// shards are swept up to `now - window`.
+    pub fn expire_step(&self, now: i64, budget: usize) -> bool {
+        let mut done = true;
+        for i in 0..self.shards.len() {
+            done &= self.lock(i).expire_step(now, budget);
+        }
+        done
+    }
+
+    /// Sweeps until every shard is done. For tests and for shutdown paths only: the
+    /// server's background task uses bounded steps.
+    pub fn expire_all(&self, now: i64) {
+        while !self.expire_step(now, EXPIRE_BUDGET) {}
+    }
+
+    /// What the store holds now.
+    pub fn stats(&self, now: i64) -> StoreStats {
+        let mut total = StoreStats::default();
+        let mut names = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock(i);
+            let s: ShardStats = shard.stats(now);
+            shard.type_names(&mut names);
+            drop(shard);
+            total.window_events += s.window_events;
+            total.active_users += s.users;
+            total.active_user_event_types += s.pairs;
+            total.wheel_entries += s.wheel_entries;
+            total.bytes += s.bytes;
+        }
+        // A type is counted once however many shards hold a share of it.
+        names.sort_unstable();
+        names.dedup();
+        total.active_event_types = names.len();
+        total
+    }
+
+    /// Empties the window (FLUSHALL).
+    pub fn clear(&self) {
+        for i in 0..self.shards.len() {
+            self.lock(i).clear();
+        }
+    }
+}

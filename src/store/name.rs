@@ -1,0 +1,68 @@
+//! A user or event-type id, kept inline when it is short.
+//!
+//! Ids up to [`INLINE_LEN`] bytes (`user000000012345`, `click`, most numeric ids) live
+//! inside the record: no allocation, and the lookup that finds the record already has
+//! the bytes to compare in the same cache lines. Longer ids (UUIDs) take one exact-size
+//! heap allocation. The whole value is 24 bytes either way.
+
+/// Longest id stored without an allocation.
+pub const INLINE_LEN: usize = 22;
+
+/// An id; see the module doc.
+#[derive(Debug, Clone)]
+pub enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_LEN] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    /// Stores `s`.
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE_LEN {
+            let mut bytes = [0; INLINE_LEN];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Name::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// Heap bytes owned, including the allocator's rounding to 16 bytes.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Name::Inline { .. } => 0,
+            Name::Heap(s) => s.len().div_ceil(16) * 16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_inline_long_heap() {
+        assert_eq!(std::mem::size_of::<Name>(), 24);
+        let short = Name::new("user000000012345");
+        assert!(matches!(short, Name::Inline { .. }));
+        assert_eq!(short.as_bytes(), b"user000000012345");
+        let edge = "x".repeat(INLINE_LEN);
+        assert_eq!(Name::new(&edge).as_bytes(), edge.as_bytes());
+        let long = "6f1c2a9e-2f4b-4c1e-9b7a-1d2e3f4a5b6c";
+        let n = Name::new(long);
+        assert!(matches!(n, Name::Heap(_)));
+        assert_eq!(n.as_bytes(), long.as_bytes());
+        assert_eq!(Name::new("").as_bytes(), b"");
+    }
+}

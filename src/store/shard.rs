@@ -1,0 +1,806 @@
+//! One shard of the store: the users whose id hashes here, their (user, type) pairs,
+//! and this shard's share of the per-type and total counters.
+//!
+//! Every operation takes `now` and first *normalises* what it touches: seconds at or
+//! before `now - window` are cleared on access, so answers are exact even before the
+//! background sweep has reached them. The sweep ([`Shard::expire_step`]) then reclaims
+//! keys nobody touches, a bounded number per call.
+//!
+//! A record's *anchor* is the newest second it has held data for. Every occupied slot
+//! `i` of its rings stands for the one second `s` in `(anchor - window, anchor]` with
+//! `s % window == i`. Moving the anchor forward is safe once the seconds it pushes out
+//! are cleared, and they are always stale: the anchor never passes `now`.
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use slab::Slab;
+use std::hash::BuildHasher;
+use thin_vec::ThinVec;
+
+use super::name::Name;
+use super::ring::{Ring, full_mask, seconds_mask, slot_of};
+use super::wheel::Wheel;
+
+/// Wheel entries for event types carry this bit; user entries do not.
+const TYPE_KEY: u32 = 1 << 31;
+
+/// The sum of `value` for one (user, type) pair.
+///
+/// Why this representation: each second's sum is an `f64` accumulated in arrival
+/// order, which is as exact as the values themselves allow. The window's sum is kept
+/// as a running total for an O(1) answer, but it is never decremented by subtraction:
+/// whenever seconds leave the window it is recomputed from the remaining seconds with
+/// Neumaier's compensated summation, so rounding cannot accumulate across windows, and
+/// a pair whose events have all left is removed, so its sum is exactly 0 again.
+///
+/// `buckets` holds one sum per occupied second in slot order, but only when it is
+/// needed: with one occupied second `running` *is* that second's sum, and when every
+/// second's sum is 0 (events without `value`) nothing is stored.
+#[derive(Debug, Default, Clone)]
+struct Sums {
+    running: f64,
+    buckets: ThinVec<f64>,
+}
+
+/// Neumaier's compensated sum.
+pub fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut comp) = (0.0f64, 0.0f64);
+    for v in values {
+        let t = sum + v;
+        if sum.abs() >= v.abs() {
+            comp += (sum - t) + v;
+        } else {
+            comp += (v - t) + sum;
+        }
+        sum = t;
+    }
+    sum + comp
+}
+
+impl Sums {
+    /// Records `v` for the slot at `rank` of a ring that now has `n` occupied slots;
+    /// `new_slot` says whether the slot was empty before.
+    fn add(&mut self, v: f64, rank: usize, new_slot: bool, n: usize) {
+        if !self.buckets.is_empty() {
+            if new_slot {
+                self.buckets.insert(rank.min(self.buckets.len()), v);
+            } else if let Some(b) = self.buckets.get_mut(rank) {
+                *b += v;
+            }
+            self.running += v;
+            return;
+        }
+        if n <= 1 {
+            self.running += v;
+            return;
+        }
+        // Two or more seconds, none stored yet: either the only previous second's sum
+        // is `running` (n == 2 and a new slot), or every second summed to 0.
+        let previous_single = new_slot && n == 2;
+        if v == 0.0 && (!previous_single || self.running == 0.0) {
+            return;
+        }
+        let mut buckets: ThinVec<f64> = std::iter::repeat_n(0.0, n).collect();
+        if previous_single {
+            let old_rank = if rank == 0 { 1 } else { 0 };
+            buckets[old_rank] = self.running;
+        }
+        buckets[rank.min(n - 1)] += v;
+        self.running += v;
+        self.buckets = buckets;
+    }
+
+    /// Drops the seconds in `gone` from a ring whose occupancy was `occ`.
+    fn clear(&mut self, occ: u64, gone: u64) {
+        let left = (occ & !gone).count_ones();
+        if self.buckets.is_empty() {
+            if left == 0 {
+                self.running = 0.0;
+            }
+            return;
+        }
+        let mut rest = occ;
+        let mut kept = ThinVec::with_capacity(left as usize);
+        for &b in self.buckets.iter() {
+            let slot = rest.trailing_zeros();
+            rest &= rest.wrapping_sub(1);
+            if gone & (1u64 << (slot & 63)) == 0 {
+                kept.push(b);
+            }
+        }
+        self.running = compensated_sum(kept.iter().copied());
+        if left <= 1 || kept.iter().all(|&b| b == 0.0) {
+            self.buckets = ThinVec::new();
+        } else {
+            self.buckets = kept;
+        }
+    }
+
+    /// The sum over the slots in `mask` of a ring with occupancy `occ`.
+    fn sum_in(&self, occ: u64, mask: u64) -> f64 {
+        if occ & mask == occ {
+            return self.running;
+        }
+        if self.buckets.is_empty() {
+            // One second (its sum is `running`) or all zeros.
+            return if occ.count_ones() == 1 && occ & mask != 0 {
+                self.running
+            } else {
+                0.0
+            };
+        }
+        let mut rest = occ;
+        let picked = self.buckets.iter().filter_map(|&b| {
+            let slot = rest.trailing_zeros();
+            rest &= rest.wrapping_sub(1);
+            (mask & (1u64 << (slot & 63)) != 0).then_some(b)
+        });
+        compensated_sum(picked)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        if self.buckets.capacity() == 0 {
+            0
+        } else {
+            16 + 8 * self.buckets.capacity()
+        }
+    }
+}
+
+/// A (user, type) pair of a user with more than one type.
+#[derive(Debug)]
+struct PairRec {
+    ty: u32,
+    ring: Ring,
+    sums: Sums,
+}
+
+/// The event types of one user.
+#[derive(Debug)]
+enum Pairs {
+    /// One type: the user's ring is this pair's ring, stored once.
+    One { ty: u32, sums: Sums },
+    /// Several types, each with its own ring; the user's ring is their union.
+    Many(Box<HashTable<PairRec>>),
+}
+
+/// A user with events in the window.
+#[derive(Debug)]
+struct UserRec {
+    name: Name,
+    anchor: u32,
+    ring: Ring,
+    pairs: Pairs,
+}
+
+/// This shard's share of one event type.
+#[derive(Debug)]
+struct TypeRec {
+    name: Name,
+    anchor: u32,
+    ring: Ring,
+    /// Pairs of this shard that refer to the type: it outlives them, so a pair never
+    /// refers to a reused type slot.
+    pairs: u32,
+}
+
+/// This shard's share of the total, one plain counter per second.
+#[derive(Debug)]
+struct TotalRing {
+    anchor: i64,
+    counts: Box<[u64]>,
+    running: u64,
+}
+
+impl TotalRing {
+    fn new(window: u32) -> Self {
+        TotalRing {
+            anchor: i64::MIN / 2,
+            counts: vec![0; window as usize].into_boxed_slice(),
+            running: 0,
+        }
+    }
+
+    fn window(&self) -> u32 {
+        self.counts.len() as u32
+    }
+
+    fn normalize(&mut self, now: i64) {
+        let w = i64::from(self.window());
+        let stale = seconds_mask(self.anchor - w, now - w, self.window());
+        if stale != 0 {
+            let mut rest = stale;
+            while rest != 0 {
+                let slot = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(c) = self.counts.get_mut(slot) {
+                    self.running -= *c;
+                    *c = 0;
+                }
+            }
+        }
+        self.anchor = self.anchor.max(now - w);
+    }
+
+    fn add(&mut self, sec: i64, n: u64, now: i64) {
+        self.normalize(now);
+        self.anchor = self.anchor.max(sec);
+        if let Some(c) = self.counts.get_mut(slot_of(sec, self.window()) as usize) {
+            *c += n;
+            self.running += n;
+        }
+    }
+
+    fn count(&mut self, mask: u64, now: i64) -> u64 {
+        self.normalize(now);
+        if mask == full_mask(self.window()) {
+            return self.running;
+        }
+        let mut rest = mask;
+        let mut sum = 0;
+        while rest != 0 {
+            let slot = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            sum += self.counts.get(slot).copied().unwrap_or(0);
+        }
+        sum
+    }
+}
+
+/// The oldest second held by a ring with occupancy `occ` and anchor `anchor`.
+fn oldest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
+    if occ == 0 {
+        return None;
+    }
+    let first = anchor - i64::from(window) + 1;
+    let start = slot_of(first, window);
+    let rotated = if start == 0 {
+        occ
+    } else {
+        ((occ >> start) | (occ << (window - start))) & full_mask(window)
+    };
+    Some(first + i64::from(rotated.trailing_zeros()))
+}
+
+/// Why an event was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddError {
+    /// Its second is at or before `now - window`.
+    Late,
+}
+
+/// One event as the store sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingest<'a> {
+    pub user: &'a str,
+    pub user_hash: u64,
+    pub event_type: &'a str,
+    pub type_hash: u64,
+    /// Its second, already clamped to at most `now`.
+    pub second: u32,
+    pub value: Option<f64>,
+    /// `now` as the caller read it for this event.
+    pub now: i64,
+}
+
+/// Counts of what a shard holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    pub users: usize,
+    pub pairs: usize,
+    pub window_events: u64,
+    pub wheel_entries: usize,
+    pub bytes: usize,
+}
+
+/// One shard; see the module doc.
+#[derive(Debug)]
+pub struct Shard {
+    window: u32,
+    now: i64,
+    hasher: DefaultHashBuilder,
+    users: Slab<UserRec>,
+    user_index: HashTable<u32>,
+    types: Slab<TypeRec>,
+    type_index: HashTable<u32>,
+    pairs: usize,
+    total: TotalRing,
+    wheel: Wheel,
+}
+
+fn hash_of(hasher: &DefaultHashBuilder, bytes: &[u8]) -> u64 {
+    hasher.hash_one(bytes)
+}
+
+impl Shard {
+    /// An empty shard for a window of `window` seconds; `hasher` must be the one the
+    /// store hashes ids with, so that hashes computed outside the lock are valid here.
+    pub fn new(window: u32, hasher: DefaultHashBuilder, now: i64) -> Self {
+        Shard {
+            window,
+            now,
+            hasher,
+            users: Slab::new(),
+            user_index: HashTable::new(),
+            types: Slab::new(),
+            type_index: HashTable::new(),
+            pairs: 0,
+            total: TotalRing::new(window),
+            wheel: Wheel::new(window, now - i64::from(window)),
+        }
+    }
+
+    fn w(&self) -> i64 {
+        i64::from(self.window)
+    }
+
+    /// Moves this shard's clock to `now` unless it is already later: connections read
+    /// the clock independently, and a slightly older reading must never bring back a
+    /// second that was already expired here.
+    fn advance(&mut self, now: i64) -> i64 {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn find_user(&self, name: &str, hash: u64) -> Option<u32> {
+        let users = &self.users;
+        self.user_index
+            .find(hash, |&i| {
+                users
+                    .get(i as usize)
+                    .is_some_and(|u| u.name.as_bytes() == name.as_bytes())
+            })
+            .copied()
+    }
+
+    fn find_type(&self, name: &str, hash: u64) -> Option<u32> {
+        let types = &self.types;
+        self.type_index
+            .find(hash, |&i| {
+                types
+                    .get(i as usize)
+                    .is_some_and(|t| t.name.as_bytes() == name.as_bytes())
+            })
+            .copied()
+    }
+
+    /// Counts one event.
+    pub fn add(&mut self, ev: &Ingest<'_>) -> Result<(), AddError> {
+        let now = self.advance(ev.now);
+        let sec = i64::from(ev.second).min(now);
+        if sec <= now - self.w() {
+            return Err(AddError::Late);
+        }
+        self.total.add(sec, 1, now);
+        let ty = self.add_to_type(ev.event_type, ev.type_hash, sec, now);
+        self.add_to_user(ev, ty, sec, now);
+        Ok(())
+    }
+
+    fn add_to_type(&mut self, name: &str, hash: u64, sec: i64, now: i64) -> u32 {
+        let idx = match self.find_type(name, hash) {
+            Some(idx) => {
+                self.expire_type(idx, now);
+                idx
+            }
+            None => {
+                let idx = self.types.insert(TypeRec {
+                    name: Name::new(name),
+                    anchor: sec as u32,
+                    ring: Ring::new(),
+                    pairs: 0,
+                }) as u32;
+                let (types, hasher) = (&self.types, &self.hasher);
+                self.type_index.insert_unique(hash, idx, |&i| {
+                    types
+                        .get(i as usize)
+                        .map_or(0, |t| hash_of(hasher, t.name.as_bytes()))
+                });
+                idx
+            }
+        };
+        let window = self.window;
+        if let Some(t) = self.types.get_mut(idx as usize) {
+            let before = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
+            t.anchor = t.anchor.max(sec as u32);
+            t.ring.add(slot_of(sec, window), 1);
+            let after = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
+            if after != before
+                && let Some(o) = after
+            {
+                self.wheel.register(idx | TYPE_KEY, o);
+            }
+        }
+        idx
+    }
+
+    fn add_to_user(&mut self, ev: &Ingest<'_>, ty: u32, sec: i64, now: i64) {
+        let window = self.window;
+        let slot = slot_of(sec, window);
+        let value = ev.value.unwrap_or(0.0);
+        let existing = self
+            .find_user(ev.user, ev.user_hash)
+            .filter(|&idx| self.expire_user(idx, now));
+        let Some(idx) = existing else {
+            let mut ring = Ring::new();
+            ring.add(slot, 1);
+            let idx = self.users.insert(UserRec {
+                name: Name::new(ev.user),
+                anchor: sec as u32,
+                ring,
+                pairs: Pairs::One {
+                    ty,
+                    sums: Sums {
+                        running: value,
+                        buckets: ThinVec::new(),
+                    },
+                },
+            }) as u32;
+            let (users, hasher) = (&self.users, &self.hasher);
+            self.user_index.insert_unique(ev.user_hash, idx, |&i| {
+                users
+                    .get(i as usize)
+                    .map_or(0, |u| hash_of(hasher, u.name.as_bytes()))
+            });
+            self.pairs += 1;
+            if let Some(t) = self.types.get_mut(ty as usize) {
+                t.pairs += 1;
+            }
+            self.wheel.register(idx, sec);
+            return;
+        };
+        let Some(u) = self.users.get_mut(idx as usize) else {
+            return;
+        };
+        let before = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        u.anchor = u.anchor.max(sec as u32);
+        let new_slot = u.ring.add(slot, 1);
+        let n = u.ring.occupancy().count_ones() as usize;
+        let rank = u.ring.rank_of(slot);
+        let mut new_pair = false;
+        match &mut u.pairs {
+            Pairs::One { ty: only, sums } if *only == ty => sums.add(value, rank, new_slot, n),
+            Pairs::One { ty: only, sums } => {
+                // A second type: split the shared ring into one ring per pair.
+                let mut table = HashTable::with_capacity(2);
+                let first = PairRec {
+                    ty: *only,
+                    ring: u.ring.clone(),
+                    sums: std::mem::take(sums),
+                };
+                let mut second = PairRec {
+                    ty,
+                    ring: Ring::new(),
+                    sums: Sums::default(),
+                };
+                // `u.ring` already counts the new event; the first pair's copy must not.
+                let mut first = first;
+                undo_one(&mut first.ring, slot);
+                second.ring.add(slot, 1);
+                second.sums.add(value, 0, true, 1);
+                table.insert_unique(u64::from(first.ty), first, |p| u64::from(p.ty));
+                table.insert_unique(u64::from(ty), second, |p| u64::from(p.ty));
+                u.pairs = Pairs::Many(Box::new(table));
+                new_pair = true;
+            }
+            Pairs::Many(table) => match table.find_mut(u64::from(ty), |p| p.ty == ty) {
+                Some(p) => {
+                    let new_slot = p.ring.add(slot, 1);
+                    let n = p.ring.occupancy().count_ones() as usize;
+                    let rank = p.ring.rank_of(slot);
+                    p.sums.add(value, rank, new_slot, n);
+                }
+                None => {
+                    let mut p = PairRec {
+                        ty,
+                        ring: Ring::new(),
+                        sums: Sums::default(),
+                    };
+                    p.ring.add(slot, 1);
+                    p.sums.add(value, 0, true, 1);
+                    table.insert_unique(u64::from(ty), p, |p| u64::from(p.ty));
+                    new_pair = true;
+                }
+            },
+        }
+        let after = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        if new_pair {
+            self.pairs += 1;
+            if let Some(t) = self.types.get_mut(ty as usize) {
+                t.pairs += 1;
+            }
+        }
+        if after != before
+            && let Some(o) = after
+        {
+            self.wheel.register(idx, o);
+        }
+    }
+
+    /// Clears the user's seconds at or before `now - window`; removes the user when
+    /// nothing is left. Returns whether the user still exists.
+    fn expire_user(&mut self, idx: u32, now: i64) -> bool {
+        let window = self.window;
+        let w = self.w();
+        let Some(u) = self.users.get_mut(idx as usize) else {
+            return false;
+        };
+        let occ = u.ring.occupancy();
+        let stale = seconds_mask(i64::from(u.anchor) - w, now - w, window) & occ;
+        if stale == 0 {
+            return true;
+        }
+        u.ring.clear(stale);
+        let mut dropped_types: Vec<u32> = Vec::new();
+        match &mut u.pairs {
+            Pairs::One { ty, sums } => {
+                sums.clear(occ, stale);
+                if u.ring.is_empty() {
+                    dropped_types.push(*ty);
+                }
+            }
+            Pairs::Many(table) => {
+                for p in table.iter_mut() {
+                    let pocc = p.ring.occupancy();
+                    let gone = pocc & stale;
+                    if gone != 0 {
+                        p.ring.clear(gone);
+                        p.sums.clear(pocc, gone);
+                    }
+                }
+                table.retain(|p| {
+                    if p.ring.is_empty() {
+                        dropped_types.push(p.ty);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        if let Pairs::Many(table) = &mut u.pairs
+            && table.len() == 1
+            && let Some(p) = table.iter_mut().next()
+        {
+            // Back to one type: its ring equals the user's ring again.
+            let (ty, sums) = (p.ty, std::mem::take(&mut p.sums));
+            u.pairs = Pairs::One { ty, sums };
+        }
+        let alive = !u.ring.is_empty();
+        let next = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        self.pairs -= dropped_types.len();
+        for ty in dropped_types {
+            self.release_type(ty, now);
+        }
+        if alive {
+            if let Some(o) = next {
+                self.wheel.register(idx, o);
+            }
+        } else {
+            let u = self.users.remove(idx as usize);
+            let hash = hash_of(&self.hasher, u.name.as_bytes());
+            if let Ok(entry) = self.user_index.find_entry(hash, |&i| i == idx) {
+                entry.remove();
+            }
+        }
+        alive
+    }
+
+    /// A pair of type `ty` went away.
+    fn release_type(&mut self, ty: u32, now: i64) {
+        if let Some(t) = self.types.get_mut(ty as usize) {
+            t.pairs = t.pairs.saturating_sub(1);
+        }
+        self.expire_type(ty, now);
+    }
+
+    /// Clears the type's stale seconds; removes it when it is empty and no pair refers
+    /// to it. Returns whether it still exists.
+    fn expire_type(&mut self, idx: u32, now: i64) -> bool {
+        let window = self.window;
+        let w = self.w();
+        let Some(t) = self.types.get_mut(idx as usize) else {
+            return false;
+        };
+        let occ = t.ring.occupancy();
+        let stale = seconds_mask(i64::from(t.anchor) - w, now - w, window) & occ;
+        if stale != 0 {
+            t.ring.clear(stale);
+            if let Some(o) = oldest(t.ring.occupancy(), i64::from(t.anchor), window) {
+                self.wheel.register(idx | TYPE_KEY, o);
+            }
+        }
+        let Some(t) = self.types.get(idx as usize) else {
+            return false;
+        };
+        if t.ring.is_empty() && t.pairs == 0 {
+            let t = self.types.remove(idx as usize);
+            let hash = hash_of(&self.hasher, t.name.as_bytes());
+            if let Ok(entry) = self.type_index.find_entry(hash, |&i| i == idx) {
+                entry.remove();
+            }
+            return false;
+        }
+        true
+    }
+
+    /// The mask of the last `span` seconds up to `now`.
+    fn span_mask(&self, span: u32, now: i64) -> u64 {
+        seconds_mask(now - i64::from(span), now, self.window)
+    }
+
+    /// Events of `user` in the last `span` seconds.
+    pub fn user_count(&mut self, user: &str, hash: u64, span: u32, now: i64) -> u64 {
+        let now = self.advance(now);
+        let mask = self.span_mask(span, now);
+        match self.find_user(user, hash) {
+            Some(idx) if self.expire_user(idx, now) => self
+                .users
+                .get(idx as usize)
+                .map_or(0, |u| u.ring.count_in(mask)),
+            _ => 0,
+        }
+    }
+
+    /// This shard's events of type `ty` in the last `span` seconds.
+    pub fn type_count(&mut self, ty: &str, hash: u64, span: u32, now: i64) -> u64 {
+        let now = self.advance(now);
+        let mask = self.span_mask(span, now);
+        match self.find_type(ty, hash) {
+            Some(idx) if self.expire_type(idx, now) => self
+                .types
+                .get(idx as usize)
+                .map_or(0, |t| t.ring.count_in(mask)),
+            _ => 0,
+        }
+    }
+
+    /// This shard's events in the last `span` seconds.
+    pub fn total(&mut self, span: u32, now: i64) -> u64 {
+        let now = self.advance(now);
+        let mask = self.span_mask(span, now);
+        self.total.count(mask, now)
+    }
+
+    /// Sum of `value` over the events of (`user`, `ty`) in the last `span` seconds.
+    pub fn sum(
+        &mut self,
+        user: &str,
+        user_hash: u64,
+        ty: &str,
+        type_hash: u64,
+        span: u32,
+        now: i64,
+    ) -> f64 {
+        let now = self.advance(now);
+        let mask = self.span_mask(span, now);
+        let Some(uidx) = self.find_user(user, user_hash) else {
+            return 0.0;
+        };
+        if !self.expire_user(uidx, now) {
+            return 0.0;
+        }
+        let Some(tidx) = self.find_type(ty, type_hash) else {
+            return 0.0;
+        };
+        let Some(u) = self.users.get(uidx as usize) else {
+            return 0.0;
+        };
+        match &u.pairs {
+            Pairs::One { ty, sums } if *ty == tidx => sums.sum_in(u.ring.occupancy(), mask),
+            Pairs::One { .. } => 0.0,
+            Pairs::Many(table) => table
+                .find(u64::from(tidx), |p| p.ty == tidx)
+                .map_or(0.0, |p| p.sums.sum_in(p.ring.occupancy(), mask)),
+        }
+    }
+
+    /// Sweeps the wheel up to `now - window`, handling at most `budget` entries.
+    /// Returns whether the sweep is complete.
+    pub fn expire_step(&mut self, now: i64, budget: usize) -> bool {
+        let now = self.advance(now);
+        self.wheel.begin(now - self.w());
+        let mut done = 0;
+        while done < budget {
+            let Some((key, slot)) = self.wheel.next_due() else {
+                return true;
+            };
+            done += 1;
+            let cutoff = self.wheel.cutoff();
+            let (is_type, idx) = (key & TYPE_KEY != 0, key & !TYPE_KEY);
+            let (occ, anchor) = if is_type {
+                match self.types.get(idx as usize) {
+                    Some(t) => (t.ring.occupancy(), t.anchor),
+                    None => continue,
+                }
+            } else {
+                match self.users.get(idx as usize) {
+                    Some(u) => (u.ring.occupancy(), u.anchor),
+                    None => continue,
+                }
+            };
+            match oldest(occ, i64::from(anchor), self.window) {
+                Some(o) if o <= cutoff => {
+                    if is_type {
+                        self.expire_type(idx, now);
+                    } else {
+                        self.expire_user(idx, now);
+                    }
+                }
+                // Still due later under this very slot (registered again after the
+                // slot was taken for this sweep): keep the entry.
+                Some(o) if slot_of(o, self.window) == slot => self.wheel.register(key, o),
+                // Empty type kept alive by its pairs, or a stale hint: drop it.
+                _ => {}
+            }
+        }
+        !self.wheel.pending()
+    }
+
+    /// What this shard holds.
+    pub fn stats(&mut self, now: i64) -> ShardStats {
+        let now = self.advance(now);
+        let mut bytes = self.users.capacity() * std::mem::size_of::<SlabEntry<UserRec>>()
+            + self.types.capacity() * std::mem::size_of::<SlabEntry<TypeRec>>()
+            + (self.user_index.capacity() + self.type_index.capacity()) * 5
+            + self.wheel.heap_bytes()
+            + self.total.counts.len() * 8;
+        for (_, u) in self.users.iter() {
+            bytes += u.name.heap_bytes() + u.ring.heap_bytes();
+            bytes += match &u.pairs {
+                Pairs::One { sums, .. } => sums.heap_bytes(),
+                Pairs::Many(t) => {
+                    t.capacity() * (std::mem::size_of::<PairRec>() + 1)
+                        + t.iter()
+                            .map(|p| p.ring.heap_bytes() + p.sums.heap_bytes())
+                            .sum::<usize>()
+                }
+            };
+        }
+        for (_, t) in self.types.iter() {
+            bytes += t.name.heap_bytes() + t.ring.heap_bytes();
+        }
+        let full = full_mask(self.window);
+        ShardStats {
+            users: self.users.len(),
+            pairs: self.pairs,
+            window_events: self.total.count(full, now),
+            wheel_entries: self.wheel.entries(),
+            bytes,
+        }
+    }
+
+    /// The event types this shard holds, for counting distinct types across shards.
+    pub fn type_names(&self, out: &mut Vec<Vec<u8>>) {
+        out.extend(
+            self.types
+                .iter()
+                .filter(|(_, t)| !t.ring.is_empty())
+                .map(|(_, t)| t.name.as_bytes().to_vec()),
+        );
+    }
+
+    /// Forgets everything (FLUSHALL).
+    pub fn clear(&mut self) {
+        let now = self.now;
+        *self = Shard::new(self.window, self.hasher.clone(), now);
+    }
+}
+
+/// The layout of a `slab` slot (its own type is private), for memory accounting.
+#[allow(dead_code)]
+enum SlabEntry<T> {
+    Vacant(usize),
+    Occupied(T),
+}
+
+/// Takes back one event from `slot` of a ring copied after the event was counted.
+fn undo_one(ring: &mut Ring, slot: u32) {
+    let count = ring.count_at(slot);
+    if count == 0 {
+        return;
+    }
+    ring.clear(1 << slot);
+    if count > 1 {
+        ring.add(slot, count - 1);
+    }
+}

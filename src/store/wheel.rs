@@ -1,0 +1,111 @@
+//! A timer wheel of one-second slots that says which keys to look at when a second
+//! leaves the window.
+//!
+//! Slot `s % window` lists the keys whose *oldest* non-empty second was `s` when they
+//! were registered; a key is registered again whenever its oldest second changes, so
+//! expiring a second visits only the keys that hold data in it, never every key. An
+//! entry is a hint, not a promise: the owner re-checks the key when the entry comes due
+//! (it may have been expired on access meanwhile, or removed and its slot reused), so a
+//! stale entry costs one check and is dropped. A `u64` bitmap of occupied slots lets a
+//! sweep skip empty seconds with one trailing-zeros lookup, as tokio's wheel levels do.
+//!
+//! Sweeping is incremental: [`Wheel::begin`] extends the sweep to a new cutoff, and the
+//! owner pulls due entries one at a time ([`Wheel::next_due`]) so that it can stop
+//! after a bounded number and let other clients in.
+
+use super::ring::{full_mask, seconds_mask, slot_of};
+
+/// The wheel; see the module doc.
+#[derive(Debug)]
+pub struct Wheel {
+    slots: Box<[Vec<u32>]>,
+    /// Slots holding at least one entry.
+    occupied: u64,
+    /// Seconds up to here are covered by the current sweep.
+    cutoff: i64,
+    /// Slots due in the current sweep and not yet taken.
+    due: u64,
+    /// Entries taken from a due slot and not yet handed out.
+    draining: Vec<u32>,
+    /// The slot `draining` was taken from.
+    draining_slot: u32,
+}
+
+impl Wheel {
+    /// A wheel for a window of `slots` seconds whose sweeps start after second `start`.
+    pub fn new(slots: u32, start: i64) -> Self {
+        Wheel {
+            slots: (0..slots).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            cutoff: start,
+            due: 0,
+            draining: Vec::new(),
+            draining_slot: 0,
+        }
+    }
+
+    fn window(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Files `key` under second `second`.
+    pub fn register(&mut self, key: u32, second: i64) {
+        let slot = slot_of(second, self.window());
+        if let Some(list) = self.slots.get_mut(slot as usize) {
+            list.push(key);
+            self.occupied |= 1 << slot;
+        }
+    }
+
+    /// Extends the sweep so that every second up to `cutoff` comes due.
+    pub fn begin(&mut self, cutoff: i64) {
+        if cutoff > self.cutoff {
+            self.due |= seconds_mask(self.cutoff, cutoff, self.window()) & full_mask(self.window());
+            self.cutoff = cutoff;
+        }
+    }
+
+    /// The cutoff of the current sweep: keys handed out expire every second up to it.
+    pub fn cutoff(&self) -> i64 {
+        self.cutoff
+    }
+
+    /// The next entry due in the current sweep, with the slot it was filed under.
+    pub fn next_due(&mut self) -> Option<(u32, u32)> {
+        loop {
+            if let Some(key) = self.draining.pop() {
+                return Some((key, self.draining_slot));
+            }
+            let ready = self.due & self.occupied;
+            if ready == 0 {
+                self.due = 0;
+                return None;
+            }
+            let slot = ready.trailing_zeros();
+            self.due &= !(1 << slot);
+            self.occupied &= !(1 << slot);
+            self.draining_slot = slot;
+            if let Some(list) = self.slots.get_mut(slot as usize) {
+                // Swap rather than take, so the slot keeps one buffer and the drain keeps
+                // the other: steady-state sweeping allocates nothing.
+                std::mem::swap(list, &mut self.draining);
+                list.clear();
+            }
+        }
+    }
+
+    /// Whether the current sweep has entries left.
+    pub fn pending(&self) -> bool {
+        !self.draining.is_empty() || self.due & self.occupied != 0
+    }
+
+    /// Entries filed, stale ones included.
+    pub fn entries(&self) -> usize {
+        self.slots.iter().map(Vec::len).sum::<usize>() + self.draining.len()
+    }
+
+    /// Heap bytes held by the slot lists.
+    pub fn heap_bytes(&self) -> usize {
+        (self.slots.iter().map(Vec::capacity).sum::<usize>() + self.draining.capacity()) * 4
+    }
+}
