@@ -71,6 +71,14 @@ impl Clock {
         self.mode
     }
 
+    /// Puts the event or manual clock at `now` (a snapshot was loaded); the wall clock
+    /// ignores it.
+    pub fn resume(&self, now: i64) {
+        if self.mode != ClockMode::Wall {
+            self.now.store(now, Ordering::Release);
+        }
+    }
+
     /// `now`.
     pub fn now(&self) -> i64 {
         match self.mode {

@@ -30,6 +30,12 @@ pub const DEFAULT_WINDOW: u32 = 60;
 pub const DEFAULT_MAX_FUTURE_SKEW: u64 = 5;
 /// Longest `user_id` / `event_type`, in bytes.
 pub const DEFAULT_MAX_ID_LEN: usize = 512;
+/// Most connected clients; the next one is refused with an error.
+pub const DEFAULT_MAXCLIENTS: usize = 10_000;
+/// Idle seconds before a client is closed; 0 never closes, as in Redis.
+pub const DEFAULT_TIMEOUT: u64 = 0;
+/// Unsent reply bytes beyond which a client that does not read is disconnected.
+pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 /// Shards of the store: enough that cores rarely meet on one lock, few enough that a
 /// query over all shards (`EVT.TYPE`, `EVT.TOTAL`) stays cheap.
 pub const DEFAULT_SHARDS: usize = 64;
@@ -106,9 +112,50 @@ pub struct Config {
     #[arg(long, default_value_t = DEFAULT_SHARDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub shards: usize,
 
-    /// File the window is saved to on shutdown and loaded from at start.
+    /// File the window is saved to on shutdown (and by SAVE) and loaded from at start.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
+
+    /// Password clients must give (AUTH, or HELLO ... AUTH) before any other command.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+
+    /// Refuse non-loopback clients while listening on a non-loopback address without
+    /// a password (`yes` or `no`).
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+
+    /// Most connected clients.
+    #[arg(long, default_value_t = DEFAULT_MAXCLIENTS)]
+    pub maxclients: usize,
+
+    /// Seconds a client may stay idle before it is closed (0: never).
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT)]
+    pub timeout: u64,
+
+    /// Unsent reply bytes (for a client that does not read) beyond which it is
+    /// disconnected; reading from it pauses well before that.
+    #[arg(long, default_value_t = DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT, value_parser = parse_size)]
+    pub client_output_buffer_limit: usize,
+
+    /// Memory limit (`64mb`, `2gb`, bytes; 0: none). At the limit, events that need
+    /// a new user, type or pair are refused with -OOM; nothing is evicted.
+    #[arg(long, default_value = "0", value_parser = parse_size)]
+    pub maxmemory: usize,
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, got '{s}'")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    parse_memory(s)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("expected a size like 1048576, 64kb, 64mb or 2gb, got '{s}'"))
 }
 
 impl Default for Config {
@@ -126,8 +173,14 @@ pub struct Settings {
     pub proto_max_bulk_len: AtomicUsize,
     pub max_args: AtomicUsize,
     pub client_query_buffer_limit: AtomicUsize,
+    pub maxclients: AtomicUsize,
+    pub timeout: AtomicU64,
+    pub client_output_buffer_limit: AtomicUsize,
+    pub maxmemory: AtomicUsize,
     /// The log filter as last set, for `CONFIG GET loglevel`.
     pub log_level: Mutex<String>,
+    /// The password, if one is set (`CONFIG SET requirepass`).
+    pub requirepass: Mutex<Option<String>>,
 }
 
 impl Settings {
@@ -139,6 +192,11 @@ impl Settings {
             proto_max_bulk_len: AtomicUsize::new(c.proto_max_bulk_len),
             max_args: AtomicUsize::new(c.max_args),
             client_query_buffer_limit: AtomicUsize::new(c.client_query_buffer_limit),
+            maxclients: AtomicUsize::new(c.maxclients),
+            timeout: AtomicU64::new(c.timeout),
+            client_output_buffer_limit: AtomicUsize::new(c.client_output_buffer_limit),
+            maxmemory: AtomicUsize::new(c.maxmemory),
+            requirepass: Mutex::new(c.requirepass.clone().filter(|p| !p.is_empty())),
             log_level: Mutex::new(
                 c.log_level
                     .clone()
@@ -153,6 +211,22 @@ impl Settings {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The password, if one is set.
+    pub fn password(&self) -> Option<String> {
+        self.requirepass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether a password is set.
+    pub fn has_password(&self) -> bool {
+        self.requirepass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Reads a setting.

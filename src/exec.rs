@@ -21,14 +21,52 @@ use crate::store::{AddError, Ingest};
 pub struct ClientState {
     pub info: Arc<ClientInfo>,
     pub resp: Resp,
+    /// Whether the client may run commands: true from the start when no password is
+    /// set, else after a successful AUTH or HELLO ... AUTH.
+    pub authenticated: bool,
+}
+
+/// Whether `given` is the password, compared in constant time so that the reply's
+/// timing says nothing about how much of it matched.
+pub fn password_matches(given: &[u8], password: &[u8]) -> bool {
+    let mut diff = given.len() ^ password.len();
+    for i in 0..given.len().max(password.len()) {
+        let a = given.get(i).copied().unwrap_or(0);
+        let b = password.get(i).copied().unwrap_or(0);
+        diff |= usize::from(a ^ b);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks AUTH credentials: `user` may be absent or `default`.
+fn check_auth(shared: &Shared, user: Option<&[u8]>, password: &[u8]) -> Result<(), Reply> {
+    let user_ok = user.is_none_or(|u| u == b"default");
+    match shared.settings.password() {
+        None if user.is_none() => Err(Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        )),
+        // No password: the default user needs none, so any password is accepted.
+        None if user_ok => Ok(()),
+        None => Err(Reply::error(WRONGPASS)),
+        Some(p) => {
+            if password_matches(password, p.as_bytes()) && user_ok {
+                Ok(())
+            } else {
+                Err(Reply::error(WRONGPASS))
+            }
+        }
+    }
 }
 
 impl ClientState {
     /// State of a new connection.
-    pub fn new(info: Arc<ClientInfo>) -> Self {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
         ClientState {
             info,
             resp: Resp::V2,
+            authenticated,
         }
     }
 
@@ -63,6 +101,7 @@ pub enum Rejection {
         now: i64,
         skew: u64,
     },
+    NoMemory,
 }
 
 impl Rejection {
@@ -84,6 +123,9 @@ impl Rejection {
             } => format!(
                 "ERR event is too far in the future: timestamp {timestamp} > now {now} + max-future-skew {skew}"
             ),
+            Rejection::NoMemory => {
+                "OOM command not allowed when used memory > 'maxmemory'.".to_string()
+            }
         }
     }
 }
@@ -145,10 +187,11 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
             second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
             value: ev.value,
             now: *now,
+            count: 1,
         })
         .collect();
     let mut results = vec![Ok(()); ingests.len()];
-    store.add_batch(&ingests, &mut results);
+    store.add_batch(&ingests, memory_available(shared), &mut results);
 
     let mut stored = results.iter();
     let (mut accepted, mut rejected, mut late, mut future) = (0u64, 0u64, 0u64, 0u64);
@@ -156,6 +199,7 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
         let o = match o {
             Ok(()) => match stored.next() {
                 Some(Ok(())) => Ok(()),
+                Some(Err(AddError::NoMemory)) => Err(Rejection::NoMemory),
                 // The store's clock had moved past the event's second (another
                 // connection read a later `now` first).
                 Some(Err(AddError::Late)) | None => Err(Rejection::Late {
@@ -176,7 +220,7 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
                 match r {
                     Rejection::Late { .. } => late += 1,
                     Rejection::Future { .. } => future += 1,
-                    Rejection::Invalid(_) => {}
+                    Rejection::Invalid(_) | Rejection::NoMemory => {}
                 }
                 let text = r.text();
                 if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
@@ -202,6 +246,18 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
         s.events_late.fetch_add(late, Ordering::Relaxed);
         s.events_future.fetch_add(future, Ordering::Relaxed);
     }
+}
+
+/// Whether events may create new records: below `--maxmemory`, or no limit set.
+fn memory_available(shared: &Shared) -> bool {
+    let limit = Settings::get(&shared.settings.maxmemory) as u64;
+    limit == 0 || used_memory() <= limit
+}
+
+/// Bytes the process holds: from the counting allocator when installed (the server
+/// binary installs it), else the resident set size.
+pub fn used_memory() -> u64 {
+    crate::alloc::allocated_bytes().unwrap_or_else(crate::info::rss_bytes)
 }
 
 fn id_arg(arg: &[u8]) -> Option<&str> {
@@ -271,9 +327,16 @@ pub fn execute(
         },
         Command::Echo { message } => Reply::bulk(message),
         Command::Hello(hello) => return run_hello(shared, client, hello, replies),
-        Command::Auth { .. } => Reply::error(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
+        Command::Auth { user, password } => match check_auth(shared, user, password) {
+            Ok(()) => {
+                client.authenticated = true;
+                Reply::Ok
+            }
+            Err(e) => {
+                log_auth_failure(shared, client);
+                e
+            }
+        },
         Command::Select { db } => {
             if db == 0 {
                 Reply::Ok
@@ -288,6 +351,7 @@ pub fn execute(
         Command::Reset => {
             client.set_resp(Resp::V2);
             client.info.update(|n| n.name.clear());
+            client.authenticated = !shared.settings.has_password();
             Reply::Simple(Cow::Borrowed("RESET"))
         }
         Command::ClientSetName { name } => {
@@ -349,10 +413,16 @@ pub fn execute(
             store.clear();
             Reply::Ok
         }
-        Command::Save => {
-            Reply::error("ERR no snapshot file configured (start with --snapshot <path>)")
+        Command::Save => match crate::snapshot::save_configured(shared) {
+            Ok(()) => Reply::Ok,
+            Err(e) => Reply::error(format!("ERR {e}")),
+        },
+        Command::Shutdown { save } => {
+            if save == Some(false) {
+                shared.skip_snapshot.store(true, Ordering::Relaxed);
+            }
+            return After::Shutdown;
         }
-        Command::Shutdown { .. } => return After::Shutdown,
         Command::Help { command } => docs::help(command),
     };
     replies.push(reply);
@@ -374,6 +444,20 @@ fn run_hello(
             return After::Continue;
         }
     };
+    if let Some((user, password)) = hello.auth {
+        if let Err(e) = check_auth(shared, Some(user), password) {
+            log_auth_failure(shared, client);
+            replies.push(e);
+            return After::Continue;
+        }
+        client.authenticated = true;
+    }
+    if !client.authenticated {
+        replies.push(Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+        return After::Continue;
+    }
     if let Some(name) = hello.setname {
         if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
             replies.push(Reply::error(
@@ -384,9 +468,7 @@ fn run_hello(
         let name = String::from_utf8_lossy(name).into_owned();
         client.info.update(|n| n.name = name);
     }
-    // With no password configured, the default user needs none: any AUTH succeeds.
     client.set_resp(resp);
-    let _ = shared;
     replies.push(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
         (Reply::bulk("version"), Reply::bulk(REDIS_COMPAT_VERSION)),
@@ -400,6 +482,13 @@ fn run_hello(
         (Reply::bulk("modules"), Reply::Array(Vec::new())),
     ]));
     After::Continue
+}
+
+fn log_auth_failure(shared: &Shared, client: &ClientState) {
+    // The password itself is never logged.
+    if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
+        tracing::warn!(peer = %client.info.addr, client_id = client.info.id, suppressed, "authentication failed");
+    }
 }
 
 /// The settings `CONFIG GET` knows, with their current values.
@@ -427,6 +516,18 @@ fn config_items(shared: &Shared) -> Vec<(&'static str, String)> {
             Settings::get(&s.client_query_buffer_limit).to_string(),
         ),
         ("shards", shared.store.shard_count().to_string()),
+        ("requirepass", s.password().unwrap_or_default()),
+        (
+            "protected-mode",
+            if c.protected_mode { "yes" } else { "no" }.to_string(),
+        ),
+        ("maxclients", Settings::get(&s.maxclients).to_string()),
+        ("timeout", s.timeout.load(Ordering::Relaxed).to_string()),
+        (
+            "client-output-buffer-limit",
+            Settings::get(&s.client_output_buffer_limit).to_string(),
+        ),
+        ("maxmemory", Settings::get(&s.maxmemory).to_string()),
         (
             "snapshot",
             c.snapshot
@@ -469,14 +570,41 @@ fn config_set(shared: &Shared, pairs: &[(&[u8], &[u8])]) -> Reply {
         };
         let size = || parse_memory(&value).and_then(|v| usize::try_from(v).ok());
         match name_l.as_str() {
-            "max-future-skew" => match value.parse::<u64>() {
-                Ok(v) => apply.push(Box::new(move || {
-                    s.max_future_skew.store(v, Ordering::Relaxed);
-                    Ok(())
-                })),
+            "max-future-skew" | "timeout" => match value.parse::<u64>() {
+                Ok(v) => {
+                    let cell = if name_l == "timeout" {
+                        &s.timeout
+                    } else {
+                        &s.max_future_skew
+                    };
+                    apply.push(Box::new(move || {
+                        cell.store(v, Ordering::Relaxed);
+                        Ok(())
+                    }))
+                }
                 Err(_) => return bad("argument couldn't be parsed into an integer"),
             },
-            "max-id-len" | "proto-max-bulk-len" | "max-args" | "client-query-buffer-limit" => {
+            "requirepass" => apply.push(Box::new(move || {
+                if let Ok(mut p) = s.requirepass.lock() {
+                    *p = Some(value).filter(|v| !v.is_empty());
+                }
+                Ok(())
+            })),
+            "maxmemory" => {
+                let Some(v) = size() else {
+                    return bad("argument must be a memory value");
+                };
+                apply.push(Box::new(move || {
+                    s.maxmemory.store(v, Ordering::Relaxed);
+                    Ok(())
+                }));
+            }
+            "max-id-len"
+            | "proto-max-bulk-len"
+            | "max-args"
+            | "client-query-buffer-limit"
+            | "maxclients"
+            | "client-output-buffer-limit" => {
                 let Some(v) = size().filter(|&v| v > 0) else {
                     return bad("argument must be a positive memory or count value");
                 };
@@ -484,6 +612,8 @@ fn config_set(shared: &Shared, pairs: &[(&[u8], &[u8])]) -> Reply {
                     "max-id-len" => &s.max_id_len,
                     "proto-max-bulk-len" => &s.proto_max_bulk_len,
                     "max-args" => &s.max_args,
+                    "maxclients" => &s.maxclients,
+                    "client-output-buffer-limit" => &s.client_output_buffer_limit,
                     _ => &s.client_query_buffer_limit,
                 };
                 apply.push(Box::new(move || {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::cmd::table::COMMANDS;
+use crate::config::Settings;
 use crate::state::{ClientInfo, ERROR_KINDS, REDIS_COMPAT_VERSION, Shared};
 
 /// Sections `INFO` (and `INFO default`) shows, in order.
@@ -102,22 +103,32 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
         "clients" => {
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\n\
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\
                  tracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                 shared.clients.count(),
+                Settings::get(&shared.settings.maxclients),
             );
         }
         "memory" => {
             let rss = rss_bytes();
             let window = shared.store.stats(shared.clock.now()).bytes as u64;
+            let used = crate::exec::used_memory();
+            let max = Settings::get(&shared.settings.maxmemory) as u64;
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
                  used_memory_rss_human:{}\r\nused_memory_window:{window}\r\nused_memory_window_human:{}\r\n\
-                 maxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n",
-                human(rss),
+                 maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
+                 mem_allocator:{}\r\n",
+                human(used),
                 human(rss),
                 human(window),
+                human(max),
+                if crate::alloc::allocated_bytes().is_some() {
+                    "counting-libc"
+                } else {
+                    "libc"
+                },
             );
         }
         "persistence" => {

@@ -5,6 +5,7 @@
 //! → typed commands ([`cmd`]) → the global, sharded window ([`store`]) → reply bytes.
 //! [`server`] accepts connections and sweeps the window in the background.
 
+pub mod alloc;
 pub mod clock;
 pub mod cmd;
 pub mod config;
@@ -14,5 +15,6 @@ pub mod exec;
 pub mod info;
 pub mod protocol;
 pub mod server;
+pub mod snapshot;
 pub mod state;
 pub mod store;

@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+use scalable_analytics::alloc::Counting;
+
+/// Counts allocated bytes for INFO `used_memory` and `--maxmemory`.
+#[global_allocator]
+static ALLOCATOR: Counting<std::alloc::System> = Counting(std::alloc::System);
+
 use clap::Parser;
 use scalable_analytics::config::{Config, DEFAULT_LOG_LEVEL};
 use scalable_analytics::server::{self, Options};

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
+use crate::snapshot;
 use crate::state::{Clients, LogFilterSetter, RateLimiter, Shared, Stats};
 use crate::store::{EXPIRE_BUDGET, Store};
 
@@ -32,11 +33,36 @@ pub struct Options {
 /// A running server's shared state, for tests that look inside.
 pub type Handle = Arc<Shared>;
 
-/// Builds the shared state for a server listening on `listener`.
-pub fn build(listener: &TcpListener, config: Config, options: Options) -> std::io::Result<Handle> {
+/// Why the server could not start.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Builds the shared state for a server listening on `listener`, loading the
+/// snapshot if one is configured.
+pub fn build(
+    listener: &TcpListener,
+    config: Config,
+    options: Options,
+) -> Result<Handle, StartError> {
     let local_addr = listener.local_addr()?;
     let clock = Clock::new(config.clock);
+    let saved = match &config.snapshot {
+        Some(path) => snapshot::read(path)?,
+        None => None,
+    };
+    if let Some(s) = &saved {
+        clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
+    }
     let store = Store::new(config.window, config.shards, clock.now());
+    if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
+        let loaded = snapshot::apply(&store, clock.now(), s);
+        tracing::info!(
+            path = %path.display(),
+            records = loaded.records,
+            events = loaded.events,
+            dropped_records = loaded.dropped_records,
+            "snapshot loaded"
+        );
+    }
     let (shutdown, _) = watch::channel(false);
     Ok(Arc::new(Shared {
         settings: Settings::from_config(&config),
@@ -52,7 +78,9 @@ pub fn build(listener: &TcpListener, config: Config, options: Options) -> std::i
         expiry_wake: Notify::new(),
         bad_input_log: RateLimiter::default(),
         set_log_filter: options.set_log_filter,
-        saving: AtomicBool::new(false),
+        saving: std::sync::Mutex::new(()),
+        skip_snapshot: AtomicBool::new(false),
+        connected: std::sync::atomic::AtomicUsize::new(0),
     }))
 }
 
@@ -99,6 +127,12 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let max = Settings::get(&shared.settings.maxclients);
+                    if shared.connected.load(Ordering::Relaxed) >= max {
+                        refuse(&shared, &socket, peer);
+                        continue;
+                    }
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
                     // Replies are written once per batch already; Nagle would only add
                     // latency to them.
                     let _ = socket.set_nodelay(true);
@@ -128,7 +162,27 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
         }
     }
     expiry.abort();
+    if shared.config.snapshot.is_some()
+        && !shared.skip_snapshot.load(Ordering::Relaxed)
+        && let Err(e) = snapshot::save_configured(&shared)
+    {
+        tracing::error!(error = %e, "snapshot not saved");
+    }
     tracing::info!("server stopped");
+}
+
+/// Turns a client away at `maxclients`, as Redis does: one error line, then close.
+fn refuse(shared: &Shared, socket: &tokio::net::TcpStream, peer: std::net::SocketAddr) {
+    shared
+        .stats
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+    // A fresh socket's send buffer always has room for one line; if not, the client
+    // just sees the connection close.
+    let _ = socket.try_write(b"-ERR max number of clients reached\r\n");
+    if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
+        tracing::warn!(%peer, suppressed, "max number of clients reached; connection refused");
+    }
 }
 
 /// The background sweep: once a second (or when the manual clock moves), expire the

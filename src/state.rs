@@ -228,8 +228,12 @@ pub struct Shared {
     /// Applies a new log filter (`CONFIG SET loglevel`); absent when logging was set
     /// up by someone else (tests).
     pub set_log_filter: Option<LogFilterSetter>,
-    /// Whether a snapshot is being written (SAVE and shutdown do not overlap).
-    pub saving: AtomicBool,
+    /// Serialises snapshot writes (SAVE and shutdown never write at once).
+    pub saving: Mutex<()>,
+    /// Set by `SHUTDOWN NOSAVE`: stop without writing the snapshot.
+    pub skip_snapshot: AtomicBool,
+    /// Connected clients, for the `maxclients` check on accept.
+    pub connected: AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {

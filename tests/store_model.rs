@@ -108,6 +108,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                     second: (now - back) as u32,
                     value: *value,
                     now,
+                    count: 1,
                 };
                 let got = store.add(&ev);
                 if sec <= now - i64::from(WINDOW) {
@@ -208,6 +209,7 @@ fn sweep_reclaims_everything() {
             second: now as u32,
             value: Some(1.5),
             now,
+            count: 1,
         };
         store.add(&ev).expect("in window");
     }

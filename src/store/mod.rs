@@ -127,15 +127,21 @@ impl Store {
 
     /// Counts one event.
     pub fn add(&self, ev: &Ingest<'_>) -> Result<(), AddError> {
-        self.lock(self.shard_of(ev.user_hash)).add(ev)
+        self.lock(self.shard_of(ev.user_hash)).add(ev, true)
     }
 
     /// Counts a batch of events, taking each shard's lock once; `results[i]` receives
-    /// the outcome of `events[i]`.
-    pub fn add_batch(&self, events: &[Ingest<'_>], results: &mut [Result<(), AddError>]) {
+    /// the outcome of `events[i]`. With `grow` false (memory limit reached), events
+    /// that need a new record are refused with [`AddError::NoMemory`].
+    pub fn add_batch(
+        &self,
+        events: &[Ingest<'_>],
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
         if events.len() == 1 {
             if let (Some(ev), Some(r)) = (events.first(), results.first_mut()) {
-                *r = self.add(ev);
+                *r = self.lock(self.shard_of(ev.user_hash)).add(ev, grow);
             }
             return;
         }
@@ -152,7 +158,7 @@ impl Store {
             let mut guard = self.lock(shard);
             for &(_, i) in group {
                 if let (Some(ev), Some(r)) = (events.get(i), results.get_mut(i)) {
-                    *r = guard.add(ev);
+                    *r = guard.add(ev, grow);
                 }
             }
         }
@@ -222,6 +228,14 @@ impl Store {
         names.dedup();
         total.active_event_types = names.len();
         total
+    }
+
+    /// Hands every occupied second of every (user, type) pair to `f` as
+    /// `(user, type, second, events, sum of value)`: what a snapshot saves.
+    pub fn export(&self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+        for i in 0..self.shards.len() {
+            self.lock(i).export(now, f);
+        }
     }
 
     /// Empties the window (FLUSHALL).

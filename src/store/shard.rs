@@ -137,6 +137,15 @@ impl Sums {
         compensated_sum(picked)
     }
 
+    /// The sum of the occupied slot at `rank` of a ring with occupancy `occ`.
+    fn value_at(&self, occ: u64, rank: usize) -> f64 {
+        match self.buckets.get(rank) {
+            Some(&b) => b,
+            None if self.buckets.is_empty() && occ.count_ones() == 1 => self.running,
+            None => 0.0,
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         if self.buckets.capacity() == 0 {
             0
@@ -246,6 +255,11 @@ impl TotalRing {
     }
 }
 
+/// The second in `(anchor - window, anchor]` that occupies `slot`.
+fn second_of(slot: u32, anchor: i64, window: u32) -> i64 {
+    anchor - (anchor - i64::from(slot)).rem_euclid(i64::from(window))
+}
+
 /// The oldest second held by a ring with occupancy `occ` and anchor `anchor`.
 fn oldest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
     if occ == 0 {
@@ -266,6 +280,8 @@ fn oldest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
 pub enum AddError {
     /// Its second is at or before `now - window`.
     Late,
+    /// It needs a new user, type or pair record and the memory limit is reached.
+    NoMemory,
 }
 
 /// One event as the store sees it.
@@ -280,6 +296,9 @@ pub struct Ingest<'a> {
     pub value: Option<f64>,
     /// `now` as the caller read it for this event.
     pub now: i64,
+    /// Events this stands for: 1 for a live event, more when a snapshot is restored
+    /// (then `value` is their sum).
+    pub count: u64,
 }
 
 /// Counts of what a shard holds.
@@ -364,19 +383,43 @@ impl Shard {
     }
 
     /// Counts one event.
-    pub fn add(&mut self, ev: &Ingest<'_>) -> Result<(), AddError> {
+    ///
+    /// With `grow` false (the memory limit is reached), an event that would need a new
+    /// user, type or pair record is refused; events for existing records still count.
+    pub fn add(&mut self, ev: &Ingest<'_>, grow: bool) -> Result<(), AddError> {
         let now = self.advance(ev.now);
         let sec = i64::from(ev.second).min(now);
         if sec <= now - self.w() {
             return Err(AddError::Late);
         }
-        self.total.add(sec, 1, now);
-        let ty = self.add_to_type(ev.event_type, ev.type_hash, sec, now);
+        if !grow && self.needs_new_record(ev, now) {
+            return Err(AddError::NoMemory);
+        }
+        self.total.add(sec, ev.count.max(1), now);
+        let ty = self.add_to_type(ev.event_type, ev.type_hash, sec, ev.count.max(1), now);
         self.add_to_user(ev, ty, sec, now);
         Ok(())
     }
 
-    fn add_to_type(&mut self, name: &str, hash: u64, sec: i64, now: i64) -> u32 {
+    /// Whether counting `ev` would create a user, type or pair record.
+    fn needs_new_record(&mut self, ev: &Ingest<'_>, now: i64) -> bool {
+        let Some(t) = self.find_type(ev.event_type, ev.type_hash) else {
+            return true;
+        };
+        let Some(u) = self.find_user(ev.user, ev.user_hash) else {
+            return true;
+        };
+        if !self.expire_user(u, now) {
+            return true;
+        }
+        match self.users.get(u as usize).map(|u| &u.pairs) {
+            Some(Pairs::One { ty, .. }) => *ty != t,
+            Some(Pairs::Many(table)) => table.find(u64::from(t), |p| p.ty == t).is_none(),
+            None => true,
+        }
+    }
+
+    fn add_to_type(&mut self, name: &str, hash: u64, sec: i64, n: u64, now: i64) -> u32 {
         let idx = match self.find_type(name, hash) {
             Some(idx) => {
                 self.expire_type(idx, now);
@@ -402,7 +445,7 @@ impl Shard {
         if let Some(t) = self.types.get_mut(idx as usize) {
             let before = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
             t.anchor = t.anchor.max(sec as u32);
-            t.ring.add(slot_of(sec, window), 1);
+            t.ring.add(slot_of(sec, window), n);
             let after = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
             if after != before
                 && let Some(o) = after
@@ -417,12 +460,13 @@ impl Shard {
         let window = self.window;
         let slot = slot_of(sec, window);
         let value = ev.value.unwrap_or(0.0);
+        let n = ev.count.max(1);
         let existing = self
             .find_user(ev.user, ev.user_hash)
             .filter(|&idx| self.expire_user(idx, now));
         let Some(idx) = existing else {
             let mut ring = Ring::new();
-            ring.add(slot, 1);
+            ring.add(slot, n);
             let idx = self.users.insert(UserRec {
                 name: Name::new(ev.user),
                 anchor: sec as u32,
@@ -453,12 +497,14 @@ impl Shard {
         };
         let before = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
         u.anchor = u.anchor.max(sec as u32);
-        let new_slot = u.ring.add(slot, 1);
-        let n = u.ring.occupancy().count_ones() as usize;
+        let new_slot = u.ring.add(slot, n);
+        let occupied = u.ring.occupancy().count_ones() as usize;
         let rank = u.ring.rank_of(slot);
         let mut new_pair = false;
         match &mut u.pairs {
-            Pairs::One { ty: only, sums } if *only == ty => sums.add(value, rank, new_slot, n),
+            Pairs::One { ty: only, sums } if *only == ty => {
+                sums.add(value, rank, new_slot, occupied)
+            }
             Pairs::One { ty: only, sums } => {
                 // A second type: split the shared ring into one ring per pair.
                 let mut table = HashTable::with_capacity(2);
@@ -474,8 +520,8 @@ impl Shard {
                 };
                 // `u.ring` already counts the new event; the first pair's copy must not.
                 let mut first = first;
-                undo_one(&mut first.ring, slot);
-                second.ring.add(slot, 1);
+                undo(&mut first.ring, slot, n);
+                second.ring.add(slot, n);
                 second.sums.add(value, 0, true, 1);
                 table.insert_unique(u64::from(first.ty), first, |p| u64::from(p.ty));
                 table.insert_unique(u64::from(ty), second, |p| u64::from(p.ty));
@@ -484,10 +530,10 @@ impl Shard {
             }
             Pairs::Many(table) => match table.find_mut(u64::from(ty), |p| p.ty == ty) {
                 Some(p) => {
-                    let new_slot = p.ring.add(slot, 1);
-                    let n = p.ring.occupancy().count_ones() as usize;
+                    let new_slot = p.ring.add(slot, n);
+                    let occupied = p.ring.occupancy().count_ones() as usize;
                     let rank = p.ring.rank_of(slot);
-                    p.sums.add(value, rank, new_slot, n);
+                    p.sums.add(value, rank, new_slot, occupied);
                 }
                 None => {
                     let mut p = PairRec {
@@ -495,7 +541,7 @@ impl Shard {
                         ring: Ring::new(),
                         sums: Sums::default(),
                     };
-                    p.ring.add(slot, 1);
+                    p.ring.add(slot, n);
                     p.sums.add(value, 0, true, 1);
                     table.insert_unique(u64::from(ty), p, |p| u64::from(p.ty));
                     new_pair = true;
@@ -769,6 +815,53 @@ impl Shard {
         }
     }
 
+    /// Hands every occupied second of every (user, type) pair to `f` as
+    /// `(user, type, second, events, sum of value)`, after expiring what is stale.
+    pub fn export(&mut self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+        let now = self.advance(now);
+        let keys: Vec<u32> = self.users.iter().map(|(k, _)| k as u32).collect();
+        for k in keys {
+            self.expire_user(k, now);
+        }
+        let window = self.window;
+        let type_name = |ty: u32| {
+            self.types
+                .get(ty as usize)
+                .and_then(|t| std::str::from_utf8(t.name.as_bytes()).ok())
+                .unwrap_or_default()
+        };
+        for (_, u) in self.users.iter() {
+            let user = std::str::from_utf8(u.name.as_bytes()).unwrap_or_default();
+            let anchor = i64::from(u.anchor);
+            let mut visit = |ty: u32, ring: &Ring, sums: &Sums| {
+                let occ = ring.occupancy();
+                let mut rest = occ;
+                let mut rank = 0;
+                while rest != 0 {
+                    let slot = rest.trailing_zeros();
+                    rest &= rest - 1;
+                    let second = second_of(slot, anchor, window);
+                    f(
+                        user,
+                        type_name(ty),
+                        second,
+                        ring.count_at(slot),
+                        sums.value_at(occ, rank),
+                    );
+                    rank += 1;
+                }
+            };
+            match &u.pairs {
+                Pairs::One { ty, sums } => visit(*ty, &u.ring, sums),
+                Pairs::Many(table) => {
+                    for p in table.iter() {
+                        visit(p.ty, &p.ring, &p.sums);
+                    }
+                }
+            }
+        }
+    }
+
     /// The event types this shard holds, for counting distinct types across shards.
     pub fn type_names(&self, out: &mut Vec<Vec<u8>>) {
         out.extend(
@@ -793,14 +886,14 @@ enum SlabEntry<T> {
     Occupied(T),
 }
 
-/// Takes back one event from `slot` of a ring copied after the event was counted.
-fn undo_one(ring: &mut Ring, slot: u32) {
+/// Takes back `n` events from `slot` of a ring copied after they were counted.
+fn undo(ring: &mut Ring, slot: u32, n: u64) {
     let count = ring.count_at(slot);
     if count == 0 {
         return;
     }
     ring.clear(1 << slot);
-    if count > 1 {
-        ring.add(slot, count - 1);
+    if count > n {
+        ring.add(slot, count - n);
     }
 }
