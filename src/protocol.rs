@@ -341,7 +341,9 @@ pub fn split_args(
                 }
             } else {
                 match c {
-                    None | Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    // A NUL byte is an ordinary byte here (Redis's C string would stop at it;
+                    // treating it as a separator could make an empty word forever).
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t') => break,
                     Some(b'"') => in_dq = true,
                     Some(b'\'') => in_sq = true,
                     Some(b) => out.push(b),
@@ -575,5 +577,88 @@ fn owned3(reply: &Reply) -> Owned3 {
             }
             Owned3::Map { data, attributes }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        split_args(line, &mut out, &mut ranges)?;
+        Ok(ranges.iter().map(|&(s, e)| out[s..e].to_vec()).collect())
+    }
+
+    #[test]
+    fn inline_splitting_matches_sdssplitargs() {
+        assert_eq!(split(b"  PING  ").unwrap(), vec![b"PING".to_vec()]);
+        assert_eq!(
+            split(br#"ECHO "a b" 'c d' "\x41\n" 'it\'s'"#).unwrap(),
+            vec![
+                b"ECHO".to_vec(),
+                b"a b".to_vec(),
+                b"c d".to_vec(),
+                b"A\n".to_vec(),
+                b"it's".to_vec()
+            ]
+        );
+        assert_eq!(split(br#"ECHO "unclosed"#), Err(UnbalancedQuotes));
+        assert_eq!(split(br#"ECHO "a"b"#), Err(UnbalancedQuotes));
+        assert_eq!(split(b"").unwrap(), Vec::<Vec<u8>>::new());
+        // Regression: a NUL byte once ended a word without being consumed, and the
+        // splitter produced empty words forever.
+        assert_eq!(split(b"PI\0NG").unwrap(), vec![b"PI\0NG".to_vec()]);
+    }
+
+    const LIMITS: Limits = Limits {
+        max_bulk_len: 1024,
+        max_args: 16,
+    };
+
+    fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
+        parse_request(buf, &LIMITS, &mut ArgBuf::default())
+    }
+
+    #[test]
+    fn announced_lengths_fail_at_once() {
+        let err = |s: &str| Err(ProtocolError(format!("ERR Protocol error: {s}")));
+        assert_eq!(parse(b"*1\r\n$2147483648\r\n"), err("invalid bulk length"));
+        assert_eq!(parse(b"*99999999999\r\n"), err("invalid multibulk length"));
+        assert_eq!(parse(b"*17\r\n"), err("invalid multibulk length"));
+        assert_eq!(parse(b"*1\r\nx\r\n"), err("expected '$', got 'x'"));
+        assert_eq!(parse(b"*1\r\n$-1\r\n"), err("invalid bulk length"));
+        assert_eq!(parse(b"*1\r\n$3\r\nab"), Ok(Parsed::Incomplete));
+        assert_eq!(parse(b"*0\r\n"), Ok(Parsed::Empty { consumed: 4 }));
+        assert_eq!(parse(b"\r\n"), Ok(Parsed::Empty { consumed: 2 }));
+    }
+
+    #[test]
+    fn multibulk_arguments_are_slices_of_the_buffer() {
+        let buf = b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\nrest";
+        let mut args = ArgBuf::default();
+        let parsed = parse_request(buf, &LIMITS, &mut args).unwrap();
+        assert_eq!(
+            parsed,
+            Parsed::Command {
+                consumed: 25,
+                inline: false
+            }
+        );
+        let a = args.args(buf);
+        assert_eq!(
+            (a.get(0), a.get(1)),
+            (Some(&b"ECHO"[..]), Some(&b"hello"[..]))
+        );
+        assert_eq!(a.get(1).unwrap().as_ptr(), buf[18..].as_ptr());
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(10.5), "10.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(0.0), "0");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
     }
 }

@@ -381,7 +381,8 @@ fn parse_container<'a>(spec: &'static Spec, args: Args<'a>) -> Result<Command<'a
             command: spec.name,
         });
     };
-    if !sub.arity_ok(args.len() - 1) {
+    // Redis counts the container's name in a subcommand's arity (`config|get` is -3).
+    if !sub.arity_ok(args.len()) {
         return Err(CmdError::Arity(sub.name));
     }
     let mut c = Cursor::new(args, 2);

@@ -146,8 +146,10 @@ pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
 
 /// The value of `field` in an INFO text.
 pub fn info_field(info: &str, field: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 /// Whether a program is on PATH.
@@ -163,4 +165,359 @@ pub fn event(user: &str, ty: &str, ts: i64, value: f64) -> String {
     format!(
         r#"{{"user_id":"{user}","event_type":"{ty}","timestamp":{ts},"attributes":{{"item_id":"item456","value":{value}}}}}"#
     )
+}
+
+// ---------------------------------------------------------------------------------
+// More helpers, shared by the protocol, window and tools tests.
+// ---------------------------------------------------------------------------------
+
+/// The RESP multibulk encoding of a command, as a client library sends it.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// [`resp`] for text arguments.
+pub fn resp_str(args: &[&str]) -> Vec<u8> {
+    let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp(&bytes)
+}
+
+/// Reads until the peer closes the connection. The flag says whether it did close
+/// (`false`: the read timed out with the connection still open).
+pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false);
+            }
+            // A reset is a close too (the server closed with our bytes unread).
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// Writes `bytes` from a second thread while reading `expect_len` bytes here, so
+/// that neither side can block the other however large the pipeline is.
+pub fn send_recv_concurrent(s: &mut TcpStream, bytes: Vec<u8>, expect_len: usize) -> Vec<u8> {
+    let mut w = s.try_clone().expect("clone socket");
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    });
+    let out = read_n(s, expect_len);
+    writer.join().expect("writer thread");
+    out
+}
+
+/// A server error as `"<CODE> <detail>"`, e.g. `"ERR syntax error"`.
+pub fn err_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => format!("not a server error: {e}"),
+    }
+}
+
+/// Runs `cmd`, which must fail with a server error, and returns that error's text.
+pub fn query_err(con: &mut redis::Connection, cmd: &redis::Cmd) -> String {
+    match cmd.query::<redis::Value>(con) {
+        Ok(v) => panic!("expected an error reply, got {v:?}"),
+        Err(e) => err_text(&e),
+    }
+}
+
+/// The whole `INFO` text (or one section).
+pub fn info(con: &mut redis::Connection, section: Option<&str>) -> String {
+    let mut c = redis::cmd("INFO");
+    if let Some(s) = section {
+        c.arg(s);
+    }
+    c.query::<String>(con).expect("INFO")
+}
+
+/// A numeric INFO field.
+pub fn info_i64(con: &mut redis::Connection, field: &str) -> i64 {
+    let text = info(con, None);
+    info_field(&text, field)
+        .unwrap_or_else(|| panic!("INFO has no field {field}:\n{text}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("INFO field {field} is not an integer"))
+}
+
+/// Polls INFO until `field` has the value `want`, for up to `timeout`; returns the
+/// last value seen when it never does.
+pub fn wait_info(
+    con: &mut redis::Connection,
+    field: &str,
+    want: &str,
+    timeout: Duration,
+) -> Result<(), Option<String>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let seen = info_field(&info(con, None), field);
+        if seen.as_deref() == Some(want) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(seen);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The server's `now` (`EVT.CLOCK`).
+pub fn clock(con: &mut redis::Connection) -> i64 {
+    redis::cmd("EVT.CLOCK").query(con).expect("EVT.CLOCK")
+}
+
+/// Seconds since the epoch by the system clock.
+pub fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time after 1970")
+        .as_secs() as i64
+}
+
+/// `EVT.ADD json`, the reply as `Ok(())` or the error text.
+pub fn add(con: &mut redis::Connection, json: &str) -> Result<(), String> {
+    redis::cmd("EVT.ADD")
+        .arg(json)
+        .query::<()>(con)
+        .map_err(|e| err_text(&e))
+}
+
+/// An event without attributes.
+pub fn bare_event(user: &str, ty: &str, ts: i64) -> String {
+    format!(r#"{{"user_id":"{user}","event_type":"{ty}","timestamp":{ts}}}"#)
+}
+
+/// The real `scalable-analytics` binary in a child process, for tests whose failure
+/// mode could take the test process down with it (runaway memory, a stuck worker):
+/// the child runs under an address-space limit, so such a bug ends the child and
+/// fails the test instead of exhausting the machine.
+pub struct Spawned {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Set once the server's stderr reached its end (the process exited).
+    log_done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Address-space limit for [`Spawned`] servers, in KiB (the server needs ~200 MB).
+pub const SPAWNED_MEMORY_LIMIT_KB: u64 = 1024 * 1024;
+
+impl Spawned {
+    /// Starts the binary on `127.0.0.1:0` with `flags`, and waits for its
+    /// `listening on` line.
+    pub fn start(flags: &[&str]) -> Spawned {
+        use std::io::BufRead;
+        let bin = env!("CARGO_BIN_EXE_scalable-analytics");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB} && exec \"$0\" \"$@\""
+            ))
+            .arg(bin)
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(if flags.contains(&"--log-level") {
+                &[][..]
+            } else {
+                &["--log-level", "info"][..]
+            })
+            .args(flags)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn scalable-analytics");
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        let log_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = log_done.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                {
+                    let mut l = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                // Announced after the line is in the log, so `log()` has it.
+                if let Some(addr) = line.split("listening on ").nth(1)
+                    && let Ok(addr) = addr.trim().parse::<SocketAddr>()
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not say where it listens:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Spawned {
+            child,
+            addr,
+            log,
+            log_done,
+        }
+    }
+
+    /// The whole log of a server that has exited (waits up to `timeout` for the
+    /// exit and for the last line).
+    pub fn final_log(&mut self, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        self.wait_exit(timeout).expect("the server exits");
+        while !self.log_done.load(std::sync::atomic::Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the log never ended");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.log()
+    }
+
+    /// A raw socket with a 10 s read timeout.
+    pub fn raw(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect to spawned server");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        s.set_nodelay(true).ok();
+        s
+    }
+
+    /// The child's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls the log until `pred` holds for it, up to `timeout`.
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if pred(&self.log()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether a fresh connection gets `+PONG` for `PING`.
+    pub fn pings(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(self.addr) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        s.write_all(b"PING\r\n").is_ok() && read_n(&mut s, 7) == b"+PONG\r\n"
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until what arrived ends with `suffix` (or the read times out / peer closes).
+pub fn read_until_suffix(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(suffix) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+        }
+    }
+    out
+}
+
+/// Runs the binary with `args` to completion (killed after `timeout`): the exit status
+/// (`None` when it had to be killed) and its stderr.
+pub fn run_binary(args: &[&str], timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scalable-analytics"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn scalable-analytics");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = err_reader.join().unwrap_or_default();
+    let out = out_reader.join().unwrap_or_default();
+    (status, format!("{out}{err}"))
 }

@@ -25,6 +25,8 @@
 //!
 //! When an event has several problems, the first one met is reported.
 
+mod fast;
+
 use std::borrow::Cow;
 use std::fmt;
 
@@ -180,6 +182,15 @@ impl std::error::Error for EventError {}
 ///
 /// Never panics, whatever the input.
 pub fn parse_event(json: &[u8], max_id_len: usize) -> Result<Event<'_>, EventError> {
+    match fast::parse(json, max_id_len) {
+        Some(event) => Ok(event),
+        None => parse_slow(json, max_id_len),
+    }
+}
+
+/// The serde_json path: every event, every error message. [`parse_event`] tries the
+/// fast path first and comes here when that is unsure.
+pub fn parse_slow(json: &[u8], max_id_len: usize) -> Result<Event<'_>, EventError> {
     // Validating UTF-8 once up front gives a precise error, and lets serde_json
     // run on a `&str`, where it no longer re-validates each string it meets.
     let text = std::str::from_utf8(json).map_err(|_| EventError::InvalidUtf8)?;
