@@ -1,20 +1,44 @@
-//! A key's per-second event counts over the window, bit-packed.
+//! A key's per-second event counts (and, for a (user, type) pair, per-second sums of
+//! `value`) over the window, bit-packed.
 //!
 //! ```text
-//!  bits: u64   [ width code : 4 | occupancy : 60 ]      bit i set <=> slot i holds >= 1 event
-//!  extra: ThinVec<u64>  (empty, no allocation, while every occupied slot holds exactly 1)
-//!         [ Σ(count-1) | (count-1) of each occupied slot, in slot order, `width` bits each ]
+//!  bits: u64   [ sums? : 1 | width code : 3 | occupancy : 60 ]   bit i <=> slot i holds >= 1 event
+//!  spill: ThinVec<u64>   (empty, no allocation, while nothing below is needed)
+//!         [ Σ(count-1) | (count-1) per occupied slot, `width` bits each ]   when width > 0
+//!         [ sum of `value` per occupied slot, as f64 bits ]                   when sums? is set
 //! ```
 //!
 //! Slot `i` holds the second `s` with `s % window == i`; which of the seconds congruent
 //! to `i` is the owner's business (its *anchor*, see `shard.rs`). A count of one is
-//! implied by the occupancy bit, so a key whose seconds each hold one event (the
-//! common case for a user) costs 16 bytes and no allocation. Larger counts are stored
-//! as `count - 1` in the narrowest of 1, 2, 4, 8, 16 or 32 bits that fits every
+//! implied by the occupancy bit, so a key whose seconds each hold one event — the
+//! common case for a user — costs these 16 bytes and no allocation. Larger counts are
+//! stored as `count - 1` in the narrowest of 1, 2, 4, 8, 16 or 32 bits that fits every
 //! occupied slot; the width grows when a count outgrows it and shrinks again when
 //! expiry leaves only small counts. Powers of two never straddle a 64-bit word, so a
-//! field is one shift and one mask away. The first word of `extra` keeps `Σ(count-1)`
-//! so that the key's total over the whole window is `popcount + extra[0]`: O(1).
+//! field is one shift and one mask away. `Σ(count-1)` makes the total over the whole
+//! window `popcount + spill[0]`: O(1). Entries are in slot order, so an entry's index
+//! is the number of occupied slots below it (one `popcount`).
+//!
+//! A key with a single occupied second (a user who sent a burst in one second) needs
+//! no bitmap: width code 7 stores the slot in the low 6 bits and `count - 1` in the
+//! next 54, so it too costs no allocation whatever its count.
+//!
+//! ```text
+//!  single: [ 0 : 1 | 111 : 3 | count-1 : 54 | slot : 6 ]
+//! ```
+//!
+//! # Sums
+//!
+//! The owner keeps the window's running sum (`running`); per-second sums live in the
+//! spill only when they are needed: with one occupied second its sum *is* `running`,
+//! and when every second's sum is 0 (events without `value`) nothing is stored.
+//!
+//! Why this representation: each second's sum is an `f64` accumulated in arrival
+//! order, as exact as the values allow. `running` gives an O(1) answer but is never
+//! decremented by subtraction: whenever seconds leave the window it is recomputed from
+//! the seconds that remain with Neumaier's compensated summation, so rounding cannot
+//! accumulate across windows; and a key whose seconds have all left is empty again,
+//! with a sum of exactly 0.
 
 use thin_vec::ThinVec;
 
@@ -23,17 +47,22 @@ pub const MAX_SLOTS: u32 = 60;
 
 const OCC_MASK: u64 = (1 << MAX_SLOTS) - 1;
 const WIDTH_SHIFT: u32 = 60;
+const WIDTH_MASK: u64 = 0b111 << WIDTH_SHIFT;
+const HAS_SUMS: u64 = 1 << 63;
+/// Width code of the single-slot form.
+const SINGLE: u64 = 0b111;
+const SINGLE_SLOT_MASK: u64 = 0b11_1111;
 /// Bits per stored `count - 1`, by width code.
 const WIDTHS: [u32; 7] = [0, 1, 2, 4, 8, 16, 32];
 /// Largest count one slot can hold; a busier second saturates (4.29 billion events
 /// for one key in one second is far beyond what one server ingests).
 pub const MAX_SLOT_COUNT: u64 = 1 << 32;
 
-/// Per-second counts of one key; see the module doc.
+/// Per-second counts (and sums) of one key; see the module doc.
 #[derive(Debug, Default, Clone)]
 pub struct Ring {
     bits: u64,
-    extra: ThinVec<u64>,
+    spill: ThinVec<u64>,
 }
 
 /// The slots of the seconds in `(after, through]` for a window of `slots` seconds.
@@ -65,6 +94,21 @@ pub fn slot_of(sec: i64, slots: u32) -> u32 {
     sec.rem_euclid(i64::from(slots)) as u32
 }
 
+/// Neumaier's compensated sum.
+pub fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut comp) = (0.0f64, 0.0f64);
+    for v in values {
+        let t = sum + v;
+        if sum.abs() >= v.abs() {
+            comp += (sum - t) + v;
+        } else {
+            comp += (v - t) + sum;
+        }
+        sum = t;
+    }
+    sum + comp
+}
+
 fn width_code_for(max_extra: u64) -> u64 {
     let bits = 64 - max_extra.leading_zeros();
     WIDTHS
@@ -73,18 +117,48 @@ fn width_code_for(max_extra: u64) -> u64 {
         .unwrap_or(WIDTHS.len() - 1) as u64
 }
 
+/// Words of spill the packed counts take for `n` entries of `w` bits.
+fn counts_words(n: usize, w: u32) -> usize {
+    if w == 0 {
+        0
+    } else {
+        1 + (n * w as usize).div_ceil(64)
+    }
+}
+
+/// A ring's contents unpacked, for changes that move entries around.
+struct Unpacked {
+    occ: u64,
+    n: usize,
+    extra: [u64; 64],
+    sums: Option<[f64; 64]>,
+}
+
 impl Ring {
     /// An empty ring.
     pub const fn new() -> Self {
         Ring {
             bits: 0,
-            extra: ThinVec::new(),
+            spill: ThinVec::new(),
         }
+    }
+
+    fn is_single(&self) -> bool {
+        (self.bits & WIDTH_MASK) >> WIDTH_SHIFT == SINGLE
+    }
+
+    /// `count - 1` of the one slot of the single-slot form.
+    fn single_extra(&self) -> u64 {
+        (self.bits & OCC_MASK) >> 6
     }
 
     /// Occupied slots.
     pub fn occupancy(&self) -> u64 {
-        self.bits & OCC_MASK
+        if self.is_single() {
+            1 << (self.bits & SINGLE_SLOT_MASK)
+        } else {
+            self.bits & OCC_MASK
+        }
     }
 
     /// Whether no slot holds an event.
@@ -92,40 +166,63 @@ impl Ring {
         self.occupancy() == 0
     }
 
+    /// Bits per packed entry; 0 also for the single-slot form, which packs nothing.
     fn width(&self) -> u32 {
-        WIDTHS[((self.bits >> WIDTH_SHIFT) as usize).min(WIDTHS.len() - 1)]
+        WIDTHS
+            .get(((self.bits & WIDTH_MASK) >> WIDTH_SHIFT) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// Bytes this ring owns on the heap (for memory accounting and the layout doc).
+    fn has_sums(&self) -> bool {
+        self.bits & HAS_SUMS != 0
+    }
+
+    fn n(&self) -> usize {
+        self.occupancy().count_ones() as usize
+    }
+
+    fn sums_start(&self) -> usize {
+        counts_words(self.n(), self.width())
+    }
+
+    /// Bytes this ring owns on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        if self.extra.capacity() == 0 {
+        if self.spill.capacity() == 0 {
             0
         } else {
-            16 + 8 * self.extra.capacity()
+            16 + 8 * self.spill.capacity()
         }
     }
 
     /// Events in every occupied slot.
     pub fn total(&self) -> u64 {
-        u64::from(self.occupancy().count_ones()) + self.extra.first().copied().unwrap_or(0)
+        if self.is_single() {
+            return 1 + self.single_extra();
+        }
+        let extra = if self.width() > 0 {
+            self.spill.first().copied().unwrap_or(0)
+        } else {
+            0
+        };
+        self.n() as u64 + extra
     }
 
     /// Rank of `slot` among the occupied slots.
-    fn rank(&self, slot: u32) -> u32 {
-        (self.occupancy() & ((1u64 << slot) - 1)).count_ones()
+    pub fn rank_of(&self, slot: u32) -> usize {
+        (self.occupancy() & ((1u64 << slot) - 1)).count_ones() as usize
     }
 
-    fn field(&self, rank: u32) -> u64 {
-        let w = self.width();
+    fn field(&self, rank: usize) -> u64 {
+        if self.is_single() {
+            return if rank == 0 { self.single_extra() } else { 0 };
+        }
+        let w = self.width() as usize;
         if w == 0 {
             return 0;
         }
         let bit = rank * w;
-        let word = self
-            .extra
-            .get(1 + (bit / 64) as usize)
-            .copied()
-            .unwrap_or(0);
+        let word = self.spill.get(1 + bit / 64).copied().unwrap_or(0);
         (word >> (bit % 64)) & ((1u64 << w) - 1)
     }
 
@@ -134,7 +231,7 @@ impl Ring {
         if self.occupancy() & (1 << slot) == 0 {
             0
         } else {
-            1 + self.field(self.rank(slot))
+            1 + self.field(self.rank_of(slot))
         }
     }
 
@@ -146,48 +243,88 @@ impl Ring {
         }
         let mut hit = occ & mask;
         let mut sum = u64::from(hit.count_ones());
-        if self.width() == 0 {
+        if self.width() == 0 && !self.is_single() {
             return sum;
         }
         while hit != 0 {
             let slot = hit.trailing_zeros();
-            sum += self.field(self.rank(slot));
+            sum += self.field(self.rank_of(slot));
             hit &= hit - 1;
         }
         sum
     }
 
-    /// The `count - 1` of every occupied slot, in slot order, into `out`; returns how many.
-    fn unpack(&self, out: &mut [u64; 64]) -> usize {
-        let n = self.occupancy().count_ones() as usize;
-        for (rank, v) in out.iter_mut().enumerate().take(n) {
-            *v = self.field(rank as u32);
-        }
-        n
+    fn stored_sum(&self, rank: usize) -> f64 {
+        f64::from_bits(
+            self.spill
+                .get(self.sums_start() + rank)
+                .copied()
+                .unwrap_or(0),
+        )
     }
 
-    /// Rebuilds the packed part from `extras` (the `count - 1` of the occupied slots in
-    /// slot order) at the narrowest width that fits them.
-    fn repack(&mut self, occ: u64, extras: &[u64]) {
-        let max = extras.iter().copied().max().unwrap_or(0);
-        let code = width_code_for(max);
+    fn unpack(&self) -> Unpacked {
+        let n = self.n();
+        let mut u = Unpacked {
+            occ: self.occupancy(),
+            n,
+            extra: [0; 64],
+            sums: None,
+        };
+        for (rank, v) in u.extra.iter_mut().enumerate().take(n) {
+            *v = self.field(rank);
+        }
+        if self.has_sums() {
+            let mut sums = [0.0; 64];
+            for (rank, s) in sums.iter_mut().enumerate().take(n) {
+                *s = self.stored_sum(rank);
+            }
+            u.sums = Some(sums);
+        }
+        u
+    }
+
+    /// Rebuilds bits and spill from unpacked contents, at the narrowest width, keeping
+    /// sums only when some are non-zero and more than one slot is occupied.
+    fn repack(&mut self, u: &Unpacked) {
+        let n = u.n;
+        let extras = &u.extra[..n];
+        let code = width_code_for(extras.iter().copied().max().unwrap_or(0));
         let w = WIDTHS[code as usize];
-        self.bits = (code << WIDTH_SHIFT) | occ;
-        if w == 0 {
-            self.extra = ThinVec::new();
+        let sums = u
+            .sums
+            .as_ref()
+            .map(|s| &s[..n])
+            .filter(|s| n > 1 && s.iter().any(|&v| v != 0.0));
+        if n == 1 && w > 0 {
+            // One second with several events: the single-slot form, no spill.
+            let slot = u64::from(u.occ.trailing_zeros());
+            self.bits = (SINGLE << WIDTH_SHIFT) | (extras[0].min(MAX_SLOT_COUNT - 1) << 6) | slot;
+            self.spill = ThinVec::new();
             return;
         }
-        let words = (extras.len() * w as usize).div_ceil(64);
-        let mut extra = ThinVec::with_capacity(1 + words);
-        extra.push(extras.iter().sum());
-        extra.extend(std::iter::repeat_n(0, words));
-        for (rank, &v) in extras.iter().enumerate() {
-            let bit = rank * w as usize;
-            if let Some(word) = extra.get_mut(1 + bit / 64) {
-                *word |= v << (bit % 64);
+        self.bits = (code << WIDTH_SHIFT) | u.occ | if sums.is_some() { HAS_SUMS } else { 0 };
+        let words = counts_words(n, w) + sums.map_or(0, <[f64]>::len);
+        if words == 0 {
+            self.spill = ThinVec::new();
+            return;
+        }
+        let mut spill = ThinVec::with_capacity(words);
+        if w > 0 {
+            spill.push(extras.iter().sum());
+            let start = spill.len();
+            spill.extend(std::iter::repeat_n(0, counts_words(n, w) - 1));
+            for (rank, &v) in extras.iter().enumerate() {
+                let bit = rank * w as usize;
+                if let Some(word) = spill.get_mut(start + bit / 64) {
+                    *word |= v << (bit % 64);
+                }
             }
         }
-        self.extra = extra;
+        if let Some(sums) = sums {
+            spill.extend(sums.iter().map(|s| s.to_bits()));
+        }
+        self.spill = spill;
     }
 
     /// Adds `n` (>= 1) events to `slot`. Returns whether the slot was empty before.
@@ -195,73 +332,187 @@ impl Ring {
         let n = n.max(1);
         let bit = 1u64 << slot;
         let was_empty = self.occupancy() & bit == 0;
-        if was_empty && n == 1 && self.width() == 0 {
+        if was_empty && n == 1 && self.width() == 0 && !self.has_sums() && !self.is_single() {
             self.bits |= bit;
             return true;
         }
-        let rank = self.rank(slot) as usize;
+        let rank = self.rank_of(slot);
+        if !was_empty && self.is_single() {
+            let new = (self.single_extra() + n).min(MAX_SLOT_COUNT - 1);
+            self.bits = (SINGLE << WIDTH_SHIFT) | (new << 6) | u64::from(slot);
+            return false;
+        }
         if !was_empty {
-            let old = self.field(rank as u32);
+            let old = self.field(rank);
             let new = (old + n).min(MAX_SLOT_COUNT - 1);
-            let w = self.width();
-            if w > 0 && (w == 64 || new < (1u64 << w)) {
+            let w = self.width() as usize;
+            if w > 0 && new < (1u64 << w) {
                 // Fits in place: the common "one more event this second" path.
-                let at = rank * w as usize;
-                if let Some(word) = self.extra.get_mut(1 + at / 64) {
+                let at = rank * w;
+                if let Some(word) = self.spill.get_mut(1 + at / 64) {
                     *word = (*word & !(((1u64 << w) - 1) << (at % 64))) | (new << (at % 64));
                 }
-                if let Some(sum) = self.extra.first_mut() {
+                if let Some(sum) = self.spill.first_mut() {
                     *sum += new - old;
                 }
                 return false;
             }
         }
-        let mut vals = [0u64; 64];
-        let len = self.unpack(&mut vals);
-        let occ = self.occupancy() | bit;
+        let mut u = self.unpack();
+        u.occ |= bit;
         if was_empty {
-            vals.copy_within(rank..len, rank + 1);
-            vals[rank] = (n - 1).min(MAX_SLOT_COUNT - 1);
-            self.repack(occ, &vals[..len + 1]);
+            u.extra.copy_within(rank..u.n, rank + 1);
+            u.extra[rank] = (n - 1).min(MAX_SLOT_COUNT - 1);
+            if let Some(sums) = u.sums.as_mut() {
+                sums.copy_within(rank..u.n, rank + 1);
+                sums[rank] = 0.0;
+            }
+            u.n += 1;
         } else {
-            vals[rank] = (vals[rank] + n).min(MAX_SLOT_COUNT - 1);
-            self.repack(occ, &vals[..len]);
+            u.extra[rank] = (u.extra[rank] + n).min(MAX_SLOT_COUNT - 1);
         }
+        self.repack(&u);
         was_empty
     }
 
-    /// Empties the slots in `mask`; returns how many events they held.
-    pub fn clear(&mut self, mask: u64) -> u64 {
+    /// Adds `n` events whose values sum to `v` to `slot` of a pair's ring, whose owner
+    /// keeps the running sum in `running`. Returns whether the slot was empty before.
+    pub fn add_with_value(&mut self, slot: u32, n: u64, v: f64, running: &mut f64) -> bool {
+        let new_slot = self.add(slot, n);
+        self.add_value(slot, v, new_slot, running);
+        new_slot
+    }
+
+    /// Adds `v` to the sum of `slot`, which [`Ring::add`] just counted into (`new_slot`:
+    /// it was empty before). Called for every event of a pair, `v == 0` included, so
+    /// that a second sum appearing next to a single one is noticed.
+    fn add_value(&mut self, slot: u32, v: f64, new_slot: bool, running: &mut f64) {
+        let n = self.n();
+        let rank = self.rank_of(slot);
+        if self.has_sums() {
+            let at = self.sums_start() + rank;
+            if let Some(word) = self.spill.get_mut(at) {
+                *word = (f64::from_bits(*word) + v).to_bits();
+            }
+            *running += v;
+            return;
+        }
+        if n <= 1 {
+            *running += v;
+            return;
+        }
+        // Two or more seconds and no sums stored: either the only previous second's sum
+        // is `running` (now two seconds, the new one just added), or all sums are 0.
+        let previous_single = new_slot && n == 2;
+        if v == 0.0 && (!previous_single || *running == 0.0) {
+            return;
+        }
+        let mut u = self.unpack();
+        let mut sums = [0.0; 64];
+        if previous_single {
+            sums[if rank == 0 { 1 } else { 0 }] = *running;
+        }
+        sums[rank] += v;
+        u.sums = Some(sums);
+        *running += v;
+        self.repack(&u);
+    }
+
+    /// Empties the slots in `mask`; returns how many events they held. `running` is
+    /// recomputed from the seconds that remain (see the module doc).
+    pub fn clear(&mut self, mask: u64, running: &mut f64) -> u64 {
         let occ = self.occupancy();
         let gone = occ & mask;
         if gone == 0 {
             return 0;
         }
         let removed = self.count_in(gone);
-        if self.width() == 0 {
-            self.bits &= !gone;
+        let left = (occ & !gone).count_ones();
+        if self.is_single() {
+            // The only slot is gone.
+            self.bits = 0;
+            *running = 0.0;
             return removed;
         }
-        let mut vals = [0u64; 64];
-        let len = self.unpack(&mut vals);
-        let mut kept = [0u64; 64];
-        let mut k = 0;
+        if self.width() == 0 && !self.has_sums() {
+            self.bits &= !gone;
+            if left == 0 {
+                *running = 0.0;
+            }
+            return removed;
+        }
+        let u = self.unpack();
+        let mut kept = Unpacked {
+            occ: occ & !gone,
+            n: 0,
+            extra: [0; 64],
+            sums: u.sums.map(|_| [0.0; 64]),
+        };
         let mut rest = occ;
-        for v in vals.iter().take(len) {
+        for rank in 0..u.n {
             let slot = rest.trailing_zeros();
             rest &= rest - 1;
             if gone & (1 << slot) == 0 {
-                kept[k] = *v;
-                k += 1;
+                kept.extra[kept.n] = u.extra[rank];
+                if let (Some(dst), Some(src)) = (kept.sums.as_mut(), u.sums.as_ref()) {
+                    dst[kept.n] = src[rank];
+                }
+                kept.n += 1;
             }
         }
-        self.repack(occ & !gone, &kept[..k]);
+        if let Some(sums) = kept.sums.as_ref() {
+            *running = compensated_sum(sums[..kept.n].iter().copied());
+        } else if left == 0 {
+            *running = 0.0;
+        }
+        self.repack(&kept);
         removed
     }
 
-    /// Rank of `slot` among the occupied slots, for owners keeping data per occupied slot.
-    pub fn rank_of(&self, slot: u32) -> usize {
-        self.rank(slot) as usize
+    /// The sum of `value` over the slots in `mask`, given the owner's running sum.
+    pub fn sum_in(&self, mask: u64, running: f64) -> f64 {
+        let occ = self.occupancy();
+        if occ & mask == occ {
+            return running;
+        }
+        if !self.has_sums() {
+            // One second (its sum is `running`) or all zeros.
+            return if occ.count_ones() == 1 && occ & mask != 0 {
+                running
+            } else {
+                0.0
+            };
+        }
+        let mut hit = occ & mask;
+        let mut picked = [0.0; 64];
+        let mut k = 0;
+        while hit != 0 {
+            let slot = hit.trailing_zeros();
+            hit &= hit - 1;
+            picked[k] = self.stored_sum(self.rank_of(slot));
+            k += 1;
+        }
+        compensated_sum(picked[..k].iter().copied())
+    }
+
+    /// The sum of `value` of the occupied slot at `rank`.
+    pub fn value_at(&self, rank: usize, running: f64) -> f64 {
+        if self.has_sums() {
+            self.stored_sum(rank)
+        } else if self.n() == 1 {
+            running
+        } else {
+            0.0
+        }
+    }
+
+    /// Drops the per-second sums (the ring becomes a plain count ring).
+    pub fn strip_sums(&mut self) {
+        if self.has_sums() {
+            let mut u = self.unpack();
+            u.sums = None;
+            self.repack(&u);
+        }
     }
 }
 
@@ -295,6 +546,7 @@ mod tests {
     #[test]
     fn widens_and_narrows() {
         let mut r = Ring::new();
+        let mut running = 0.0;
         r.add(5, 1);
         r.add(9, 1);
         assert!(!r.add(5, 1));
@@ -303,9 +555,13 @@ mod tests {
         r.add(9, 300);
         assert_eq!(r.width(), 16);
         assert_eq!((r.count_at(5), r.count_at(9), r.total()), (2, 301, 303));
-        assert_eq!(r.clear(1 << 9), 301);
+        assert_eq!(r.clear(1 << 9, &mut running), 301);
+        assert!(r.is_single());
+        assert_eq!((r.count_at(5), r.heap_bytes()), (2, 0));
+        r.add(7, 1);
         assert_eq!(r.width(), 1);
-        assert_eq!(r.clear(1 << 5), 2);
+        assert_eq!(r.clear(1 << 7, &mut running), 1);
+        assert_eq!(r.clear(1 << 5, &mut running), 2);
         assert_eq!((r.width(), r.total(), r.heap_bytes()), (0, 0, 0));
         assert!(r.is_empty());
     }
@@ -319,8 +575,64 @@ mod tests {
         r.add(59, 100_000);
         assert_eq!([2, 20, 40, 59].map(|s| r.count_at(s)), [3, 1, 7, 100_000]);
         assert_eq!(r.count_in(seconds_mask(10, 45, 60)), 8);
-        r.clear(1 << 20);
+        r.clear(1 << 20, &mut 0.0);
         assert_eq!([2, 20, 40, 59].map(|s| r.count_at(s)), [3, 0, 7, 100_000]);
+    }
+
+    #[test]
+    fn sums_appear_only_when_needed() {
+        let mut r = Ring::new();
+        let mut running = 0.0;
+        r.add_with_value(3, 1, 1.5, &mut running);
+        assert_eq!((running, r.heap_bytes()), (1.5, 0));
+        r.add_with_value(7, 1, 2.25, &mut running);
+        assert_eq!(running, 3.75);
+        assert!(r.has_sums());
+        assert_eq!(r.sum_in(1 << 3, running), 1.5);
+        assert_eq!(r.sum_in(1 << 7, running), 2.25);
+        // Counts widen with the sums in place.
+        r.add_with_value(3, 1, 0.5, &mut running);
+        assert_eq!((r.count_at(3), r.sum_in(1 << 3, running)), (2, 2.0));
+        r.clear(1 << 3, &mut running);
+        assert_eq!((running, r.has_sums(), r.total()), (2.25, false, 1));
+        r.clear(1 << 7, &mut running);
+        assert_eq!(running.to_bits(), 0f64.to_bits());
+        // Values of zero never allocate sums.
+        let mut r = Ring::new();
+        let mut running = 0.0;
+        for slot in 0..10 {
+            r.add_with_value(slot, 1, 0.0, &mut running);
+        }
+        assert_eq!((r.heap_bytes(), running), (0, 0.0));
+    }
+
+    #[test]
+    fn one_busy_second_needs_no_allocation() {
+        let mut r = Ring::new();
+        let mut running = 0.0;
+        for _ in 0..1000 {
+            r.add_with_value(42, 1, 0.5, &mut running);
+        }
+        assert!(r.is_single());
+        assert_eq!(
+            (r.count_at(42), r.total(), r.occupancy(), r.heap_bytes()),
+            (1000, 1000, 1 << 42, 0)
+        );
+        assert_eq!(r.sum_in(1 << 42, running), 500.0);
+        // A second slot leaves the single form, keeping both counts and sums.
+        r.add_with_value(3, 2, 1.0, &mut running);
+        assert!(!r.is_single());
+        assert_eq!((r.count_at(42), r.count_at(3), r.total()), (1000, 2, 1002));
+        assert_eq!(
+            (r.sum_in(1 << 42, running), r.sum_in(1 << 3, running)),
+            (500.0, 1.0)
+        );
+        r.clear(1 << 3, &mut running);
+        assert!(r.is_single());
+        assert_eq!((r.count_at(42), running, r.heap_bytes()), (1000, 500.0, 0));
+        assert_eq!(r.clear(1 << 42, &mut running), 1000);
+        assert!(r.is_empty());
+        assert_eq!(running.to_bits(), 0f64.to_bits());
     }
 
     #[test]
