@@ -6,12 +6,17 @@
 //! Requests are parsed the way Redis's `processMultibulkBuffer` / `processInlineBuffer`
 //! parse them, so clients see the same behaviour and the same error texts:
 //!
-//! 1. [`parse_request`] first *checks* a multibulk request: it walks the `*<n>` and
-//!    `$<len>` headers without copying, enforces the limits, and finds where the request
-//!    ends. A length the peer merely announces is compared with the limit before anything
-//!    waits for (or allocates) those bytes, so `*1\r\n$2147483648\r\n` fails at once.
-//! 2. A complete request is then decoded by `redis-protocol` into a `RangeFrame`: offsets
-//!    into the read buffer, so arguments are zero-copy slices of the bytes we read.
+//! 1. [`parse_request`] walks a multibulk request's `*<n>` and `$<len>` headers without
+//!    copying, enforces the limits, and records each argument as a range of the read
+//!    buffer: arguments are zero-copy slices of the bytes we read. A length the peer
+//!    merely announces is compared with the limit before anything waits for (or
+//!    allocates) those bytes, so `*1\r\n$2147483648\r\n` fails at once.
+//! 2. `redis-protocol`'s `decode_range` is the reference these ranges are tested
+//!    against (a property test feeds both the same pipelines). It is not called on the
+//!    hot path: the walk above must read every header anyway to enforce the limits,
+//!    and decoding a second time cost ~1,150 instructions per command — 15% of all
+//!    the server did per event under `redis-benchmark` (callgrind; see
+//!    `docs/benchmarks.md`) — plus a `Vec` per command.
 //! 3. Inline requests (`PING\r\n` typed into telnet) are split like `sdssplitargs`,
 //!    quotes and escapes included; their unescaped bytes live in a per-connection scratch
 //!    buffer that is reused from one request to the next.
@@ -22,9 +27,8 @@
 use std::borrow::Cow;
 
 use bytes::BytesMut;
-use redis_protocol::resp2::decode::decode_range;
 use redis_protocol::resp2::encode::extend_encode_borrowed as encode2;
-use redis_protocol::resp2::types::{BorrowedFrame as Frame2, OwnedFrame as Owned2, RangeFrame};
+use redis_protocol::resp2::types::{BorrowedFrame as Frame2, OwnedFrame as Owned2};
 use redis_protocol::resp3::encode::complete::extend_encode_borrowed as encode3;
 use redis_protocol::resp3::types::{
     BorrowedFrame as Frame3, FrameMap, OwnedFrame as Owned3, VerbatimStringFormat,
@@ -162,12 +166,23 @@ fn header_end(buf: &[u8], from: usize, what: &str) -> Result<Option<usize>, Prot
 
 /// Parses a decimal the way Redis's `string2ll` does: no sign on zero-padded numbers,
 /// no spaces, no `+`.
-fn parse_len(digits: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(digits).ok()?;
-    if s.is_empty() || s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) {
+fn parse_len(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let leading_zero = digits.len() > 1 && digits.first() == Some(&b'0');
+    if digits.is_empty() || leading_zero || (negative && digits == b"0") {
         return None;
     }
-    s.parse::<i64>().ok()
+    let mut v: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(if negative { -v } else { v })
 }
 
 fn parse_multibulk(buf: &[u8], limits: &Limits, out: &mut ArgBuf) -> Result<Parsed, ProtocolError> {
@@ -207,22 +222,11 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, out: &mut ArgBuf) -> Result<Pars
         if &buf[end..end + 2] != b"\r\n" {
             return Err(ProtocolError::new("expected CRLF after bulk string"));
         }
+        out.ranges.push((cr + 2, end));
         pos = end + 2;
     }
-    // The checks above guarantee a complete array of bulk strings; the codec now turns it
-    // into ranges of the buffer.
-    let frame = decode_range(&buf[..pos]).map_err(|_| ProtocolError::new("invalid request"))?;
-    let Some((RangeFrame::Array(items), consumed)) = frame else {
-        return Err(ProtocolError::new("invalid request"));
-    };
-    for item in items {
-        match item {
-            RangeFrame::BulkString(range) => out.ranges.push(range),
-            _ => return Err(ProtocolError::new("invalid request")),
-        }
-    }
     Ok(Parsed::Command {
-        consumed,
+        consumed: pos,
         inline: false,
     })
 }
@@ -422,6 +426,11 @@ pub fn format_double(v: f64) -> Cow<'static, str> {
 /// Scalars (the hot path: `+OK`, integers, doubles, short bulks) are encoded from
 /// borrowed frames without allocating; aggregates become the codec's owned frame tree.
 pub fn encode(reply: &Reply, version: Resp, out: &mut BytesMut) {
+    if let Reply::Ok = reply {
+        // The reply to every accepted event: encoded by the codec once, then copied.
+        out.extend_from_slice(ok_bytes(version));
+        return;
+    }
     // The `extend_` encoders grow the buffer before writing and the owned encoders are
     // given a buffer of exactly `encode_len` bytes, so the codec has no reason to fail;
     // if it ever did, that is a bug to log, never a panic reachable from a client.
@@ -436,6 +445,29 @@ pub fn encode(reply: &Reply, version: Resp, out: &mut BytesMut) {
 }
 
 type EncodeResult = Result<(), redis_protocol::error::RedisProtocolError>;
+
+/// `+OK` as the codec encodes it, per protocol version.
+fn ok_bytes(version: Resp) -> &'static [u8] {
+    static OK: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+    let [v2, v3] = OK.get_or_init(|| {
+        [Resp::V2, Resp::V3].map(|v| {
+            let mut b = BytesMut::new();
+            let result = match v {
+                Resp::V2 => scalar2(&Reply::Ok, &mut |f| encode2(&mut b, f, false).map(drop)),
+                Resp::V3 => scalar3(&Reply::Ok, &mut |f| encode3(&mut b, f, false).map(drop)),
+            };
+            if result.is_err() {
+                // Cannot happen (see `encode`); the literal keeps replies flowing.
+                b = BytesMut::from(&b"+OK\r\n"[..]);
+            }
+            b.to_vec()
+        })
+    });
+    match version {
+        Resp::V2 => v2,
+        Resp::V3 => v3,
+    }
+}
 
 /// Hands the borrowed RESP2 frame of a scalar reply to `f`.
 fn scalar2(reply: &Reply, f: &mut dyn FnMut(&Frame2) -> EncodeResult) -> EncodeResult {
@@ -651,6 +683,89 @@ mod tests {
             (Some(&b"ECHO"[..]), Some(&b"hello"[..]))
         );
         assert_eq!(a.get(1).unwrap().as_ptr(), buf[18..].as_ptr());
+    }
+
+    fn resp_command(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Our ranges are exactly what the `redis-protocol` codec decodes, for any
+        /// pipeline of commands, and a cut anywhere is just "incomplete".
+        #[test]
+        fn ranges_match_the_codec(
+            commands in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 1..6),
+                1..5,
+            ),
+            cut in proptest::num::usize::ANY,
+        ) {
+            use redis_protocol::resp2::decode::decode_range;
+            use redis_protocol::resp2::types::RangeFrame;
+            let limits = Limits { max_bulk_len: 1024, max_args: 16 };
+            let wire: Vec<u8> = commands.iter().flat_map(|c| resp_command(c)).collect();
+            let mut pos = 0;
+            let mut args = ArgBuf::default();
+            while pos < wire.len() {
+                let parsed = parse_request(&wire[pos..], &limits, &mut args).unwrap();
+                let Parsed::Command { consumed, inline: false } = parsed else {
+                    panic!("expected a command, got {parsed:?}");
+                };
+                let (frame, used) = decode_range(&wire[pos..]).unwrap().unwrap();
+                proptest::prop_assert_eq!(consumed, used);
+                let RangeFrame::Array(items) = frame else { panic!("not an array") };
+                let theirs: Vec<(usize, usize)> = items
+                    .iter()
+                    .map(|f| match f {
+                        RangeFrame::BulkString(r) => *r,
+                        other => panic!("not a bulk string: {other:?}"),
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(&args.ranges, &theirs);
+                pos += consumed;
+            }
+            let cut = cut % wire.len();
+            let first = commands.first().map(|c| resp_command(c).len()).unwrap_or(0);
+            if cut < first {
+                proptest::prop_assert_eq!(
+                    parse_request(&wire[..cut], &limits, &mut args).unwrap(),
+                    Parsed::Incomplete
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_parse_like_string2ll() {
+        assert_eq!(parse_len(b"0"), Some(0));
+        assert_eq!(parse_len(b"130"), Some(130));
+        assert_eq!(parse_len(b"-1"), Some(-1));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1a",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_len(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn ok_is_encoded_by_the_codec() {
+        let mut out = BytesMut::new();
+        encode(&Reply::Ok, Resp::V2, &mut out);
+        encode(&Reply::Ok, Resp::V3, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n+OK\r\n");
     }
 
     #[test]
