@@ -33,15 +33,17 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
-/// Whether any byte of `x` is a quote, a backslash or below 0x20 (the bit tricks of
-/// "Bit Twiddling Hacks": a byte is zero after xor with its pattern).
-fn has_string_stop(x: u64) -> bool {
+/// The high bit of each byte of `x` (little-endian) that is a quote, a backslash or
+/// below 0x20, by the bit tricks of "Bit Twiddling Hacks" (a byte is zero after xor
+/// with its pattern). Bytes above the lowest flagged one may be flagged falsely (a
+/// borrow ripples up), so only the lowest flag is to be trusted — which is the one a
+/// scan wants.
+fn string_stops(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
     zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) | below_space
-        != 0
 }
 
 struct Scan<'a> {
@@ -81,18 +83,23 @@ impl<'a> Scan<'a> {
         }
         let start = self.i + 1;
         let mut end = start;
-        // Eight bytes at a time while no stop byte is among them (ids are mostly
-        // longer than eight bytes), then byte by byte to find it.
+        // Eight bytes at a time; byte by byte only in the last few bytes of the input.
+        let mut found = false;
         while let Some(chunk) = self.s.get(end..end + 8) {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
-            if has_string_stop(u64::from_le_bytes(word)) {
+            let stops = string_stops(u64::from_le_bytes(word));
+            if stops != 0 {
+                end += (stops.trailing_zeros() / 8) as usize;
+                found = true;
                 break;
             }
             end += 8;
         }
-        while !STRING_STOP[usize::from(*self.s.get(end)?)] {
-            end += 1;
+        if !found {
+            while !STRING_STOP[usize::from(*self.s.get(end)?)] {
+                end += 1;
+            }
         }
         if self.s.get(end) != Some(&b'"') {
             return None;
@@ -327,18 +334,25 @@ mod tests {
         Ok(())
     }
 
+    /// The lowest flag of [`string_stops`] is always the first stop byte, whatever
+    /// the other bytes (every pair of positions, every byte value at the first).
     #[test]
-    fn word_scan_finds_every_stop_byte() {
+    fn word_scan_finds_the_first_stop_byte() {
         for b in 0..=255u8 {
             for at in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[at] = b;
-                let want = STRING_STOP[usize::from(b)];
-                assert_eq!(
-                    has_string_stop(u64::from_le_bytes(word)),
-                    want,
-                    "byte {b} at {at}"
-                );
+                for other in [b'"', b'\\', 0u8, 0x1f, 0x80, 0xff, b'a'] {
+                    for later in at + 1..9 {
+                        let mut word = *b"abcdefgh";
+                        word[at] = b;
+                        if later < 8 {
+                            word[later] = other;
+                        }
+                        let first = word.iter().position(|&c| STRING_STOP[usize::from(c)]);
+                        let stops = string_stops(u64::from_le_bytes(word));
+                        let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+                        assert_eq!(got, first, "{word:?}");
+                    }
+                }
             }
         }
     }
