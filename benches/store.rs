@@ -1,0 +1,173 @@
+//! The window store through its library API: ingest, each query, and the sweep of a
+//! second holding many users.
+//!
+//! Run with `cargo bench --bench store` (add `-- --quick` for a fast pass, or a
+//! filter such as `-- ingest`). Throughput is in events (or queries) per second, to
+//! compare with the server-level numbers of `scripts/bench`.
+//!
+//! The server hashes each id once per event and passes the hashes in [`Ingest`];
+//! the ingest benchmarks include that hashing, as the server's hot path does.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use scalable_analytics::store::{Ingest, Store};
+
+const WINDOW: u32 = 60;
+const SHARDS: usize = 64;
+/// A Unix time in the window's range (2023-11-14).
+const START: i64 = 1_700_000_000;
+/// Users in the "random users" benchmarks, as `redis-benchmark -r 1000000` gives.
+const MANY_USERS: usize = 1_000_000;
+/// Users in the query store (each with events spread over the window) and in the
+/// expiring second.
+const QUERY_USERS: usize = 100_000;
+const EXPIRE_USERS: usize = 100_000;
+
+/// Ids as `redis-benchmark`'s `__rand_int__` makes them: 12 zero-padded digits.
+fn user_name(i: usize) -> String {
+    format!("user{i:012}")
+}
+
+/// One event as the server builds it after parsing (hashes computed here).
+fn ingest<'a>(store: &Store, user: &'a str, ty: &'a str, second: i64, now: i64) -> Ingest<'a> {
+    Ingest {
+        user,
+        user_hash: store.hash(user),
+        event_type: ty,
+        type_hash: store.hash(ty),
+        second: second as u32,
+        value: Some(10.5),
+        now,
+        count: 1,
+    }
+}
+
+/// A small, fast, deterministic generator of indices (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as usize % n
+    }
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(1));
+
+    // The same user, type and second every time: the best case (hot cache lines,
+    // one lock, the ring's slot already there).
+    let store = Store::new(WINDOW, SHARDS, START);
+    g.bench_function("one_user_repeated", |b| {
+        b.iter(|| {
+            let ev = ingest(&store, black_box("user000000000123"), "click", START, START);
+            black_box(store.add(&ev)).expect("in window")
+        })
+    });
+
+    // A random user among a million that are all present already: the server's
+    // steady state under `redis-benchmark -r 1000000` (cache misses on the index and
+    // the record).
+    let names: Vec<String> = (0..MANY_USERS).map(user_name).collect();
+    let store = Store::new(WINDOW, SHARDS, START);
+    for n in &names {
+        store
+            .add(&ingest(&store, n, "click", START, START))
+            .expect("in window");
+    }
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    g.bench_function("random_users_1m", |b| {
+        b.iter(|| {
+            let user = &names[rng.below(MANY_USERS)];
+            let ev = ingest(&store, user, "click", START, START);
+            black_box(store.add(&ev)).expect("in window")
+        })
+    });
+    g.finish();
+}
+
+/// A store of `QUERY_USERS` users, each with one event in each of ten seconds spread
+/// over the window (so `WINDOW 10` sees part of them), on three event types.
+fn query_store() -> (Store, i64, Vec<String>) {
+    let store = Store::new(WINDOW, SHARDS, START);
+    let names: Vec<String> = (0..QUERY_USERS).map(user_name).collect();
+    let types = ["click", "view", "buy"];
+    let now = START + i64::from(WINDOW) - 1;
+    for s in 0..10i64 {
+        let second = START + s * 6;
+        for (i, n) in names.iter().enumerate() {
+            let ty = types[i % types.len()];
+            store
+                .add(&ingest(&store, n, ty, second, second))
+                .expect("in window");
+        }
+    }
+    // Bring every shard's clock to `now` so the queries do not pay for it.
+    black_box(store.total(WINDOW, now));
+    (store, now, names)
+}
+
+fn bench_queries(c: &mut Criterion) {
+    let (store, now, names) = query_store();
+    let mut g = c.benchmark_group("query");
+    g.throughput(Throughput::Elements(1));
+    for span in [WINDOW, 10] {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        g.bench_function(format!("user_count/window_{span}"), |b| {
+            b.iter(|| black_box(store.user_count(&names[rng.below(QUERY_USERS)], span, now)))
+        });
+        g.bench_function(format!("type_count/window_{span}"), |b| {
+            b.iter(|| black_box(store.type_count(black_box("click"), span, now)))
+        });
+        g.bench_function(format!("total/window_{span}"), |b| {
+            b.iter(|| black_box(store.total(black_box(span), now)))
+        });
+        let mut rng = Rng(0x0F1E_2D3C_4B5A_6978);
+        g.bench_function(format!("sum/window_{span}"), |b| {
+            b.iter(|| {
+                let i = rng.below(QUERY_USERS);
+                black_box(store.sum(&names[i], ["click", "view", "buy"][i % 3], span, now))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_expire(c: &mut Criterion) {
+    let names: Vec<String> = (0..EXPIRE_USERS).map(user_name).collect();
+    let mut g = c.benchmark_group("expire");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(EXPIRE_USERS as u64));
+    // One second holding 100k users leaves the window: `expire_all` sweeps every
+    // shard in bounded steps, as the server's background task does (without the
+    // yields between steps). The store is built outside the timing and dropped
+    // after it.
+    g.bench_function("one_second_100k_users", |b| {
+        b.iter_batched(
+            || {
+                let store = Store::new(WINDOW, SHARDS, START);
+                for n in &names {
+                    store
+                        .add(&ingest(&store, n, "click", START, START))
+                        .expect("in window");
+                }
+                store
+            },
+            |store| {
+                store.expire_all(START + i64::from(WINDOW));
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_queries, bench_expire);
+criterion_main!(benches);

@@ -1,0 +1,171 @@
+"""Child server processes: free ports, start, readiness, resident memory, cleanup."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from .resp import Client
+
+_LIVE: list["Server"] = []
+
+
+def free_port() -> int:
+    """A port nobody listens on now: bind port 0 on loopback and read what we got."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: receive SIGTERM if the benchmark dies, even by
+    SIGKILL, so no server is ever left behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class Server:
+    """One server process on a loopback port, with its log in `log_path`."""
+
+    def __init__(self, name: str, argv_for_port, log_path: Path):
+        self.name = name
+        self.argv_for_port = argv_for_port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.baseline_rss = 0
+
+    def start(self, timeout: float = 15.0) -> "Server":
+        last = ""
+        for _attempt in range(3):
+            self.port = free_port()
+            argv = self.argv_for_port(self.port)
+            log = open(self.log_path, "ab")
+            log.write(f"\n=== {' '.join(argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            log.close()
+            _LIVE.append(self)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    with Client("127.0.0.1", self.port, timeout=2) as c:
+                        if c.call("PING") == b"PONG":
+                            time.sleep(0.2)  # let start-up allocations settle
+                            self.baseline_rss = self.rss()
+                            return self
+                except OSError:
+                    time.sleep(0.05)
+            last = self.log_tail()
+            self.stop()
+        raise ServerError(f"{self.name} did not start; log tail:\n{last}")
+
+    def client(self, timeout: float = 120.0) -> Client:
+        return Client("127.0.0.1", self.port, timeout=timeout)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            rc = None if self.proc is None else self.proc.returncode
+            raise ServerError(
+                f"{self.name} (port {self.port}) is not running (exit status {rc}); "
+                f"log tail:\n{self.log_tail()}"
+            )
+
+    def rss(self) -> int:
+        """Resident set size in bytes, from /proc/<pid>/status VmRSS."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise ServerError(f"no VmRSS for {self.name}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+
+def stop_all() -> None:
+    """Stops every server this process started (called from finally and signals)."""
+    for s in list(_LIVE):
+        try:
+            s.stop()
+        except Exception:  # noqa: BLE001 - cleanup must go on
+            if s.proc is not None and s.proc.poll() is None:
+                os.kill(s.proc.pid, signal.SIGKILL)
+
+
+def redis_server(log_dir: Path) -> Server:
+    return Server(
+        "redis-server",
+        lambda port: [
+            "redis-server",
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--dir", str(log_dir),
+            "--logfile", "",
+        ],
+        log_dir / "redis-server.log",
+    )
+
+
+def our_server(binary: Path, log_dir: Path, extra: list[str]) -> Server:
+    return Server(
+        "scalable-analytics",
+        lambda port: [
+            str(binary),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--clock", "manual",
+            "--log-level", "warn",
+            *extra,
+        ],
+        log_dir / "scalable-analytics.log",
+    )
