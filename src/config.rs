@@ -36,6 +36,8 @@ pub const DEFAULT_MAXCLIENTS: usize = 10_000;
 pub const DEFAULT_TIMEOUT: u64 = 0;
 /// Unsent reply bytes beyond which a client that does not read is disconnected.
 pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
+/// Threads serving clients by default (see `docs/benchmarks.md` for the choice).
+pub const DEFAULT_THREADS: usize = 0;
 /// Shards of the store: enough that cores rarely meet on one lock, few enough that a
 /// query over all shards (`EVT.TYPE`, `EVT.TOTAL`) stays cheap.
 pub const DEFAULT_SHARDS: usize = 64;
@@ -107,6 +109,11 @@ pub struct Config {
     /// Most unprocessed bytes held for one connection; beyond it the connection closes.
     #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT)]
     pub client_query_buffer_limit: usize,
+
+    /// Threads serving clients; 1 runs everything on one thread (tokio's
+    /// current-thread runtime), 0 uses one per CPU core.
+    #[arg(long, default_value_t = DEFAULT_THREADS)]
+    pub threads: usize,
 
     /// Shards of the window store.
     #[arg(long, default_value_t = DEFAULT_SHARDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]

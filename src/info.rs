@@ -111,18 +111,16 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
         }
         "memory" => {
             let rss = rss_bytes();
-            let window = shared.store.stats(shared.clock.now()).bytes as u64;
             let used = crate::exec::used_memory();
             let max = Settings::get(&shared.settings.maxmemory) as u64;
             let _ = write!(
                 out,
                 "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
-                 used_memory_rss_human:{}\r\nused_memory_window:{window}\r\nused_memory_window_human:{}\r\n\
+                 used_memory_rss_human:{}\r\n\
                  maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\n\
                  mem_allocator:{}\r\n",
                 human(used),
                 human(rss),
-                human(window),
                 human(max),
                 if crate::alloc::allocated_bytes().is_some() {
                     "counting-libc"

@@ -190,13 +190,12 @@ fn refuse(shared: &Shared, socket: &tokio::net::TcpStream, peer: std::net::Socke
 async fn expire_forever(shared: Handle) {
     loop {
         let now = shared.clock.now();
-        loop {
-            let done = shared.store.expire_step(now, EXPIRE_BUDGET);
-            if done {
-                break;
+        for shard in 0..shared.store.shard_count() {
+            // Small bites, each followed by a yield to the runtime, so a second holding
+            // a million users is swept between client batches, not instead of them.
+            while !shared.store.expire_shard_step(shard, now, EXPIRE_BUDGET) {
+                tokio::task::yield_now().await;
             }
-            // Let clients in between steps: one second holding a million users is
-            // swept in small bites.
             tokio::task::yield_now().await;
         }
         let wait = next_second();

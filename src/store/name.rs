@@ -37,14 +37,6 @@ impl Name {
             Name::Heap(s) => s.as_bytes(),
         }
     }
-
-    /// Heap bytes owned, including the allocator's rounding to 16 bytes.
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Name::Inline { .. } => 0,
-            Name::Heap(s) => s.len().div_ceil(16) * 16,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -103,9 +103,4 @@ impl Wheel {
     pub fn entries(&self) -> usize {
         self.slots.iter().map(Vec::len).sum::<usize>() + self.draining.len()
     }
-
-    /// Heap bytes held by the slot lists.
-    pub fn heap_bytes(&self) -> usize {
-        (self.slots.iter().map(Vec::capacity).sum::<usize>() + self.draining.capacity()) * 4
-    }
 }
