@@ -523,6 +523,7 @@ fn config_items(shared: &Shared) -> Vec<(&'static str, String)> {
             Settings::get(&s.client_query_buffer_limit).to_string(),
         ),
         ("shards", shared.store.shard_count().to_string()),
+        ("threads", shared.config.serving_threads().to_string()),
         ("requirepass", s.password().unwrap_or_default()),
         (
             "protected-mode",

@@ -40,9 +40,8 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let mut builder = match config.threads {
+    let mut builder = match config.serving_threads() {
         1 => tokio::runtime::Builder::new_current_thread(),
-        0 => tokio::runtime::Builder::new_multi_thread(),
         n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n);

@@ -52,7 +52,7 @@ pub fn build(
     if let Some(s) = &saved {
         clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
     }
-    let store = Store::new(config.window, config.shards, clock.now());
+    let store = Store::new(config.window, config.store_shards(), clock.now());
     if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
         let loaded = snapshot::apply(&store, clock.now(), s);
         tracing::info!(

@@ -310,7 +310,16 @@ impl Ring {
             self.spill = ThinVec::new();
             return;
         }
-        let mut spill = ThinVec::with_capacity(words);
+        // Reuse the allocation while it fits and is not more than twice too big; grow
+        // in steps of 8 words. A key gaining one second at a time (an event every
+        // second) then reallocates every 8 seconds, not every second, which keeps the
+        // allocator from fragmenting.
+        let mut spill = std::mem::take(&mut self.spill);
+        if spill.capacity() >= words && spill.capacity() <= 2 * words + 8 {
+            spill.clear();
+        } else {
+            spill = ThinVec::with_capacity(words.next_multiple_of(8));
+        }
         if w > 0 {
             spill.push(extras.iter().sum());
             let start = spill.len();
