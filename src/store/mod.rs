@@ -35,6 +35,7 @@
 //! INFO's `used_memory` is measured at the allocator (`src/alloc.rs`); the
 //! benchmark measures the process's resident size per user against Redis.
 
+mod index;
 mod name;
 mod ring;
 mod shard;
@@ -150,15 +151,22 @@ impl Store {
             .enumerate()
             .map(|(i, ev)| (self.shard_of(ev.user_hash), i))
             .collect();
+        // By shard, and in arrival order within a shard (a user's events stay in order).
         order.sort_unstable();
+        let mut batch: Vec<&Ingest<'_>> = Vec::with_capacity(events.len());
+        let mut outcome = Vec::with_capacity(events.len());
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let Some(&(shard, _)) = group.first() else {
                 continue;
             };
-            let mut guard = self.lock(shard);
-            for &(_, i) in group {
-                if let (Some(ev), Some(r)) = (events.get(i), results.get_mut(i)) {
-                    *r = guard.add(ev, grow);
+            batch.clear();
+            batch.extend(group.iter().filter_map(|&(_, i)| events.get(i)));
+            outcome.clear();
+            outcome.resize(batch.len(), Ok(()));
+            self.lock(shard).add_many(&batch, grow, &mut outcome);
+            for (&(_, i), r) in group.iter().zip(&outcome) {
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = *r;
                 }
             }
         }

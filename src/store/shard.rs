@@ -15,6 +15,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 use std::hash::BuildHasher;
 
+use super::index::{Index, prefetch};
 use super::name::Name;
 use super::ring::{Ring, full_mask, seconds_mask, slot_of};
 use super::wheel::Wheel;
@@ -190,7 +191,7 @@ pub struct Shard {
     now: i64,
     hasher: DefaultHashBuilder,
     users: Slab<UserRec>,
-    user_index: HashTable<u32>,
+    user_index: Index,
     types: Slab<TypeRec>,
     type_index: HashTable<u32>,
     /// Pair tables of users with several event types.
@@ -213,7 +214,7 @@ impl Shard {
             now,
             hasher,
             users: Slab::new(),
-            user_index: HashTable::new(),
+            user_index: Index::new(),
             types: Slab::new(),
             type_index: HashTable::new(),
             many: Slab::new(),
@@ -237,13 +238,11 @@ impl Shard {
 
     fn find_user(&self, name: &str, hash: u64) -> Option<u32> {
         let users = &self.users;
-        self.user_index
-            .find(hash, |&i| {
-                users
-                    .get(i as usize)
-                    .is_some_and(|u| u.name.as_bytes() == name.as_bytes())
-            })
-            .copied()
+        self.user_index.find(hash, |i| {
+            users
+                .get(i as usize)
+                .is_some_and(|u| u.name.as_bytes() == name.as_bytes())
+        })
     }
 
     fn find_type(&self, name: &str, hash: u64) -> Option<u32> {
@@ -294,6 +293,32 @@ impl Shard {
                 .is_none_or(|table| table.find(u64::from(t), |p| p.ty == t).is_none()),
             Some(u) => u.ty != t,
             None => true,
+        }
+    }
+
+    /// Counts a batch of events of this shard, `results[i]` for `events[i]`.
+    ///
+    /// While one event is counted, the index slot of the event two ahead and the
+    /// record of the event one ahead are already on their way into the cache: with a
+    /// million users, waiting for those loads one event at a time was most of the
+    /// ingest time.
+    pub fn add_many(
+        &mut self,
+        events: &[&Ingest<'_>],
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        for (k, (ev, result)) in events.iter().zip(results.iter_mut()).enumerate() {
+            if let Some(ahead) = events.get(k + 2) {
+                self.user_index.prefetch(ahead.user_hash);
+            }
+            if let Some(next) = events.get(k + 1)
+                && let Some(key) = self.user_index.first_candidate(next.user_hash)
+                && let Some(rec) = self.users.get(key as usize)
+            {
+                prefetch(rec);
+            }
+            *result = self.add(ev, grow);
         }
     }
 
@@ -353,12 +378,7 @@ impl Shard {
                 ring,
                 word: running.to_bits(),
             }) as u32;
-            let (users, hasher) = (&self.users, &self.hasher);
-            self.user_index.insert_unique(ev.user_hash, idx, |&i| {
-                users
-                    .get(i as usize)
-                    .map_or(0, |u| hash_of(hasher, u.name.as_bytes()))
-            });
+            self.user_index.insert(ev.user_hash, idx);
             self.pairs += 1;
             if let Some(t) = self.types.get_mut(ty as usize) {
                 t.pairs += 1;
@@ -503,9 +523,7 @@ impl Shard {
         } else {
             let u = self.users.remove(idx as usize);
             let hash = hash_of(&self.hasher, u.name.as_bytes());
-            if let Ok(entry) = self.user_index.find_entry(hash, |&i| i == idx) {
-                entry.remove();
-            }
+            self.user_index.remove(hash, idx);
         }
         alive
     }
