@@ -103,7 +103,7 @@ pub struct Config {
     pub max_id_len: usize,
 
     /// Largest bulk argument a client may send, in bytes.
-    #[arg(long, default_value_t = DEFAULT_PROTO_MAX_BULK_LEN)]
+    #[arg(long, default_value_t = DEFAULT_PROTO_MAX_BULK_LEN, value_parser = parse_size)]
     pub proto_max_bulk_len: usize,
 
     /// Most arguments in one command.
@@ -111,7 +111,7 @@ pub struct Config {
     pub max_args: usize,
 
     /// Most unprocessed bytes held for one connection; beyond it the connection closes.
-    #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT)]
+    #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT, value_parser = parse_size)]
     pub client_query_buffer_limit: usize,
 
     /// Threads serving clients; 1 runs everything on one thread (tokio's

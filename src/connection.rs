@@ -11,9 +11,10 @@
 //!
 //! Memory per connection is bounded both ways: unread input by
 //! `--client-query-buffer-limit`; unsent output by pausing — while more than
-//! [`OUTPUT_PAUSE_BYTES`] (or half the hard limit) wait to be sent, the connection
-//! neither reads nor runs commands — and by `--client-output-buffer-limit`, past which
-//! a client that does not read its replies is disconnected.
+//! [`OUTPUT_PAUSE_BYTES`] (or half the hard limit) wait in our buffer, the connection
+//! neither reads nor runs commands — and by `--client-output-buffer-limit`: when the
+//! replies the client has not taken (our buffer plus what the kernel still holds in
+//! the socket's send queue) pass it, the client is disconnected.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -261,6 +262,24 @@ fn write_some(socket: &TcpStream, wbuf: &mut BytesMut, shared: &Shared) -> std::
     Ok(())
 }
 
+/// Reply bytes handed to the kernel that the peer has not acknowledged yet: the
+/// socket's send queue (`SIOCOUTQ`). A client that stops reading leaves them there.
+fn kernel_unsent(socket: &TcpStream) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer, which points
+        // at a live `c_int`; the descriptor belongs to `socket`, open for this call.
+        let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc == 0 {
+            return usize::try_from(queued).unwrap_or(0);
+        }
+    }
+    let _ = socket;
+    0
+}
+
 /// Writes what is left before the connection closes, for a bounded time.
 async fn finish(socket: &mut TcpStream, wbuf: &mut BytesMut) {
     if !wbuf.is_empty() {
@@ -336,13 +355,19 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
         if write_some(&socket, &mut conn.wbuf, &shared).is_err() {
             break;
         }
-        if conn.wbuf.len() > hard {
+        let unsent = conn.wbuf.len()
+            + if conn.wbuf.is_empty() {
+                0
+            } else {
+                kernel_unsent(&socket)
+            };
+        if unsent > hard {
             shared
                 .stats
                 .output_buffer_disconnections
                 .fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
-                tracing::warn!(%peer, pending = conn.wbuf.len(), limit = hard, suppressed,
+                tracing::warn!(%peer, pending = unsent, limit = hard, suppressed,
                     "client scheduled to be closed for overcoming of output buffer limits");
             }
             break;
@@ -381,21 +406,6 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
             // The output drained: run the commands still buffered before reading more.
             continue;
         }
-        if more || conn.wbuf.len() >= pause_at {
-            // Paused: the client must read its replies before we read its commands.
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    finish(&mut socket, &mut conn.wbuf).await;
-                    break;
-                }
-                w = socket.writable() => if w.is_err() { break },
-            }
-            continue;
-        }
-        if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK {
-            conn.rbuf.reserve(READ_CHUNK);
-        }
         let idle = match settings.timeout.load(Ordering::Relaxed) {
             0 => None,
             secs => Some(Duration::from_secs(secs)),
@@ -411,6 +421,25 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
                 None => std::future::pending().await,
             }
         };
+        if more || conn.wbuf.len() >= pause_at {
+            // Paused: the client must read its replies before we read its commands.
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    finish(&mut socket, &mut conn.wbuf).await;
+                    break;
+                }
+                w = socket.writable() => if w.is_err() { break },
+                _ = idle_timer => {
+                    tracing::debug!(%peer, "closing idle client (replies unread)");
+                    break;
+                }
+            }
+            continue;
+        }
+        if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK {
+            conn.rbuf.reserve(READ_CHUNK);
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {

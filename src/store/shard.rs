@@ -644,6 +644,7 @@ impl Shard {
         let mut done = 0;
         while done < budget {
             let Some((key, slot)) = self.wheel.next_due() else {
+                self.release_if_empty();
                 return true;
             };
             done += 1;
@@ -676,6 +677,23 @@ impl Shard {
             }
         }
         !self.wheel.pending()
+    }
+
+    /// Gives the tables' memory back once the shard holds nothing: a slab or an
+    /// index never shrinks while keys are in use, so after a busy window their
+    /// capacity would otherwise stay at the peak.
+    fn release_if_empty(&mut self) {
+        if self.users.is_empty() && self.types.is_empty() && self.users.capacity() > 0 {
+            // Every wheel entry left is a stale hint: with no user or type, none can
+            // be due.
+            let cutoff = self.wheel.cutoff();
+            self.users = Slab::new();
+            self.user_index = Index::new();
+            self.types = Slab::new();
+            self.type_index = HashTable::new();
+            self.many = Slab::new();
+            self.wheel = Wheel::new(self.window, cutoff);
+        }
     }
 
     /// What this shard holds. O(1): INFO and DBSIZE must not walk a million users.
