@@ -188,6 +188,8 @@ fn refuse(shared: &Shared, socket: &tokio::net::TcpStream, peer: std::net::Socke
 /// The background sweep: once a second (or when the manual clock moves), expire the
 /// seconds that left the window, a bounded step at a time.
 async fn expire_forever(shared: Handle) {
+    // The most memory in use since the allocator was last asked to give pages back.
+    let mut high_water = 0u64;
     loop {
         let now = shared.clock.now();
         for shard in 0..shared.store.shard_count() {
@@ -198,11 +200,34 @@ async fn expire_forever(shared: Handle) {
             }
             tokio::task::yield_now().await;
         }
+        let used = crate::exec::used_memory();
+        high_water = high_water.max(used);
+        if high_water - used > TRIM_AFTER_FREED_BYTES {
+            release_freed_memory();
+            high_water = used;
+        }
         let wait = next_second();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.expiry_wake.notified() => {}
         }
+    }
+}
+
+/// Bytes freed since the last trim after which the allocator is asked to return free
+/// pages to the system: glibc keeps freed small chunks in its heap, so without it a
+/// window that empties after a busy minute would keep the peak's resident memory.
+pub const TRIM_AFTER_FREED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Asks the allocator to return free pages to the system (glibc's `malloc_trim`).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks the allocator's own free lists and madvises
+        // free pages away; it takes the allocator's locks and touches no memory the
+        // program owns.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(released, "freed memory returned to the system");
     }
 }
 
