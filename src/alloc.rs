@@ -27,6 +27,24 @@ thread_local! {
     static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+/// This thread's stripe, `0..STRIPES`: counters that many threads bump use one cache
+/// line per stripe, so two cores never write the same line.
+pub fn stripe_index() -> usize {
+    MY_STRIPE
+        .try_with(|s| {
+            let mut i = s.get();
+            if i == usize::MAX {
+                i = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+                s.set(i);
+            }
+            i
+        })
+        .unwrap_or(0)
+}
+
+/// Counter stripes (see [`stripe_index`]).
+pub const COUNTER_STRIPES: usize = STRIPES;
+
 fn stripe() -> &'static AtomicIsize {
     let i = MY_STRIPE
         .try_with(|s| {

@@ -37,9 +37,12 @@ pub const DEFAULT_TIMEOUT: u64 = 0;
 /// Unsent reply bytes beyond which a client that does not read is disconnected.
 pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 /// Threads serving clients by default: 0 means half the CPU cores, at least one.
-/// On the 2-core reference machine that is one thread, which measured fastest
-/// (`docs/benchmarks.md`): the clients and the kernel's network work need the other
-/// core, and one thread takes no locks that another wants.
+/// Each runs its own single-threaded runtime and keeps the connections dealt to it.
+/// The other half is left to the kernel's network stack, which does most of the work
+/// for unpipelined clients (69% of the CPU time at `-P 1`, perf). On the 2-core
+/// reference machine, shared with the load generator, one thread kept unpipelined
+/// p99 at 0.49 ms where two threads took 1.2 ms; two threads ingest pipelined events
+/// faster (1.6M/s against 1.0M/s): `--threads 2` (`docs/benchmarks.md`).
 pub const DEFAULT_THREADS: usize = 0;
 /// Store shards per serving thread by default: enough that threads rarely meet on a
 /// lock; more shards only spread the per-shard type and total counters over more
@@ -114,8 +117,8 @@ pub struct Config {
     #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT, value_parser = parse_size)]
     pub client_query_buffer_limit: usize,
 
-    /// Threads serving clients; 1 runs everything on one thread (tokio's
-    /// current-thread runtime); 0 picks half the CPU cores, at least one.
+    /// Threads serving clients, each a single-threaded runtime keeping the
+    /// connections dealt to it; 0 picks half the CPU cores, at least one.
     #[arg(long, default_value_t = DEFAULT_THREADS)]
     pub threads: usize,
 

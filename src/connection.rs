@@ -228,10 +228,7 @@ impl Conn {
         }
         flush_run(run, client, replies, wbuf);
         if commands > 0 {
-            shared
-                .stats
-                .total_commands_processed
-                .fetch_add(commands, Ordering::Relaxed);
+            shared.stats.total_commands_processed.add(commands);
             let info = &client.info;
             info.last_active_ms
                 .store(shared.uptime_ms(), Ordering::Relaxed);
@@ -249,10 +246,7 @@ fn write_some(socket: &TcpStream, wbuf: &mut BytesMut, shared: &Shared) -> std::
     while !wbuf.is_empty() {
         match socket.try_write(wbuf) {
             Ok(n) => {
-                shared
-                    .stats
-                    .net_output_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                shared.stats.net_output_bytes.add(n as u64);
                 wbuf.advance(n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -453,7 +447,7 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
                 match socket.try_read_buf(&mut conn.rbuf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        shared.stats.net_input_bytes.add(n as u64);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => break,

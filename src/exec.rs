@@ -246,7 +246,7 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
     }
     let s = &shared.stats;
     if accepted > 0 {
-        s.events_accepted.fetch_add(accepted, Ordering::Relaxed);
+        s.events_accepted.add(accepted);
     }
     if rejected > 0 {
         s.events_rejected.fetch_add(rejected, Ordering::Relaxed);

@@ -40,22 +40,44 @@ fn main() -> ExitCode {
         )
         .init();
 
-    let mut builder = match config.serving_threads() {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-    };
-    let runtime = match builder.enable_all().build() {
+    // One single-threaded runtime per serving thread: connections are dealt to them
+    // round-robin and never move, so no task is stolen across cores and a request's
+    // wake-up stays on the thread that reads it (measured: docs/benchmarks.md).
+    let runtime = match single_threaded() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let mut workers = Vec::new();
+    let mut worker_stops = Vec::new();
+    for i in 1..config.serving_threads() {
+        let rt = match single_threaded() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("cannot start worker runtime {i}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        workers.push(rt.handle().clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{i}"))
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                })
+            });
+        match thread {
+            Ok(t) => worker_stops.push((stop, t)),
+            Err(e) => {
+                tracing::error!("cannot start worker thread {i}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let code = runtime.block_on(async move {
         let addr = std::net::SocketAddr::new(config.bind, config.port);
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -82,6 +104,7 @@ fn main() -> ExitCode {
         };
         let options = Options {
             set_log_filter: Some(Box::new(set_log_filter)),
+            workers,
         };
         let handle = match server::build(&listener, config, options) {
             Ok(h) => h,
@@ -90,10 +113,27 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        tracing::info!(
+            threads = handle.workers.len() + 1,
+            shards = handle.store.shard_count(),
+            clock = handle.config.clock.name(),
+            "serving"
+        );
         tracing::info!("listening on {}", handle.local_addr);
         server::serve(listener, handle, stop_signal()).await;
         ExitCode::SUCCESS
-    })
+    });
+    for (stop, thread) in worker_stops {
+        let _ = stop.send(());
+        let _ = thread.join();
+    }
+    code
+}
+
+fn single_threaded() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -28,6 +28,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Options {
     /// Applies a new log filter for `CONFIG SET loglevel`.
     pub set_log_filter: Option<LogFilterSetter>,
+    /// More single-threaded runtimes to serve connections on, besides the one running
+    /// [`serve`]: connections are dealt round-robin and each stays on its thread.
+    pub workers: Vec<tokio::runtime::Handle>,
 }
 
 /// A running server's shared state, for tests that look inside.
@@ -78,6 +81,7 @@ pub fn build(
         expiry_wake: Notify::new(),
         bad_input_log: RateLimiter::default(),
         set_log_filter: options.set_log_filter,
+        workers: options.workers,
         saving: std::sync::Mutex::new(()),
         skip_snapshot: AtomicBool::new(false),
         connected: std::sync::atomic::AtomicUsize::new(0),
@@ -115,6 +119,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<Output = ()>) {
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
+    // Which thread gets the next connection: 0 is this one, then the workers.
+    let mut next_thread = 0usize;
     let expiry = tokio::spawn(expire_forever(shared.clone()));
     tokio::pin!(shutdown);
     loop {
@@ -136,7 +142,17 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
                     // Replies are written once per batch already; Nagle would only add
                     // latency to them.
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(connection::serve(shared.clone(), socket, peer));
+                    let thread = next_thread % (shared.workers.len() + 1);
+                    next_thread = next_thread.wrapping_add(1);
+                    match thread.checked_sub(1).and_then(|w| shared.workers.get(w)) {
+                        None => {
+                            connections.spawn(connection::serve(shared.clone(), socket, peer));
+                        }
+                        Some(worker) => {
+                            let shared = shared.clone();
+                            connections.spawn_on(serve_on_worker(shared, socket, peer), worker);
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
@@ -169,6 +185,23 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
         tracing::error!(error = %e, "snapshot not saved");
     }
     tracing::info!("server stopped");
+}
+
+/// Serves a connection accepted on the main thread from a worker's thread. A socket
+/// belongs to the reactor that registered it, so the worker registers it again.
+async fn serve_on_worker(
+    shared: Handle,
+    socket: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    let moved = socket.into_std().and_then(tokio::net::TcpStream::from_std);
+    match moved {
+        Ok(socket) => connection::serve(shared, socket, peer).await,
+        Err(e) => {
+            shared.connected.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(%peer, error = %e, "cannot move a connection to its thread");
+        }
+    }
 }
 
 /// Turns a client away at `maxclients`, as Redis does: one error line, then close.

@@ -28,24 +28,61 @@ pub const ERROR_KINDS: &[&str] = &[
     "WRONGTYPE",
 ];
 
-/// Server-wide counters (`INFO stats`). Connections add their per-batch counts once per
-/// batch, so these cache lines are not touched per command.
+/// A counter bumped by every serving thread (per batch of commands): one cache line
+/// per thread stripe, summed when read, so threads on two cores do not pass one line
+/// back and forth on every request.
+#[derive(Debug)]
+pub struct Striped([Padded64; crate::alloc::COUNTER_STRIPES]);
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded64(AtomicU64);
+
+impl Default for Striped {
+    fn default() -> Self {
+        Striped(std::array::from_fn(|_| Padded64::default()))
+    }
+}
+
+impl Striped {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        if let Some(s) = self.0.get(crate::alloc::stripe_index()) {
+            s.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The total.
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Back to zero (`CONFIG RESETSTAT`).
+    pub fn reset(&self) {
+        for s in &self.0 {
+            s.0.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Server-wide counters (`INFO stats`). Connections add their counts once per batch;
+/// the ones every request bumps are [`Striped`].
 #[derive(Debug, Default)]
 pub struct Stats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub total_commands_processed: AtomicU64,
+    pub total_commands_processed: Striped,
     pub total_error_replies: AtomicU64,
     pub error_kinds: [AtomicU64; 7],
     pub protocol_errors: AtomicU64,
     pub query_buffer_disconnections: AtomicU64,
     pub output_buffer_disconnections: AtomicU64,
-    pub events_accepted: AtomicU64,
+    pub events_accepted: Striped,
     pub events_rejected: AtomicU64,
     pub events_late: AtomicU64,
     pub events_future: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
+    pub net_input_bytes: Striped,
+    pub net_output_bytes: Striped,
 }
 
 impl Stats {
@@ -62,19 +99,23 @@ impl Stats {
     /// `CONFIG RESETSTAT`.
     pub fn reset(&self) {
         for c in [
+            &self.total_commands_processed,
+            &self.events_accepted,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            c.reset();
+        }
+        for c in [
             &self.total_connections_received,
             &self.rejected_connections,
-            &self.total_commands_processed,
             &self.total_error_replies,
             &self.protocol_errors,
             &self.query_buffer_disconnections,
             &self.output_buffer_disconnections,
-            &self.events_accepted,
             &self.events_rejected,
             &self.events_late,
             &self.events_future,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -234,6 +275,8 @@ pub struct Shared {
     pub skip_snapshot: AtomicBool,
     /// Connected clients, for the `maxclients` check on accept.
     pub connected: AtomicUsize,
+    /// Runtimes (one thread each) that serve connections besides the main one.
+    pub workers: Vec<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -440,7 +440,10 @@ fn parse_container<'a>(spec: &'static Spec, args: Args<'a>) -> Result<Command<'a
                 return Err(CmdError::Arity(sub.name));
             }
             Command::ConfigSet {
-                pairs: rest.chunks_exact(2).map(|p| (p[0], p[1])).collect(),
+                pairs: rest
+                    .chunks_exact(2)
+                    .filter_map(|p| Some((*p.first()?, *p.get(1)?)))
+                    .collect(),
             }
         }
         "config|resetstat" => Command::ConfigResetStat,

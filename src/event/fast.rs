@@ -234,7 +234,7 @@ fn id(text: &str, max: usize) -> Option<&str> {
 /// A plain non-negative integer timestamp within `u32`.
 fn timestamp(text: &str) -> Option<u32> {
     let text = text.as_bytes();
-    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
+    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text.first() == Some(&b'0')) {
         return None;
     }
     let mut v: u64 = 0;

@@ -300,7 +300,9 @@ impl Ring {
         if n == 1 && w > 0 {
             // One second with several events: the single-slot form, no spill.
             let slot = u64::from(u.occ.trailing_zeros());
-            self.bits = (SINGLE << WIDTH_SHIFT) | (extras[0].min(MAX_SLOT_COUNT - 1) << 6) | slot;
+            self.bits = (SINGLE << WIDTH_SHIFT)
+                | (extras.first().copied().unwrap_or(0).min(MAX_SLOT_COUNT - 1) << 6)
+                | slot;
             self.spill = ThinVec::new();
             return;
         }
