@@ -150,7 +150,7 @@ def markdown(res: dict, svg_name: str) -> str:
       f"while `redis-benchmark -c {s['clients']} -P 1 EVT.USER user__rand_int__` runs in "
       f"back-to-back slices of ≈ {s['chunk_seconds']} s. The first (\"timed\") repetition "
       f"polls INFO `active_users` every {s['poll_ms']} ms after the clock moves, which gives "
-      "the sweep's duration; INFO itself walks every user, so the other (\"clean\") "
+      "the sweep's duration; polling adds requests to the measured load, so the other (\"clean\") "
       "repetitions do not poll during the load, take the sweep's span from the timed one "
       "and check `active_users` = 0 afterwards. p99/max during the sweep are the worst over "
       "the slices overlapping it; the table reports the clean repetitions (median p99, "
@@ -166,8 +166,8 @@ def markdown(res: dict, svg_name: str) -> str:
         w("### Memory (a): one event per user")
         w("")
         w(f"- ours: {mem['ours_users']:,} active users, RSS +{mem['ours_delta'] / 2**20:.1f} MiB "
-          f"→ {nbytes(mem['ours_bpu'])}/user (the store's own estimate, INFO "
-          f"`used_memory_window`: {nbytes(mem.get('ours_window_bpu'))}/user)")
+          f"→ {nbytes(mem['ours_bpu'])}/user (bytes allocated, INFO "
+          f"`used_memory`: {nbytes(mem.get('ours_used_bpu'))}/user)")
         w(f"- Lua peer: {mem['peer_users']:,} distinct users, RSS +{mem['peer_delta'] / 2**20:.1f} "
           f"MiB → {nbytes(mem['peer_bpu'])}/user (Redis `used_memory`: "
           f"{nbytes(mem.get('peer_used_bpu'))}/user)")
@@ -198,8 +198,7 @@ def markdown(res: dict, svg_name: str) -> str:
               f"{ms(r['p99_during'])} | {ms(r['max_during'])} | {ms(r['p99_before'])} | "
               f"{ms(r['max_before'])} | {rate(r['rps_during'])} |")
         w("")
-        w(f"One `INFO analytics` with the users in the window took {ms(ex.get('info_ms'))} "
-          "(it walks every user).")
+        w(f"One `INFO analytics` with the users in the window took {ms(ex.get('info_ms'))}.")
         w("")
     w("### Raw runs")
     w("")

@@ -104,3 +104,84 @@ impl Wheel {
         self.slots.iter().map(Vec::len).sum::<usize>() + self.draining.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(w: &mut Wheel) -> Vec<u32> {
+        let mut out = Vec::new();
+        while let Some((key, _)) = w.next_due() {
+            out.push(key);
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn keys_come_due_when_their_second_leaves() {
+        let mut w = Wheel::new(60, 1000);
+        w.register(1, 1001);
+        w.register(2, 1001);
+        w.register(3, 1030);
+        w.register(4, 1060);
+        w.begin(1000);
+        assert_eq!(drain(&mut w), Vec::<u32>::new(), "nothing is due yet");
+        w.begin(1001);
+        assert_eq!(drain(&mut w), vec![1, 2]);
+        w.begin(1029);
+        assert_eq!(drain(&mut w), Vec::<u32>::new());
+        w.begin(1030);
+        assert_eq!(drain(&mut w), vec![3]);
+        assert!(!w.pending());
+        assert_eq!(w.entries(), 1);
+        w.begin(1060);
+        assert_eq!(drain(&mut w), vec![4]);
+        assert_eq!(w.entries(), 0);
+    }
+
+    #[test]
+    fn a_jump_past_the_window_visits_every_slot_once() {
+        let mut w = Wheel::new(60, 0);
+        for s in 1..=60 {
+            w.register(s as u32, s);
+        }
+        w.begin(10_000);
+        assert_eq!(drain(&mut w), (1..=60).collect::<Vec<u32>>());
+        assert_eq!(w.cutoff(), 10_000);
+    }
+
+    #[test]
+    fn an_entry_filed_again_under_the_slot_being_swept_waits_for_its_turn() {
+        let mut w = Wheel::new(60, 0);
+        w.register(7, 5);
+        w.begin(5);
+        let (key, slot) = w.next_due().expect("due");
+        assert_eq!((key, slot), (7, 5));
+        // Its next oldest second is 65: the same slot, one window later.
+        w.register(7, 65);
+        assert_eq!(w.next_due(), None, "not handed out twice in one sweep");
+        w.begin(64);
+        assert_eq!(w.next_due(), None);
+        w.begin(65);
+        assert_eq!(w.next_due(), Some((7, 5)));
+    }
+
+    #[test]
+    fn sweeps_can_stop_and_resume_between_entries() {
+        let mut w = Wheel::new(60, 0);
+        for k in 0..10 {
+            w.register(k, 3);
+        }
+        w.begin(3);
+        let first: Vec<u32> = (0..4)
+            .filter_map(|_| w.next_due().map(|(k, _)| k))
+            .collect();
+        assert_eq!(first.len(), 4);
+        assert!(w.pending());
+        let mut rest = drain(&mut w);
+        rest.extend(first);
+        rest.sort_unstable();
+        assert_eq!(rest, (0..10).collect::<Vec<u32>>());
+    }
+}
