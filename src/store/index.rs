@@ -92,18 +92,7 @@ impl Index {
     /// The first key whose stored hash bits match `hash`: the likely answer of a
     /// lookup, for prefetching its record.
     pub fn first_candidate(&self, hash: u64) -> Option<u32> {
-        let want = bits(hash);
-        let mut i = self.home(want);
-        loop {
-            let slot = *self.slots.get(i)?;
-            if slot == 0 {
-                return None;
-            }
-            if slot >> 32 == want {
-                return Some(key_of(slot));
-            }
-            i = (i + 1) & self.mask();
-        }
+        self.find(hash, |_| true)
     }
 
     /// The key filed under `hash` for which `is_it` holds.
