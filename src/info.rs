@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use crate::cmd::table::COMMANDS;
 use crate::config::Settings;
 use crate::state::{ClientInfo, ERROR_KINDS, REDIS_COMPAT_VERSION, Shared};
+use crate::store::StoreStats;
 
 /// Sections `INFO` (and `INFO default`) shows, in order.
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -60,18 +61,22 @@ pub fn render(shared: &Shared, sections: &[&[u8]]) -> String {
             .iter()
             .any(|w| w == "all" || w == "default" || w == "everything");
     let mut out = String::new();
+    // `keyspace` and `analytics` both describe the store; one reading serves both
+    // (it takes every shard's lock).
+    let mut store: Option<StoreStats> = None;
     for name in DEFAULT_SECTIONS {
         if all || wanted.iter().any(|w| w == name) {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
-            section(shared, name, &mut out);
+            section(shared, name, &mut store, &mut out);
         }
     }
     out
 }
 
-fn section(shared: &Shared, name: &str, out: &mut String) {
+fn section(shared: &Shared, name: &str, store: &mut Option<StoreStats>, out: &mut String) {
+    let mut store_stats = || *store.get_or_insert_with(|| shared.store.stats(shared.clock.now()));
     let stats = &shared.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     // `write!` into a String cannot fail; the results are ignored on purpose.
@@ -105,7 +110,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
                 out,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\
                  tracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                shared.clients.count(),
+                shared.connected.load(std::sync::atomic::Ordering::Relaxed),
                 Settings::get(&shared.settings.maxclients),
             );
         }
@@ -176,7 +181,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
-            let s = shared.store.stats(shared.clock.now());
+            let s = store_stats();
             let keys = s.active_users + s.active_event_types + s.active_user_event_types;
             if keys > 0 {
                 let _ = write!(out, "db0:keys={keys},expires={keys},avg_ttl=0\r\n");
@@ -184,7 +189,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
         }
         "analytics" => {
             let now = shared.clock.now();
-            let s = shared.store.stats(now);
+            let s = store_stats();
             let _ = write!(
                 out,
                 "# Analytics\r\nwindow_seconds:{}\r\nclock:{}\r\nnow:{now}\r\n\

@@ -401,11 +401,6 @@ impl Reply {
     pub fn bulk(text: impl Into<Vec<u8>>) -> Self {
         Reply::Bulk(text.into())
     }
-
-    /// Whether this reply is an error (counted in `total_error_replies`).
-    pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
-    }
 }
 
 /// Formats a double as Redis does for `INCRBYFLOAT` and RESP2 `ZSCORE`: the shortest text

@@ -1,7 +1,7 @@
 //! The server: accepts connections, runs the background sweep, and stops gracefully.
 //!
-//! [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0`,
-//! start a server inside the test, and stop it when they are done.
+//! [`build`] takes a bound listener and [`serve`] a shutdown future, so tests bind
+//! `127.0.0.1:0`, start a server inside the test, and stop it when they are done.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,14 +108,6 @@ fn run_id() -> String {
 /// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
 /// accepting, lets every connection finish the commands it has read and write their
 /// replies, and returns.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
-    match build(&listener, config, Options::default()) {
-        Ok(handle) => serve(listener, handle, shutdown).await,
-        Err(e) => tracing::error!(error = %e, "cannot start"),
-    }
-}
-
-/// [`run`] with a prepared handle.
 pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<Output = ()>) {
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();

@@ -201,14 +201,6 @@ impl Clients {
         }
     }
 
-    /// Connected clients now.
-    pub fn count(&self) -> usize {
-        self.list
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
     /// A snapshot of every connection.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
         let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);

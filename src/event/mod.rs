@@ -290,21 +290,17 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
 
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
-                TopKey::UserId => {
-                    if user_id.is_some() {
-                        return Err(reject(EventError::DuplicateField(Field::UserId)));
+                TopKey::UserId | TopKey::EventType => {
+                    let (slot, field) = if matches!(key, TopKey::UserId) {
+                        (&mut user_id, Field::UserId)
+                    } else {
+                        (&mut event_type, Field::EventType)
+                    };
+                    if slot.is_some() {
+                        return Err(reject(EventError::DuplicateField(field)));
                     }
                     let raw: &'de RawValue = map.next_value()?;
-                    user_id =
-                        Some(id_from_raw(raw, Field::UserId, max_id_len).map_err(&mut reject)?);
-                }
-                TopKey::EventType => {
-                    if event_type.is_some() {
-                        return Err(reject(EventError::DuplicateField(Field::EventType)));
-                    }
-                    let raw: &'de RawValue = map.next_value()?;
-                    event_type =
-                        Some(id_from_raw(raw, Field::EventType, max_id_len).map_err(&mut reject)?);
+                    *slot = Some(id_from_raw(raw, field, max_id_len).map_err(&mut reject)?);
                 }
                 TopKey::Timestamp => {
                     if timestamp.is_some() {

@@ -210,7 +210,7 @@ impl Ring {
     }
 
     /// Rank of `slot` among the occupied slots.
-    pub fn rank_of(&self, slot: u32) -> usize {
+    fn rank_of(&self, slot: u32) -> usize {
         (self.occupancy() & ((1u64 << slot) - 1)).count_ones() as usize
     }
 
