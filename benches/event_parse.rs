@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::event::{DEFAULT_MAX_ID_LEN, parse_event};
+use scalable_analytics::{DEFAULT_MAX_ID_LEN, parse_event};
 
 /// The typical event from the protocol description: no escapes, so the ids
 /// are borrowed and nothing is allocated.

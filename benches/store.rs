@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::store::{Ingest, Store};
+use scalable_analytics::{Ingest, Store};
 
 const WINDOW: u32 = 60;
 const SHARDS: usize = 64;

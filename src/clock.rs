@@ -7,8 +7,29 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::ClockMode;
 use crate::event::MAX_TIMESTAMP;
+
+/// Where `now` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockMode {
+    /// The system clock.
+    Wall,
+    /// The largest event timestamp accepted so far (replaying recorded streams).
+    Event,
+    /// Starts at the wall time; moves only by `EVT.CLOCK SET|ADVANCE`.
+    Manual,
+}
+
+impl ClockMode {
+    /// The name `CONFIG GET clock` and INFO show.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockMode::Wall => "wall",
+            ClockMode::Event => "event",
+            ClockMode::Manual => "manual",
+        }
+    }
+}
 
 /// The clock; see the module doc.
 #[derive(Debug)]

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+
+pub use crate::clock::ClockMode;
 
 /// Address to listen on by default: loopback, so a fresh install is not on the network.
 pub const DEFAULT_BIND: &str = "127.0.0.1";
@@ -48,28 +50,6 @@ pub const DEFAULT_THREADS: usize = 0;
 /// lock; more shards only spread the per-shard type and total counters over more
 /// cache lines (64 shards on one thread measured ~15% slower than 4).
 pub const SHARDS_PER_THREAD: usize = 4;
-
-/// Where `now` comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClockMode {
-    /// The system clock.
-    Wall,
-    /// The largest event timestamp accepted so far (replaying recorded streams).
-    Event,
-    /// Starts at the wall time; moves only by `EVT.CLOCK SET|ADVANCE`.
-    Manual,
-}
-
-impl ClockMode {
-    /// The name `CONFIG GET clock` and INFO show.
-    pub fn name(self) -> &'static str {
-        match self {
-            ClockMode::Wall => "wall",
-            ClockMode::Event => "event",
-            ClockMode::Manual => "manual",
-        }
-    }
-}
 
 /// ScalableAnalytics: exact sliding-window aggregates of user events, served over the
 /// Redis protocol.

@@ -1,9 +1,9 @@
-//! One client connection: bytes in, bytes out.
+//! One client connection: bytes in, bytes out. It knows no command by name.
 //!
-//! Each wake-up reads what the socket has, runs *every* complete command in the read
-//! buffer in order, and writes all their replies with one write: a pipeline of 10,000
-//! commands costs a handful of system calls, not 20,000. Consecutive `EVT.ADD`s are
-//! gathered into one run and admitted together (see [`crate::exec::ingest`]).
+//! Each wake-up reads what the socket has, hands *every* complete request in the read
+//! buffer to the command layer ([`Session`]) in order, and writes all their replies
+//! with one write: a pipeline of 10,000 commands costs a handful of system calls, not
+//! 20,000.
 //!
 //! A command error (`-ERR ...`) is answered and the connection goes on; a protocol
 //! error is answered and the connection closes, because the byte stream no longer has
@@ -24,12 +24,13 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-use crate::cmd::{self, Command, table};
+use crate::cmd::{Flow, Session};
 use crate::config::Settings;
-use crate::exec::{self, After, ClientState};
-use crate::protocol::{self, ArgBuf, Limits, Parsed, Reply};
-use crate::state::Shared;
+use crate::error::{ErrorKind, ReplyError};
+use crate::protocol::{self, ArgBuf, Limits, Parsed};
+use crate::shared::Shared;
 
 /// Bytes asked of the socket per read when the buffer has less room than this.
 const READ_CHUNK: usize = 16 * 1024;
@@ -47,53 +48,8 @@ pub const UNAUTHENTICATED_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to hand its last replies to the kernel.
 const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why processing stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    Open,
-    Close,
-    Shutdown,
-    /// A browser's request (`POST`, `Host:`) reached us: drop it, answer nothing.
-    CrossProtocol,
-}
-
-struct Conn {
-    shared: Arc<Shared>,
-    client: ClientState,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
-    args: ArgBuf,
-    replies: Vec<Reply>,
-    /// Byte ranges (in `rbuf`) of the JSON of consecutive `EVT.ADD`s not yet run.
-    run: Vec<(usize, usize)>,
-}
-
-/// Encodes `replies` into `wbuf` in protocol `resp`, counting error replies.
-fn encode_replies(
-    shared: &Shared,
-    replies: &mut Vec<Reply>,
-    resp: protocol::Resp,
-    wbuf: &mut BytesMut,
-) {
-    for reply in replies.drain(..) {
-        if let Reply::Error(text) = &reply {
-            shared.stats.count_error(text);
-        }
-        protocol::encode(&reply, resp, wbuf);
-    }
-}
-
-/// Commands a client may send before it has logged in.
-fn allowed_before_auth(name: &[u8]) -> bool {
-    [&b"auth"[..], b"hello", b"quit"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
-}
-
-/// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
-fn cross_protocol(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
-}
+/// The reply a protected-mode refusal gets before the connection closes.
+pub const DENIED: &str = "-DENIED ScalableAnalytics is running in protected mode because it listens on a non-loopback address and no password is set, so only loopback clients are accepted. To accept this client, either set a password (--requirepass, or CONFIG SET requirepass from a loopback client), or listen on loopback only (--bind 127.0.0.1), or, if you are sure the network is private, disable protected mode (--protected-mode no).\r\n";
 
 /// Whether protected mode turns `peer` away: the server listens on a non-loopback
 /// address, no password is set, and the peer is not on the loopback interface.
@@ -109,151 +65,270 @@ pub fn protected_mode_denies(
         && !peer.to_canonical().is_loopback()
 }
 
-/// The reply a protected-mode refusal gets before the connection closes.
-pub const DENIED: &str = "-DENIED ScalableAnalytics is running in protected mode because it listens on a non-loopback address and no password is set, so only loopback clients are accepted. To accept this client, either set a password (--requirepass, or CONFIG SET requirepass from a loopback client), or listen on loopback only (--bind 127.0.0.1), or, if you are sure the network is private, disable protected mode (--protected-mode no).\r\n";
+/// What one pass over the read buffer ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Processed {
+    flow: Flow,
+    /// Complete requests are left because the output is paused.
+    more: bool,
+}
+
+/// How the wait for the socket ended.
+enum Woke {
+    /// Go round again (read something, or the socket became writable).
+    Again,
+    /// Close the connection after writing what is pending.
+    Finish,
+    /// Close now.
+    Close,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    session: Session,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    args: ArgBuf,
+}
 
 impl Conn {
     fn limits(&self) -> Limits {
         let s = &self.shared.settings;
-        Limits {
+        let full = Limits {
             max_bulk_len: Settings::get(&s.proto_max_bulk_len),
             max_args: Settings::get(&s.max_args),
+        };
+        if self.session.authenticated() {
+            full
+        } else {
+            Limits {
+                max_bulk_len: full.max_bulk_len.min(UNAUTHENTICATED_MAX_BULK),
+                max_args: full.max_args.min(UNAUTHENTICATED_MAX_ARGS),
+            }
         }
     }
 
-    /// Runs complete commands from the read buffer, encoding replies as it goes (a
-    /// `HELLO` in the middle of a pipeline changes the protocol of what follows), until
-    /// the buffer holds no complete command or `pause_at` reply bytes wait to be sent.
-    /// Returns why it stopped and whether complete commands are left.
-    fn process(&mut self, pause_at: usize) -> (End, bool) {
-        let full_limits = self.limits();
-        let login_limits = Limits {
-            max_bulk_len: full_limits.max_bulk_len.min(UNAUTHENTICATED_MAX_BULK),
-            max_args: full_limits.max_args.min(UNAUTHENTICATED_MAX_ARGS),
-        };
-        let window = self.shared.store.window();
-        // Field by field, so that arguments can borrow `rbuf` while replies are written.
-        let Conn {
-            shared,
-            client,
-            rbuf,
-            wbuf,
-            args: argbuf,
-            replies,
-            run,
-        } = self;
-        let shared: &Shared = shared;
-        let base = rbuf.as_ptr() as usize;
-        let flush_run = |run: &mut Vec<(usize, usize)>,
-                         client: &ClientState,
-                         replies: &mut Vec<Reply>,
-                         wbuf: &mut BytesMut| {
-            if run.is_empty() {
-                return;
-            }
-            let jsons: Vec<&[u8]> = run.iter().filter_map(|&(s, e)| rbuf.get(s..e)).collect();
-            exec::ingest(shared, &jsons, &client.info, replies);
-            run.clear();
-            encode_replies(shared, replies, client.resp, wbuf);
-        };
+    /// Hands complete requests from the read buffer to the session, replies going
+    /// into the write buffer (a `HELLO` in the middle of a pipeline changes the
+    /// protocol of what follows), until the buffer holds no complete request or
+    /// `pause_at` reply bytes wait to be sent.
+    fn process(&mut self, pause_at: usize) -> Processed {
+        let shared: &Shared = &self.shared;
+        let buf: &[u8] = &self.rbuf;
         let mut pos = 0;
         let mut commands = 0u64;
-        let mut end = End::Open;
-        let mut last_cmd = None;
+        let mut flow = Flow::Continue;
         let mut more = false;
-        while end == End::Open {
-            if wbuf.len() >= pause_at {
+        while flow == Flow::Continue {
+            if self.wbuf.len() >= pause_at {
                 more = true;
                 break;
             }
-            let buf = rbuf.get(pos..).unwrap_or_default();
-            let limits = if client.authenticated {
-                &full_limits
-            } else {
-                &login_limits
-            };
-            match protocol::parse_request(buf, limits, argbuf) {
+            let limits = self.limits();
+            let rest = buf.get(pos..).unwrap_or_default();
+            match protocol::parse_request(rest, &limits, &mut self.args) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty { consumed }) => pos += consumed,
                 Ok(Parsed::Command { consumed, inline }) => {
                     commands += 1;
                     pos += consumed;
-                    let args = argbuf.args(buf);
-                    let name = args.get(0).unwrap_or_default();
-                    if cross_protocol(name) {
-                        end = End::CrossProtocol;
-                        break;
-                    }
-                    if !client.authenticated && !allowed_before_auth(name) {
-                        flush_run(run, client, replies, wbuf);
-                        replies.push(Reply::error("NOAUTH Authentication required."));
-                        encode_replies(shared, replies, client.resp, wbuf);
-                        continue;
-                    }
-                    match cmd::parse(args, window) {
-                        Ok(Command::EvtAdd { json }) if !inline => {
-                            // Kept as offsets into `rbuf` and admitted with the rest of
-                            // the run, before any other command or the end of the batch.
-                            let start = json.as_ptr() as usize - base;
-                            run.push((start, start + json.len()));
-                            last_cmd = Some(0);
-                        }
-                        Ok(command) => {
-                            last_cmd = table::position(name);
-                            flush_run(run, client, replies, wbuf);
-                            let after = exec::execute(shared, client, command, replies);
-                            encode_replies(shared, replies, client.resp, wbuf);
-                            end = match after {
-                                After::Continue => End::Open,
-                                After::Close => End::Close,
-                                After::Shutdown => End::Shutdown,
-                            };
-                        }
-                        Err(e) => {
-                            flush_run(run, client, replies, wbuf);
-                            replies.push(Reply::Error(e.text()));
-                            encode_replies(shared, replies, client.resp, wbuf);
-                        }
-                    }
+                    let args = self.args.args(rest);
+                    flow = self
+                        .session
+                        .request(shared, buf, args, inline, &mut self.wbuf);
                 }
                 Err(e) => {
-                    flush_run(run, client, replies, wbuf);
+                    self.session.flush(shared, buf, &mut self.wbuf);
                     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(peer = %client.info.addr, error = %e, "protocol error");
-                    replies.push(Reply::Error(e.0.into()));
-                    encode_replies(shared, replies, client.resp, wbuf);
-                    end = End::Close;
+                    tracing::debug!(peer = %self.peer, error = %e, "protocol error");
+                    let text = e.0.strip_prefix("ERR ").unwrap_or(&e.0).to_string();
+                    self.session
+                        .reply_error(shared, ReplyError::err(text), &mut self.wbuf);
+                    flow = Flow::Close;
                 }
             }
         }
-        flush_run(run, client, replies, wbuf);
+        self.session.flush(shared, buf, &mut self.wbuf);
         if commands > 0 {
             shared.stats.total_commands_processed.add(commands);
-            let info = &client.info;
-            info.last_active_ms
-                .store(shared.uptime_ms(), Ordering::Relaxed);
-            if let Some(i) = last_cmd {
-                info.last_cmd.store(i, Ordering::Relaxed);
-            }
         }
-        rbuf.advance(pos);
-        (end, more)
+        self.rbuf.advance(pos);
+        Processed { flow, more }
     }
-}
 
-/// Hands the kernel as much of `wbuf` as it takes without waiting.
-fn write_some(socket: &TcpStream, wbuf: &mut BytesMut, shared: &Shared) -> std::io::Result<()> {
-    while !wbuf.is_empty() {
-        match socket.try_write(wbuf) {
-            Ok(n) => {
-                shared.stats.net_output_bytes.add(n as u64);
-                wbuf.advance(n);
+    /// Hands the kernel as much of the write buffer as it takes without waiting.
+    fn write_some(&mut self) -> std::io::Result<()> {
+        while !self.wbuf.is_empty() {
+            match self.socket.try_write(&self.wbuf) {
+                Ok(n) => {
+                    self.shared.stats.net_output_bytes.add(n as u64);
+                    self.wbuf.advance(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Reply bytes the client has not taken: ours, plus the kernel's send queue.
+    fn unsent(&self) -> usize {
+        if self.wbuf.is_empty() {
+            0
+        } else {
+            self.wbuf.len() + kernel_unsent(&self.socket)
         }
     }
-    Ok(())
+
+    /// How long the client may stay idle: `timeout`, and a short leash before login.
+    fn idle_limit(&self) -> Option<Duration> {
+        let idle = match self.shared.settings.timeout.load(Ordering::Relaxed) {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        };
+        if self.session.authenticated() {
+            idle
+        } else {
+            Some(idle.map_or(UNAUTHENTICATED_TIMEOUT, |d| d.min(UNAUTHENTICATED_TIMEOUT)))
+        }
+    }
+
+    /// Writes what is left, for a bounded time, and closes the write side.
+    async fn finish(&mut self) {
+        if !self.wbuf.is_empty() {
+            let _ =
+                tokio::time::timeout(FINAL_WRITE_TIMEOUT, self.socket.write_all(&self.wbuf)).await;
+            self.wbuf.clear();
+        }
+        let _ = self.socket.shutdown().await;
+    }
+
+    /// Logs (at a bounded rate) why the connection is being closed by us.
+    fn warn(&self, what: &str, bytes: usize, limit: usize) {
+        if let Some(suppressed) = self.shared.may_log() {
+            tracing::warn!(peer = %self.peer, bytes, limit, suppressed, "{what}");
+        }
+    }
+
+    /// Waits until the socket can be read (or written, while output is pending), the
+    /// server shuts down, or the client has been idle too long.
+    async fn wait(&mut self, paused: bool, shutdown: &mut watch::Receiver<bool>) -> Woke {
+        let idle = self.idle_limit();
+        let idle_timer = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        if paused {
+            // The client must read its replies before we read its commands.
+            return tokio::select! {
+                biased;
+                _ = shutdown.changed() => Woke::Finish,
+                w = self.socket.writable() => if w.is_err() { Woke::Close } else { Woke::Again },
+                _ = idle_timer => {
+                    tracing::debug!(peer = %self.peer, "closing idle client (replies unread)");
+                    Woke::Close
+                }
+            };
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let pending = !self.wbuf.is_empty();
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => Woke::Finish,
+            r = self.socket.readable() => {
+                if r.is_err() {
+                    return Woke::Close;
+                }
+                match self.socket.try_read_buf(&mut self.rbuf) {
+                    Ok(0) => Woke::Close,
+                    Ok(n) => {
+                        self.shared.stats.net_input_bytes.add(n as u64);
+                        Woke::Again
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Woke::Again,
+                    Err(_) => Woke::Close,
+                }
+            }
+            w = self.socket.writable(), if pending => if w.is_err() { Woke::Close } else { Woke::Again },
+            _ = idle_timer => {
+                tracing::debug!(peer = %self.peer, "closing idle client");
+                Woke::Close
+            }
+        }
+    }
+
+    /// Serves until the client leaves, errs, or the server shuts down.
+    async fn run(&mut self) {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            let settings = &self.shared.settings;
+            let hard = Settings::get(&settings.client_output_buffer_limit).max(1);
+            let pause_at = OUTPUT_PAUSE_BYTES.min(hard / 2).max(1);
+            let done = self.process(pause_at);
+            if done.flow == Flow::Drop {
+                if let Some(suppressed) = self.shared.may_log() {
+                    tracing::warn!(peer = %self.peer, suppressed,
+                        "possible security attack: a POST or Host: command (an HTTP request) was sent; connection closed");
+                }
+                return;
+            }
+            if self.write_some().is_err() {
+                return;
+            }
+            let unsent = self.unsent();
+            if unsent > hard {
+                let s = &self.shared.stats;
+                s.output_buffer_disconnections
+                    .fetch_add(1, Ordering::Relaxed);
+                self.warn(
+                    "client scheduled to be closed for overcoming of output buffer limits",
+                    unsent,
+                    hard,
+                );
+                return;
+            }
+            match done.flow {
+                Flow::Continue | Flow::Drop => {}
+                Flow::Close => return self.finish().await,
+                Flow::Shutdown => {
+                    tracing::info!(peer = %self.peer, "SHUTDOWN requested by a client");
+                    self.shared.begin_shutdown();
+                    return self.finish().await;
+                }
+            }
+            if self.shared.shutting_down() {
+                return self.finish().await;
+            }
+            let limit = Settings::get(&self.shared.settings.client_query_buffer_limit);
+            if self.rbuf.len() > limit {
+                let s = &self.shared.stats;
+                s.query_buffer_disconnections
+                    .fetch_add(1, Ordering::Relaxed);
+                self.warn(
+                    "closing client that reached max query buffer length",
+                    self.rbuf.len(),
+                    limit,
+                );
+                return;
+            }
+            if done.more && self.wbuf.is_empty() {
+                // The output drained: run the requests still buffered before reading more.
+                continue;
+            }
+            let paused = done.more || self.wbuf.len() >= pause_at;
+            match self.wait(paused, &mut shutdown).await {
+                Woke::Again => {}
+                Woke::Finish => return self.finish().await,
+                Woke::Close => return,
+            }
+        }
+    }
 }
 
 /// Reply bytes handed to the kernel that the peer has not acknowledged yet: the
@@ -274,15 +349,6 @@ fn kernel_unsent(socket: &TcpStream) -> usize {
     0
 }
 
-/// Writes what is left before the connection closes, for a bounded time.
-async fn finish(socket: &mut TcpStream, wbuf: &mut BytesMut) {
-    if !wbuf.is_empty() {
-        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, socket.write_all(wbuf)).await;
-        wbuf.clear();
-    }
-    let _ = socket.shutdown().await;
-}
-
 /// Keeps `connected` exact however a connection ends.
 struct Registered<'a> {
     shared: &'a Shared,
@@ -300,7 +366,7 @@ impl Drop for Registered<'_> {
 /// has counted it in `shared.connected`.
 pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr) {
     let laddr = socket.local_addr().unwrap_or(shared.local_addr);
-    let (key, info) = shared.clients.register(peer, laddr);
+    let (key, info) = shared.clients.register(peer, laddr, shared.uptime_ms());
     let _registered = Registered {
         shared: &shared,
         key,
@@ -316,151 +382,27 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
         settings.has_password(),
         peer.ip(),
     ) {
-        shared.stats.count_error("DENIED");
-        if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
+        shared.stats.count_error(ErrorKind::Denied);
+        if let Some(suppressed) = shared.may_log() {
             tracing::warn!(%peer, suppressed, "protected mode: non-loopback client refused");
         }
-        let mut denied = BytesMut::from(DENIED.as_bytes());
-        finish(&mut socket, &mut denied).await;
+        let _ =
+            tokio::time::timeout(FINAL_WRITE_TIMEOUT, socket.write_all(DENIED.as_bytes())).await;
+        let _ = socket.shutdown().await;
         return;
     }
-    let mut shutdown = shared.shutdown.subscribe();
+    tracing::debug!(%peer, id = info.id, "client connected");
     let mut conn = Conn {
+        session: Session::new(info, !settings.has_password()),
         shared: shared.clone(),
-        client: ClientState::new(info, !settings.has_password()),
+        socket,
+        peer,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         args: ArgBuf::default(),
-        replies: Vec::new(),
-        run: Vec::new(),
     };
-    tracing::debug!(%peer, id = conn.client.info.id, "client connected");
-    loop {
-        let hard = Settings::get(&settings.client_output_buffer_limit).max(1);
-        let pause_at = OUTPUT_PAUSE_BYTES.min(hard / 2).max(1);
-        let (end, more) = conn.process(pause_at);
-        if end == End::CrossProtocol {
-            if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
-                tracing::warn!(%peer, suppressed,
-                    "possible security attack: a POST or Host: command (an HTTP request) was sent; connection closed");
-            }
-            break;
-        }
-        if write_some(&socket, &mut conn.wbuf, &shared).is_err() {
-            break;
-        }
-        let unsent = conn.wbuf.len()
-            + if conn.wbuf.is_empty() {
-                0
-            } else {
-                kernel_unsent(&socket)
-            };
-        if unsent > hard {
-            shared
-                .stats
-                .output_buffer_disconnections
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
-                tracing::warn!(%peer, pending = unsent, limit = hard, suppressed,
-                    "client scheduled to be closed for overcoming of output buffer limits");
-            }
-            break;
-        }
-        match end {
-            End::Open | End::CrossProtocol => {}
-            End::Close => {
-                finish(&mut socket, &mut conn.wbuf).await;
-                break;
-            }
-            End::Shutdown => {
-                tracing::info!(%peer, "SHUTDOWN requested by a client");
-                shared.begin_shutdown();
-                finish(&mut socket, &mut conn.wbuf).await;
-                break;
-            }
-        }
-        if shared.shutting_down() {
-            finish(&mut socket, &mut conn.wbuf).await;
-            break;
-        }
-        let limit = Settings::get(&settings.client_query_buffer_limit);
-        if conn.rbuf.len() > limit {
-            shared
-                .stats
-                .query_buffer_disconnections
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
-                tracing::warn!(%peer, bytes = conn.rbuf.len(), limit, suppressed,
-                    "closing client that reached max query buffer length");
-            }
-            break;
-        }
-        let pending = !conn.wbuf.is_empty();
-        if more && !pending {
-            // The output drained: run the commands still buffered before reading more.
-            continue;
-        }
-        let idle = match settings.timeout.load(Ordering::Relaxed) {
-            0 => None,
-            secs => Some(Duration::from_secs(secs)),
-        };
-        let idle = if conn.client.authenticated {
-            idle
-        } else {
-            Some(idle.map_or(UNAUTHENTICATED_TIMEOUT, |d| d.min(UNAUTHENTICATED_TIMEOUT)))
-        };
-        let idle_timer = async {
-            match idle {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        if more || conn.wbuf.len() >= pause_at {
-            // Paused: the client must read its replies before we read its commands.
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    finish(&mut socket, &mut conn.wbuf).await;
-                    break;
-                }
-                w = socket.writable() => if w.is_err() { break },
-                _ = idle_timer => {
-                    tracing::debug!(%peer, "closing idle client (replies unread)");
-                    break;
-                }
-            }
-            continue;
-        }
-        if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK {
-            conn.rbuf.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => {
-                finish(&mut socket, &mut conn.wbuf).await;
-                break;
-            }
-            r = socket.readable() => {
-                if r.is_err() {
-                    break;
-                }
-                match socket.try_read_buf(&mut conn.rbuf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        shared.stats.net_input_bytes.add(n as u64);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => break,
-                }
-            }
-            w = socket.writable(), if pending => if w.is_err() { break },
-            _ = idle_timer => {
-                tracing::debug!(%peer, "closing idle client");
-                break;
-            }
-        }
-    }
-    let _ = socket.shutdown().await;
+    conn.run().await;
+    let _ = conn.socket.shutdown().await;
     tracing::debug!(%peer, "client disconnected");
 }
 
@@ -484,14 +426,5 @@ mod tests {
         // A password, or protected mode off, lets everyone reach AUTH.
         assert!(!protected_mode_denies(true, any, true, lan));
         assert!(!protected_mode_denies(false, any, false, lan));
-    }
-
-    #[test]
-    fn cross_protocol_words() {
-        assert!(cross_protocol(b"POST"));
-        assert!(cross_protocol(b"host:"));
-        assert!(!cross_protocol(b"host"));
-        assert!(allowed_before_auth(b"AUTH") && allowed_before_auth(b"hello"));
-        assert!(!allowed_before_auth(b"ping"));
     }
 }

@@ -1,20 +1,43 @@
 //! ScalableAnalytics: a Redis-protocol server keeping exact aggregates of user activity
 //! over a sliding window.
 //!
-//! The data flows one way: socket bytes ([`connection`]) → RESP frames ([`protocol`])
-//! → typed commands ([`cmd`]) → the global, sharded window ([`store`]) → reply bytes.
-//! [`server`] accepts connections and sweeps the window in the background.
+//! The data flows one way: socket bytes ([`connection`]) → requests ([`protocol`]) →
+//! typed commands ([`cmd`]) → events in ([`ingest`]) or queries of the global,
+//! sharded window ([`store`]) → reply bytes. [`server`] accepts connections and runs
+//! the background sweep. `docs/architecture.md` draws the map.
+//!
+//! The modules are private to the crate; what the binary, the benchmarks, the fuzz
+//! targets and the tests need is re-exported here.
 
-pub mod alloc;
-pub mod clock;
-pub mod cmd;
-pub mod config;
-pub mod connection;
-pub mod event;
-pub mod exec;
-pub mod info;
-pub mod protocol;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod store;
+mod alloc;
+mod clients;
+mod clock;
+mod cmd;
+mod config;
+mod connection;
+mod error;
+mod event;
+mod ingest;
+mod persist;
+mod protocol;
+mod server;
+mod shared;
+mod stats;
+mod store;
+mod stripe;
+
+pub use alloc::Counting;
+pub use clock::ClockMode;
+pub use config::{Config, DEFAULT_LOG_LEVEL};
+pub use connection::DENIED;
+pub use event::{DEFAULT_MAX_ID_LEN, Event, EventError, parse_event, parse_slow};
+pub use persist::snapshot::{Snapshot, SnapshotError, read as read_snapshot};
+pub use protocol::{ArgBuf, Args, Limits, Parsed, ProtocolError, parse_request};
+pub use server::{Handle, Options, StartError, build, serve};
+pub use store::{AddError, Ingest, Store};
+
+/// Parses a request's arguments into a command as the server does, without running
+/// it: the error reply's text when it cannot be parsed (for the fuzz targets).
+pub fn parse_command(args: Args<'_>, window: u32) -> Result<(), String> {
+    cmd::parse(args, window).map(drop).map_err(|e| e.text())
+}

@@ -2,15 +2,14 @@
 
 use std::process::ExitCode;
 
-use scalable_analytics::alloc::Counting;
+use scalable_analytics::Counting;
 
 /// Counts allocated bytes for INFO `used_memory` and `--maxmemory`.
 #[global_allocator]
 static ALLOCATOR: Counting<std::alloc::System> = Counting(std::alloc::System);
 
 use clap::Parser;
-use scalable_analytics::config::{Config, DEFAULT_LOG_LEVEL};
-use scalable_analytics::server::{self, Options};
+use scalable_analytics::{Config, DEFAULT_LOG_LEVEL, Options};
 use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*, reload};
 
@@ -106,7 +105,7 @@ fn main() -> ExitCode {
             set_log_filter: Some(Box::new(set_log_filter)),
             workers,
         };
-        let handle = match server::build(&listener, config, options) {
+        let handle = match scalable_analytics::build(&listener, config, options) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("cannot start: {e}");
@@ -114,13 +113,13 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(
-            threads = handle.workers.len() + 1,
-            shards = handle.store.shard_count(),
-            clock = handle.config.clock.name(),
+            threads = handle.threads(),
+            shards = handle.shards(),
+            clock = handle.clock_mode(),
             "serving"
         );
-        tracing::info!("listening on {}", handle.local_addr);
-        server::serve(listener, handle, stop_signal()).await;
+        tracing::info!("listening on {}", handle.local_addr());
+        scalable_analytics::serve(listener, handle, stop_signal()).await;
         ExitCode::SUCCESS
     });
     for (stop, thread) in worker_stops {

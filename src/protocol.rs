@@ -27,6 +27,8 @@
 use std::borrow::Cow;
 
 use bytes::BytesMut;
+
+use crate::error::ReplyError;
 use redis_protocol::resp2::encode::extend_encode_borrowed as encode2;
 use redis_protocol::resp2::types::{BorrowedFrame as Frame2, OwnedFrame as Owned2};
 use redis_protocol::resp3::encode::complete::extend_encode_borrowed as encode3;
@@ -374,8 +376,8 @@ pub enum Reply {
     Ok,
     /// A simple (status) string.
     Simple(Cow<'static, str>),
-    /// An error; the text starts with its code (`ERR ...`, `NOPROTO ...`).
-    Error(Cow<'static, str>),
+    /// An error.
+    Error(ReplyError),
     Int(i64),
     Bulk(Vec<u8>),
     /// RESP2 `$-1`, RESP3 `_`.
@@ -392,11 +394,6 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// An error reply; `text` starts with the error code.
-    pub fn error(text: impl Into<Cow<'static, str>>) -> Self {
-        Reply::Error(text.into())
-    }
-
     /// A bulk string of text.
     pub fn bulk(text: impl Into<Vec<u8>>) -> Self {
         Reply::Bulk(text.into())
@@ -469,7 +466,7 @@ fn scalar2(reply: &Reply, f: &mut dyn FnMut(&Frame2) -> EncodeResult) -> EncodeR
     match reply {
         Reply::Ok => f(&Frame2::SimpleString(b"OK")),
         Reply::Simple(s) => f(&Frame2::SimpleString(s.as_bytes())),
-        Reply::Error(e) => f(&Frame2::Error(e)),
+        Reply::Error(e) => f(&Frame2::Error(&e.text())),
         Reply::Int(i) => f(&Frame2::Integer(*i)),
         Reply::Bulk(b) => f(&Frame2::BulkString(b)),
         Reply::Verbatim(s) => f(&Frame2::BulkString(s.as_bytes())),
@@ -491,7 +488,7 @@ fn scalar3(reply: &Reply, f: &mut dyn FnMut(&Frame3) -> EncodeResult) -> EncodeR
             attributes,
         }),
         Reply::Error(e) => f(&Frame3::SimpleError {
-            data: e,
+            data: &e.text(),
             attributes,
         }),
         Reply::Int(i) => f(&Frame3::Number {
@@ -538,7 +535,7 @@ fn owned2(reply: &Reply) -> Owned2 {
     match reply {
         Reply::Ok => Owned2::SimpleString(b"OK".to_vec()),
         Reply::Simple(s) => Owned2::SimpleString(s.as_bytes().to_vec()),
-        Reply::Error(e) => Owned2::Error(e.to_string()),
+        Reply::Error(e) => Owned2::Error(e.text()),
         Reply::Int(i) => Owned2::Integer(*i),
         Reply::Bulk(b) => Owned2::BulkString(b.clone()),
         Reply::Verbatim(s) => Owned2::BulkString(s.as_bytes().to_vec()),

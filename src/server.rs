@@ -5,18 +5,21 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::alloc;
+use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
-use crate::snapshot;
-use crate::state::{Clients, LogFilterSetter, RateLimiter, Shared, Stats};
+use crate::persist::snapshot::{self, SnapshotFile};
+use crate::shared::{LogFilterSetter, RateLimiter, Shared};
+use crate::stats::Stats;
 use crate::store::{EXPIRE_BUDGET, Store};
 
 /// How long shutdown waits for connections to write their last replies before it
@@ -33,8 +36,36 @@ pub struct Options {
     pub workers: Vec<tokio::runtime::Handle>,
 }
 
-/// A running server's shared state, for tests that look inside.
-pub type Handle = Arc<Shared>;
+/// A built server, to serve and to look at from the outside.
+#[derive(Debug, Clone)]
+pub struct Handle(pub(crate) Arc<Shared>);
+
+impl Handle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.0.local_addr
+    }
+
+    /// Events counted since the start.
+    pub fn events_accepted(&self) -> u64 {
+        self.0.stats.events_accepted.get()
+    }
+
+    /// Threads serving clients.
+    pub fn threads(&self) -> usize {
+        self.0.workers.len() + 1
+    }
+
+    /// Shards of the store.
+    pub fn shards(&self) -> usize {
+        self.0.store.shard_count()
+    }
+
+    /// The clock's mode, by name.
+    pub fn clock_mode(&self) -> &'static str {
+        self.0.clock.mode().name()
+    }
+}
 
 /// Why the server could not start.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,7 +98,8 @@ pub fn build(
         );
     }
     let (shutdown, _) = watch::channel(false);
-    Ok(Arc::new(Shared {
+    let config_snapshot = config.snapshot.clone();
+    Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),
         config,
         store,
@@ -82,10 +114,9 @@ pub fn build(
         bad_input_log: RateLimiter::default(),
         set_log_filter: options.set_log_filter,
         workers: options.workers,
-        saving: std::sync::Mutex::new(()),
-        skip_snapshot: AtomicBool::new(false),
+        snapshot: SnapshotFile::new(config_snapshot),
         connected: std::sync::atomic::AtomicUsize::new(0),
-    }))
+    })))
 }
 
 fn run_id() -> String {
@@ -108,7 +139,8 @@ fn run_id() -> String {
 /// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
 /// accepting, lets every connection finish the commands it has read and write their
 /// replies, and returns.
-pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, handle: Handle, shutdown: impl Future<Output = ()>) {
+    let shared = handle.0;
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     // Which thread gets the next connection: 0 is this one, then the workers.
@@ -170,9 +202,8 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
         }
     }
     expiry.abort();
-    if shared.config.snapshot.is_some()
-        && !shared.skip_snapshot.load(Ordering::Relaxed)
-        && let Err(e) = snapshot::save_configured(&shared)
+    if shared.snapshot.save_at_shutdown()
+        && let Err(e) = shared.snapshot.save(&shared.store, shared.clock.now())
     {
         tracing::error!(error = %e, "snapshot not saved");
     }
@@ -182,7 +213,7 @@ pub async fn serve(listener: TcpListener, shared: Handle, shutdown: impl Future<
 /// Serves a connection accepted on the main thread from a worker's thread. A socket
 /// belongs to the reactor that registered it, so the worker registers it again.
 async fn serve_on_worker(
-    shared: Handle,
+    shared: Arc<Shared>,
     socket: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) {
@@ -205,14 +236,14 @@ fn refuse(shared: &Shared, socket: &tokio::net::TcpStream, peer: std::net::Socke
     // A fresh socket's send buffer always has room for one line; if not, the client
     // just sees the connection close.
     let _ = socket.try_write(b"-ERR max number of clients reached\r\n");
-    if let Some(suppressed) = shared.bad_input_log.allow(shared.uptime_ms() / 1000) {
+    if let Some(suppressed) = shared.may_log() {
         tracing::warn!(%peer, suppressed, "max number of clients reached; connection refused");
     }
 }
 
 /// The background sweep: once a second (or when the manual clock moves), expire the
 /// seconds that left the window, a bounded step at a time.
-async fn expire_forever(shared: Handle) {
+async fn expire_forever(shared: Arc<Shared>) {
     // The most memory in use since the allocator was last asked to give pages back.
     let mut high_water = 0u64;
     loop {
@@ -225,10 +256,10 @@ async fn expire_forever(shared: Handle) {
             }
             tokio::task::yield_now().await;
         }
-        let used = crate::exec::used_memory();
+        let used = alloc::used_memory();
         high_water = high_water.max(used);
         if high_water - used > TRIM_AFTER_FREED_BYTES {
-            release_freed_memory();
+            alloc::release_freed_memory();
             high_water = used;
         }
         let wait = next_second();
@@ -240,21 +271,8 @@ async fn expire_forever(shared: Handle) {
 }
 
 /// Bytes freed since the last trim after which the allocator is asked to return free
-/// pages to the system: glibc keeps freed small chunks in its heap, so without it a
-/// window that empties after a busy minute would keep the peak's resident memory.
+/// pages to the system ([`alloc::release_freed_memory`]).
 pub const TRIM_AFTER_FREED_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Asks the allocator to return free pages to the system (glibc's `malloc_trim`).
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only walks the allocator's own free lists and madvises
-        // free pages away; it takes the allocator's locks and touches no memory the
-        // program owns.
-        let released = unsafe { libc::malloc_trim(0) };
-        tracing::debug!(released, "freed memory returned to the system");
-    }
-}
 
 /// Time until just after the next wall-clock second.
 fn next_second() -> Duration {

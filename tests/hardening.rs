@@ -10,8 +10,8 @@
 // `used_memory` and `--maxmemory` read the allocator's count; in-process servers see
 // it only when the test binary installs the counting allocator, as the server does.
 #[global_allocator]
-static ALLOCATOR: scalable_analytics::alloc::Counting<std::alloc::System> =
-    scalable_analytics::alloc::Counting(std::alloc::System);
+static ALLOCATOR: scalable_analytics::Counting<std::alloc::System> =
+    scalable_analytics::Counting(std::alloc::System);
 
 mod common;
 
@@ -688,7 +688,7 @@ fn protected_mode_denies_non_loopback_clients_until_a_password_is_set() {
     let srv = TestServer::start(&["--bind", "0.0.0.0"]);
     let port = srv.addr.port();
     let (got, closed) = ns.talk(port, "");
-    assert_eq!(got, scalable_analytics::connection::DENIED);
+    assert_eq!(got, scalable_analytics::DENIED);
     assert!(got.starts_with("-DENIED ") && got.contains("--requirepass"));
     assert!(
         closed,
@@ -1465,7 +1465,7 @@ fn save_writes_a_snapshot_on_demand() {
     }
     assert!(!path.exists());
     assert_eq!(redis::cmd("SAVE").query::<String>(&mut c).unwrap(), "OK");
-    let snap = scalable_analytics::snapshot::read(&path)
+    let snap = scalable_analytics::read_snapshot(&path)
         .expect("a readable snapshot")
         .expect("a snapshot file");
     assert_eq!(snap.saved_now, now);
@@ -1536,18 +1536,14 @@ fn build_error(flags: &[&str]) -> String {
     use clap::Parser;
     let mut argv = vec!["scalable-analytics", "--port", "0"];
     argv.extend_from_slice(flags);
-    let config = scalable_analytics::config::Config::try_parse_from(argv).unwrap();
+    let config = scalable_analytics::Config::try_parse_from(argv).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        match scalable_analytics::server::build(
-            &listener,
-            config,
-            scalable_analytics::server::Options::default(),
-        ) {
+        match scalable_analytics::build(&listener, config, scalable_analytics::Options::default()) {
             Ok(_) => panic!("started with {flags:?}"),
             Err(e) => e.to_string(),
         }

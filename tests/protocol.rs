@@ -1140,7 +1140,7 @@ fn shutdown_answers_what_came_before_it_then_stops_the_server() {
         "the server thread ends after SHUTDOWN"
     );
     assert_eq!(
-        server.handle.stats.events_accepted.get(),
+        server.handle.events_accepted(),
         1,
         "the EVT.ADD before SHUTDOWN was applied"
     );
@@ -1202,7 +1202,7 @@ fn graceful_stop_flushes_replies_of_every_command_it_ran() {
         "every reply is +OK"
     );
     let replied = 1 + rest.len() / 5;
-    let applied = handle.stats.events_accepted.get() as usize;
+    let applied = handle.events_accepted() as usize;
     assert_eq!(
         replied, applied,
         "every command the server ran had its reply flushed before the close"

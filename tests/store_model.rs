@@ -4,7 +4,7 @@
 //! step; proptest shrinks any disagreement to a minimal sequence.
 
 use proptest::prelude::*;
-use scalable_analytics::store::{AddError, Ingest, Store};
+use scalable_analytics::{AddError, Ingest, Store};
 
 const WINDOW: u32 = 60;
 const START: i64 = 1_700_000_000;

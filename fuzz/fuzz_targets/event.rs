@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scalable_analytics::event::parse_event;
+use scalable_analytics::parse_event;
 
 /// Id limits to pick from: tiny (so every input can reach them) and the default.
 const MAX_ID: [usize; 4] = [1, 8, 64, 512];

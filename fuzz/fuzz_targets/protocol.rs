@@ -1,6 +1,6 @@
 //! Request framing and command parsing over arbitrary bytes, as a connection runs
 //! them: parse a request at the front of the buffer, hand its arguments to
-//! `cmd::parse`, drop what was consumed, repeat until the parser wants more bytes or
+//! `parse_command`, drop what was consumed, repeat until the parser wants more bytes or
 //! reports a protocol error.
 //!
 //! Asserts only what the server relies on: no panic, never more bytes consumed than
@@ -10,8 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scalable_analytics::cmd;
-use scalable_analytics::protocol::{ArgBuf, Limits, Parsed, parse_request};
+use scalable_analytics::{ArgBuf, Limits, Parsed, parse_command, parse_request};
 
 /// Bulk limits to pick from: tiny, the before-login 16 KiB, the 1 MiB default.
 const BULK: [usize; 4] = [1, 16, 16 * 1024, 1024 * 1024];
@@ -70,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
                     seen += 1;
                 }
                 assert_eq!(seen, args.len(), "an argument range outside the buffer");
-                let _ = cmd::parse(args, window);
+                let _ = parse_command(args, window);
                 pos += consumed;
             }
             Err(e) => {

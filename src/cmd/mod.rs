@@ -1,468 +1,370 @@
-//! Typed commands: the argument list of a request becomes one [`Command`] value, or a
-//! [`CmdError`] whose text is the `-ERR` reply Redis would give.
+//! The command layer: every command the server knows, each defined once.
 //!
-//! Names, arities and documentation live in [`table`]; each command's arguments are
-//! parsed here with a cursor that rejects anything left over.
+//! A command is one type implementing [`Cmd`]: its [`Spec`] (name, arity, flags,
+//! documentation), its parser (from a [`Cursor`] over the arguments) and its
+//! executor. The [`commands!`] list below gives each one a typed [`CommandId`];
+//! everything else — lookup by name, the arity check, `COMMAND INFO`/`DOCS`, INFO's
+//! per-command figures, `CLIENT LIST`'s `cmd=` — is derived from that list. Adding a
+//! command is one new type in the file of its family plus one line in the list
+//! (`docs/architecture.md` walks through it).
+//!
+//! [`Session`] is a connection's command-layer state: it runs requests, keeps the
+//! batch of pipelined events ([`crate::ingest::Batch`]) and encodes replies. The
+//! connection drives it without knowing which command it is running.
 
-pub mod docs;
-pub mod table;
+mod client;
+mod command;
+mod config;
+mod conn;
+mod cursor;
+mod evt_add;
+mod evt_clock;
+mod evt_query;
+mod info;
+mod server;
+mod session;
+pub mod spec;
 
-use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use crate::protocol::Args;
-use table::Spec;
+pub use cursor::{Cursor, parse_int};
+pub use session::{Flow, Session};
+pub use spec::Spec;
 
-/// A request, parsed. Byte slices borrow the connection's read buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command<'a> {
-    EvtAdd {
-        json: &'a [u8],
-    },
-    EvtMadd {
-        events: Vec<&'a [u8]>,
-    },
-    EvtTotal {
-        span: Option<u32>,
-    },
-    EvtUser {
-        user: &'a [u8],
-        span: Option<u32>,
-    },
-    EvtType {
-        event_type: &'a [u8],
-        span: Option<u32>,
-    },
-    EvtSum {
-        user: &'a [u8],
-        event_type: &'a [u8],
-        span: Option<u32>,
-    },
-    EvtClock(ClockOp),
-    Ping {
-        message: Option<&'a [u8]>,
-    },
-    Echo {
-        message: &'a [u8],
-    },
-    Hello(Hello<'a>),
-    Auth {
-        user: Option<&'a [u8]>,
-        password: &'a [u8],
-    },
-    Select {
-        db: i64,
-    },
-    Quit,
-    Reset,
-    ClientSetName {
-        name: &'a [u8],
-    },
-    ClientGetName,
-    ClientId,
-    ClientSetInfo {
-        attr: ClientAttr,
-        value: &'a [u8],
-    },
-    ClientInfo,
-    ClientList,
-    CommandAll,
-    CommandCount,
-    CommandDocs {
-        names: Vec<&'a [u8]>,
-    },
-    CommandInfo {
-        names: Vec<&'a [u8]>,
-    },
-    CommandList,
-    ConfigGet {
-        patterns: Vec<&'a [u8]>,
-    },
-    ConfigSet {
-        pairs: Vec<(&'a [u8], &'a [u8])>,
-    },
-    ConfigResetStat,
-    Info {
-        sections: Vec<&'a [u8]>,
-    },
-    Time,
-    DbSize,
-    Flush,
-    Save,
-    Shutdown {
-        save: Option<bool>,
-    },
-    Help {
-        command: &'static str,
-    },
+use crate::error::{ReplyError, quote};
+use crate::protocol::{Args, Reply};
+use crate::shared::Shared;
+use session::ClientState;
+
+/// What a command may touch while it runs.
+pub struct Ctx<'s> {
+    pub shared: &'s Shared,
+    pub client: &'s mut ClientState,
+    /// What the connection does once the reply is written.
+    pub after: After,
 }
 
-/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hello<'a> {
-    pub protover: Option<i64>,
-    pub auth: Option<(&'a [u8], &'a [u8])>,
-    pub setname: Option<&'a [u8]>,
-}
-
-/// What `EVT.CLOCK` was asked to do.
+/// What the connection does after a command's reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClockOp {
-    Get,
-    Set(i64),
-    Advance(i64),
+pub enum After {
+    Continue,
+    /// Close once the replies so far are written (QUIT).
+    Close,
+    /// Stop the server (SHUTDOWN): the command's reply is not sent.
+    Shutdown,
 }
 
-/// `CLIENT SETINFO` attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAttr {
-    LibName,
-    LibVer,
+/// One command: its description, its parser and its executor.
+pub trait Cmd<'a>: Sized {
+    /// Name, arity, flags and documentation.
+    const SPEC: &'static Spec;
+
+    /// Parses the arguments after the name (and subcommand). The arity is already
+    /// checked; arguments left over are refused by the dispatcher.
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError>;
+
+    /// Runs the command.
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError>;
+
+    /// An event that may wait in the pipeline's batch and be admitted together with
+    /// its neighbours (`EVT.ADD`): its JSON text, a slice of the read buffer.
+    fn batched_event(&self) -> Option<&'a [u8]> {
+        None
+    }
 }
 
-/// A command that cannot run; the connection replies and goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CmdError {
-    Unknown { name: String, args: String },
-    Arity(&'static str),
-    UnknownSubcommand { sub: String, command: &'static str },
-    Syntax,
-    NotInteger,
-    Window { max: u32 },
-    Other(Cow<'static, str>),
-}
+/// Declares the command list: the [`CommandId`] and [`Command`] enums and their
+/// dispatch. `$lt` names the lifetime of borrowed arguments in the types.
+macro_rules! commands {
+    ($lt:lifetime; $($id:ident => $ty:ty,)*) => {
+        /// A command's identity.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum CommandId {
+            $($id,)*
+        }
 
-impl CmdError {
-    /// The reply text, error code first.
-    pub fn text(&self) -> Cow<'static, str> {
-        match self {
-            CmdError::Unknown { name, args } => Cow::Owned(format!(
-                "ERR unknown command '{name}', with args beginning with: {args}"
-            )),
-            CmdError::Arity(name) => Cow::Owned(format!(
-                "ERR wrong number of arguments for '{name}' command"
-            )),
-            CmdError::UnknownSubcommand { sub, command } => Cow::Owned(format!(
-                "ERR unknown subcommand '{sub}'. Try {} HELP.",
-                command.to_ascii_uppercase()
-            )),
-            CmdError::Syntax => Cow::Borrowed("ERR syntax error"),
-            CmdError::NotInteger => Cow::Borrowed("ERR value is not an integer or out of range"),
-            CmdError::Window { max } => {
-                Cow::Owned(format!("ERR WINDOW must be an integer from 1 to {max}"))
+        /// A parsed request; borrowed arguments are slices of the read buffer.
+        // `Command::CommandDocs` is `COMMAND DOCS`: the names follow Redis's.
+        #[allow(clippy::enum_variant_names)]
+        pub enum Command<$lt> {
+            $($id($ty),)*
+        }
+
+        impl CommandId {
+            /// Every command, in table order.
+            pub const ALL: &'static [CommandId] = &[$(CommandId::$id,)*];
+
+            /// The command's description.
+            pub fn spec(self) -> &'static Spec {
+                // The lifetime only names the command types; specs are 'static.
+                #[allow(clippy::extra_unused_lifetimes)]
+                fn of<$lt>(id: CommandId) -> &'static Spec {
+                    match id {
+                        $(CommandId::$id => <$ty as Cmd<$lt>>::SPEC,)*
+                    }
+                }
+                of(self)
             }
-            CmdError::Other(text) => text.clone(),
+
+            fn parse<$lt>(self, c: &mut Cursor<$lt>) -> Result<Command<$lt>, ReplyError> {
+                match self {
+                    $(CommandId::$id => <$ty as Cmd<$lt>>::parse(c).map(Command::$id),)*
+                }
+            }
+        }
+
+        impl<$lt> Command<$lt> {
+            /// Which command this is.
+            pub fn id(&self) -> CommandId {
+                match self {
+                    $(Command::$id(_) => CommandId::$id,)*
+                }
+            }
+
+            /// Runs it.
+            pub fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+                match self {
+                    $(Command::$id(c) => c.run(ctx),)*
+                }
+            }
+
+            /// See [`Cmd::batched_event`].
+            pub fn batched_event(&self) -> Option<&$lt [u8]> {
+                match self {
+                    $(Command::$id(c) => c.batched_event(),)*
+                }
+            }
+        }
+    };
+}
+
+// The analytics commands first: lookup scans from the top, and EVT.ADD is the hot one.
+commands! { 'a;
+    EvtAdd => evt_add::Add<'a>,
+    EvtMadd => evt_add::MultiAdd<'a>,
+    EvtTotal => evt_query::Total,
+    EvtUser => evt_query::User<'a>,
+    EvtType => evt_query::Type<'a>,
+    EvtSum => evt_query::Sum<'a>,
+    EvtClock => evt_clock::EvtClock,
+    Ping => conn::Ping<'a>,
+    Echo => conn::Echo<'a>,
+    Hello => conn::Hello<'a>,
+    Auth => conn::Auth<'a>,
+    Select => conn::Select,
+    Quit => conn::Quit,
+    Reset => conn::Reset,
+    ClientSetName => client::SetName<'a>,
+    ClientGetName => client::GetName,
+    ClientId => client::Id,
+    ClientSetInfo => client::SetInfo<'a>,
+    ClientInfo => client::Info,
+    ClientList => client::List,
+    ClientHelp => client::Help,
+    CommandAll => command::All,
+    CommandCount => command::Count,
+    CommandDocs => command::Docs<'a>,
+    CommandInfo => command::Info<'a>,
+    CommandList => command::List,
+    CommandHelp => command::Help,
+    ConfigGet => config::Get<'a>,
+    ConfigSet => config::Set<'a>,
+    ConfigResetStat => config::ResetStat,
+    ConfigHelp => config::Help,
+    Info => info::Info<'a>,
+    Time => server::Time,
+    DbSize => server::DbSize,
+    FlushAll => server::FlushAll,
+    FlushDb => server::FlushDb,
+    Save => server::Save,
+    Shutdown => server::Shutdown,
+}
+
+/// A command with subcommands (`CLIENT`, `COMMAND`, `CONFIG`).
+#[derive(Debug)]
+pub struct Container {
+    pub spec: &'static Spec,
+    /// Its subcommands, in table order (their spec names are `container|sub`).
+    pub subs: Vec<CommandId>,
+    /// What the container alone runs (`COMMAND`), if anything.
+    pub bare: Option<CommandId>,
+}
+
+impl Container {
+    /// The subcommand called `name` (any case).
+    pub fn sub(&self, name: &[u8]) -> Option<CommandId> {
+        self.subs
+            .iter()
+            .copied()
+            .find(|id| id.spec().short_name().as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A top-level name: a command, or a container of subcommands.
+#[derive(Debug)]
+pub enum Entry {
+    Command(CommandId),
+    Container(Container),
+}
+
+impl Entry {
+    /// The spec of the command or container.
+    pub fn spec(&self) -> &'static Spec {
+        match self {
+            Entry::Command(id) => id.spec(),
+            Entry::Container(c) => c.spec,
         }
     }
 }
 
-/// Text of a client-supplied argument for an error message: at most `max` bytes,
-/// lossy UTF-8, no CR/LF (a simple error must stay on one line).
-pub fn quote(arg: &[u8], max: usize) -> String {
-    let cut = &arg[..arg.len().min(max)];
-    String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect()
+/// The containers: their own specs, and what each runs alone.
+fn containers() -> [(&'static Spec, Option<CommandId>); 3] {
+    [
+        (client::CONTAINER, None),
+        (command::CONTAINER, Some(CommandId::CommandAll)),
+        (config::CONTAINER, None),
+    ]
 }
 
-/// A cursor over a command's arguments.
-struct Cursor<'a> {
-    args: Args<'a>,
-    next: usize,
+/// Every top-level name in table order, built once from [`CommandId::ALL`].
+pub fn table() -> &'static [Entry] {
+    static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let containers = containers();
+        let mut top: Vec<Entry> = Vec::new();
+        for &id in CommandId::ALL {
+            if containers.iter().any(|(_, bare)| *bare == Some(id)) {
+                continue;
+            }
+            let name = id.spec().name;
+            let Some((parent, _)) = name.split_once('|') else {
+                top.push(Entry::Command(id));
+                continue;
+            };
+            let existing = top.iter_mut().find_map(|e| match e {
+                Entry::Container(c) if c.spec.name == parent => Some(c),
+                _ => None,
+            });
+            match existing {
+                Some(c) => c.subs.push(id),
+                None => {
+                    if let Some(&(spec, bare)) = containers.iter().find(|(s, _)| s.name == parent) {
+                        top.push(Entry::Container(Container {
+                            spec,
+                            subs: vec![id],
+                            bare,
+                        }));
+                    }
+                }
+            }
+        }
+        top
+    })
 }
 
-impl<'a> Cursor<'a> {
-    fn new(args: Args<'a>, skip: usize) -> Self {
-        Cursor { args, next: skip }
-    }
+/// The top-level entry called `name` (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Entry> {
+    table().iter().find(|e| {
+        let n = e.spec().name;
+        n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name)
+    })
+}
 
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let arg = self.args.get(self.next)?;
-        self.next += 1;
-        Some(arg)
-    }
-
-    fn rest(&mut self) -> Vec<&'a [u8]> {
-        let mut out = Vec::with_capacity(self.args.len().saturating_sub(self.next));
-        while let Some(a) = self.next() {
-            out.push(a);
-        }
-        out
-    }
-
-    fn remaining(&self) -> usize {
-        self.args.len().saturating_sub(self.next)
-    }
-
-    fn finish(&self) -> Result<(), CmdError> {
-        if self.remaining() == 0 {
-            Ok(())
-        } else {
-            Err(CmdError::Syntax)
-        }
-    }
-
-    /// An optional trailing `WINDOW <s>`, then the end.
-    fn window(&mut self, max: u32) -> Result<Option<u32>, CmdError> {
-        let Some(word) = self.next() else {
-            return Ok(None);
+/// A command or `container|sub` subcommand by its full name, for `COMMAND INFO/DOCS`.
+pub fn lookup_full(name: &[u8]) -> Option<Described> {
+    if let Some(pos) = name.iter().position(|&b| b == b'|') {
+        let (parent, sub) = (&name[..pos], &name[pos + 1..]);
+        return match lookup(parent)? {
+            Entry::Container(c) => c.sub(sub).map(Described::Command),
+            Entry::Command(_) => None,
         };
-        if !word.eq_ignore_ascii_case(b"WINDOW") {
-            return Err(CmdError::Syntax);
-        }
-        let span = self.next().ok_or(CmdError::Syntax)?;
-        self.finish()?;
-        match parse_int(span) {
-            Some(s) if s >= 1 && s <= i64::from(max) => Ok(Some(s as u32)),
-            _ => Err(CmdError::Window { max }),
+    }
+    lookup(name).map(Described::from)
+}
+
+/// What `COMMAND INFO`/`DOCS` describe: a command or a container with its subcommands.
+#[derive(Debug, Clone, Copy)]
+pub enum Described {
+    Command(CommandId),
+    Container(&'static Container),
+}
+
+impl From<&'static Entry> for Described {
+    fn from(e: &'static Entry) -> Self {
+        match e {
+            Entry::Command(id) => Described::Command(*id),
+            Entry::Container(c) => Described::Container(c),
         }
     }
 }
 
-/// A decimal integer as Redis reads one (`string2ll`).
-pub fn parse_int(arg: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty()
-        || s.starts_with('+')
-        || (s.len() > 1 && (s.starts_with('0') || s.starts_with("-0")))
-    {
-        return None;
+impl Described {
+    /// The spec.
+    pub fn spec(self) -> &'static Spec {
+        match self {
+            Described::Command(id) => id.spec(),
+            Described::Container(c) => c.spec,
+        }
     }
-    s.parse().ok()
-}
 
-fn int(arg: Option<&[u8]>) -> Result<i64, CmdError> {
-    arg.and_then(parse_int).ok_or(CmdError::NotInteger)
+    /// The subcommands (none for a plain command).
+    pub fn subs(self) -> &'static [CommandId] {
+        match self {
+            Described::Command(_) => &[],
+            Described::Container(c) => &c.subs,
+        }
+    }
 }
 
 /// Parses a request. `window` bounds `WINDOW <s>`.
-pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, CmdError> {
-    let name = args.get(0).unwrap_or_default();
-    let Some(spec) = table::lookup(name) else {
-        return Err(unknown(args));
-    };
-    if !spec.arity_ok(args.len()) {
-        return Err(CmdError::Arity(spec.name));
-    }
-    if !spec.subcommands.is_empty() {
-        return parse_container(spec, args);
-    }
-    let mut c = Cursor::new(args, 1);
-    let cmd = match spec.name {
-        "evt.add" => Command::EvtAdd {
-            json: c.next().unwrap_or_default(),
-        },
-        "evt.madd" => Command::EvtMadd { events: c.rest() },
-        "evt.total" => Command::EvtTotal {
-            span: c.window(window)?,
-        },
-        "evt.user" => Command::EvtUser {
-            user: c.next().unwrap_or_default(),
-            span: c.window(window)?,
-        },
-        "evt.type" => Command::EvtType {
-            event_type: c.next().unwrap_or_default(),
-            span: c.window(window)?,
-        },
-        "evt.sum" => Command::EvtSum {
-            user: c.next().unwrap_or_default(),
-            event_type: c.next().unwrap_or_default(),
-            span: c.window(window)?,
-        },
-        "evt.clock" => Command::EvtClock(match c.next() {
-            None => ClockOp::Get,
-            Some(op) if op.eq_ignore_ascii_case(b"SET") => {
-                let to = int(c.next())?;
-                c.finish()?;
-                ClockOp::Set(to)
-            }
-            Some(op) if op.eq_ignore_ascii_case(b"ADVANCE") => {
-                let by = int(c.next())?;
-                c.finish()?;
-                ClockOp::Advance(by)
-            }
-            Some(_) => return Err(CmdError::Syntax),
-        }),
-        "ping" => {
-            let message = c.next();
-            if c.remaining() > 0 {
-                return Err(CmdError::Arity(spec.name));
-            }
-            Command::Ping { message }
-        }
-        "echo" => Command::Echo {
-            message: c.next().unwrap_or_default(),
-        },
-        "hello" => Command::Hello(parse_hello(&mut c)?),
-        "auth" => match (c.next(), c.next(), c.next()) {
-            (Some(password), None, None) => Command::Auth {
-                user: None,
-                password,
-            },
-            (Some(user), Some(password), None) => Command::Auth {
-                user: Some(user),
-                password,
-            },
-            _ => return Err(CmdError::Syntax),
-        },
-        "select" => Command::Select { db: int(c.next())? },
-        "quit" => Command::Quit,
-        "reset" => Command::Reset,
-        "info" => Command::Info { sections: c.rest() },
-        "time" => Command::Time,
-        "dbsize" => Command::DbSize,
-        "flushall" | "flushdb" => {
-            match c.next() {
-                None => {}
-                Some(m) if m.eq_ignore_ascii_case(b"ASYNC") || m.eq_ignore_ascii_case(b"SYNC") => {}
-                Some(_) => return Err(CmdError::Syntax),
-            }
-            c.finish()?;
-            Command::Flush
-        }
-        "save" => Command::Save,
-        "shutdown" => {
-            let mut save = None;
-            while let Some(word) = c.next() {
-                if word.eq_ignore_ascii_case(b"NOSAVE") {
-                    save = Some(false);
-                } else if word.eq_ignore_ascii_case(b"SAVE") {
-                    save = Some(true);
-                } else if word.eq_ignore_ascii_case(b"NOW") || word.eq_ignore_ascii_case(b"FORCE") {
-                    // Accepted for compatibility: stopping is always immediate here.
-                } else {
-                    return Err(CmdError::Syntax);
-                }
-            }
-            Command::Shutdown { save }
-        }
-        _ => return Err(unknown(args)),
-    };
+pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, ReplyError> {
+    let (id, skip) = resolve(args)?;
+    let mut c = Cursor::new(args, skip, window);
+    let cmd = id.parse(&mut c)?;
+    c.finish()?;
     Ok(cmd)
 }
 
-fn parse_hello<'a>(c: &mut Cursor<'a>) -> Result<Hello<'a>, CmdError> {
-    let mut hello = Hello {
-        protover: None,
-        auth: None,
-        setname: None,
-    };
-    let Some(ver) = c.next() else {
-        return Ok(hello);
-    };
-    hello.protover = Some(parse_int(ver).ok_or(CmdError::Other(Cow::Borrowed(
-        "ERR Protocol version is not an integer or out of range",
-    )))?);
-    while let Some(opt) = c.next() {
-        if opt.eq_ignore_ascii_case(b"AUTH") && c.remaining() >= 2 {
-            hello.auth = c.next().zip(c.next());
-        } else if opt.eq_ignore_ascii_case(b"SETNAME") && c.remaining() >= 1 {
-            hello.setname = c.next();
-        } else {
-            return Err(CmdError::Other(Cow::Owned(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                quote(opt, 128)
-            ))));
+/// Which command `args` names, after the arity checks, and how many arguments
+/// name it (1, or 2 for a subcommand).
+pub fn resolve(args: Args<'_>) -> Result<(CommandId, usize), ReplyError> {
+    let name = args.get(0).unwrap_or_default();
+    let entry = lookup(name).ok_or_else(|| unknown(args))?;
+    let (id, skip) = match entry {
+        Entry::Command(id) => (*id, 1),
+        Entry::Container(c) => {
+            if !c.spec.arity_ok(args.len()) {
+                return Err(ReplyError::arity(c.spec.name));
+            }
+            match args.get(1) {
+                None => match c.bare {
+                    Some(id) => (id, 1),
+                    None => return Err(ReplyError::arity(c.spec.name)),
+                },
+                Some(sub) => match c.sub(sub) {
+                    Some(id) => (id, 2),
+                    None => {
+                        return Err(ReplyError::err(format!(
+                            "unknown subcommand '{}'. Try {} HELP.",
+                            quote(sub, 128),
+                            c.spec.name.to_ascii_uppercase()
+                        )));
+                    }
+                },
+            }
         }
-    }
-    Ok(hello)
-}
-
-fn parse_container<'a>(spec: &'static Spec, args: Args<'a>) -> Result<Command<'a>, CmdError> {
-    let Some(subname) = args.get(1) else {
-        if spec.name == "command" {
-            return Ok(Command::CommandAll);
-        }
-        return Err(CmdError::Arity(spec.name));
-    };
-    let Some(sub) = spec.subcommand(subname) else {
-        return Err(CmdError::UnknownSubcommand {
-            sub: quote(subname, 128),
-            command: spec.name,
-        });
     };
     // Redis counts the container's name in a subcommand's arity (`config|get` is -3).
-    if !sub.arity_ok(args.len()) {
-        return Err(CmdError::Arity(sub.name));
+    let spec = id.spec();
+    if !spec.arity_ok(args.len()) {
+        return Err(ReplyError::arity(spec.name));
     }
-    let mut c = Cursor::new(args, 2);
-    let cmd = match sub.name {
-        "client|setname" => {
-            let name = c.next().unwrap_or_default();
-            if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-                return Err(CmdError::Other(Cow::Borrowed(
-                    "ERR Client names cannot contain spaces, newlines or special characters.",
-                )));
-            }
-            Command::ClientSetName { name }
-        }
-        "client|getname" => Command::ClientGetName,
-        "client|id" => Command::ClientId,
-        "client|setinfo" => {
-            let attr = c.next().unwrap_or_default();
-            let value = c.next().unwrap_or_default();
-            let attr = if attr.eq_ignore_ascii_case(b"LIB-NAME") {
-                ClientAttr::LibName
-            } else if attr.eq_ignore_ascii_case(b"LIB-VER") {
-                ClientAttr::LibVer
-            } else {
-                return Err(CmdError::Other(Cow::Owned(format!(
-                    "ERR Unrecognized option '{}'",
-                    quote(attr, 128)
-                ))));
-            };
-            if value.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-                return Err(CmdError::Other(Cow::Owned(format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    if attr == ClientAttr::LibName {
-                        "lib-name"
-                    } else {
-                        "lib-ver"
-                    }
-                ))));
-            }
-            Command::ClientSetInfo { attr, value }
-        }
-        "client|info" => Command::ClientInfo,
-        "client|list" => {
-            // `TYPE normal` and `ID ...` filters are accepted and ignored: every
-            // connection is a normal client.
-            Command::ClientList
-        }
-        "command|count" => Command::CommandCount,
-        "command|docs" => Command::CommandDocs { names: c.rest() },
-        "command|info" => Command::CommandInfo { names: c.rest() },
-        "command|list" => Command::CommandList,
-        "config|get" => Command::ConfigGet { patterns: c.rest() },
-        "config|set" => {
-            let rest = c.rest();
-            if !rest.len().is_multiple_of(2) {
-                return Err(CmdError::Arity(sub.name));
-            }
-            Command::ConfigSet {
-                pairs: rest
-                    .chunks_exact(2)
-                    .filter_map(|p| Some((*p.first()?, *p.get(1)?)))
-                    .collect(),
-            }
-        }
-        "config|resetstat" => Command::ConfigResetStat,
-        "client|help" => Command::Help { command: "client" },
-        "command|help" => Command::Help { command: "command" },
-        "config|help" => Command::Help { command: "config" },
-        _ => {
-            return Err(CmdError::UnknownSubcommand {
-                sub: quote(subname, 128),
-                command: spec.name,
-            });
-        }
-    };
-    Ok(cmd)
+    Ok((id, skip))
 }
 
 /// Redis's unknown-command error: the name, then the first arguments, each quoted and
 /// followed by a space, while the list is under 128 bytes.
-fn unknown(args: Args<'_>) -> CmdError {
+fn unknown(args: Args<'_>) -> ReplyError {
     let name = quote(args.get(0).unwrap_or_default(), 128);
     let mut list = String::new();
     for arg in args.iter().skip(1) {
@@ -474,5 +376,48 @@ fn unknown(args: Args<'_>) -> CmdError {
         list.push_str(&quote(arg, room));
         list.push_str("' ");
     }
-    CmdError::Unknown { name, args: list }
+    ReplyError::err(format!(
+        "unknown command '{name}', with args beginning with: {list}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_found() {
+        let mut names: Vec<&str> = CommandId::ALL.iter().map(|id| id.spec().name).collect();
+        for entry in table() {
+            let spec = entry.spec();
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            let found = lookup(spec.name.to_uppercase().as_bytes()).map(Entry::spec);
+            assert!(found.is_some_and(|s| std::ptr::eq(s, spec)));
+            if let Entry::Container(c) = entry {
+                assert!(!c.subs.is_empty());
+                for &sub in &c.subs {
+                    let (parent, child) = sub.spec().name.split_once('|').unwrap();
+                    assert_eq!(parent, spec.name);
+                    assert_eq!(c.sub(child.to_uppercase().as_bytes()), Some(sub));
+                }
+            }
+        }
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn every_subcommand_has_its_container() {
+        for &id in CommandId::ALL {
+            let name = id.spec().name;
+            if let Some((parent, _)) = name.split_once('|') {
+                assert!(
+                    matches!(lookup(parent.as_bytes()), Some(Entry::Container(_))),
+                    "{name} has no container"
+                );
+            }
+        }
+    }
 }

@@ -10,8 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Parser;
-use scalable_analytics::config::Config;
-use scalable_analytics::server::{self, Handle, Options};
+use scalable_analytics::{Config, Handle, Options};
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -37,9 +36,10 @@ impl TestServer {
             rt.block_on(async move {
                 let addr = std::net::SocketAddr::new(config.bind, 0);
                 let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-                let handle = server::build(&listener, config, Options::default()).expect("build");
+                let handle = scalable_analytics::build(&listener, config, Options::default())
+                    .expect("build");
                 tx.send(handle.clone()).expect("send handle");
-                server::serve(listener, handle, async move {
+                scalable_analytics::serve(listener, handle, async move {
                     let _ = stop_rx.await;
                 })
                 .await;
@@ -47,7 +47,7 @@ impl TestServer {
         });
         let handle = rx.recv().expect("server started");
         TestServer {
-            addr: handle.local_addr,
+            addr: handle.local_addr(),
             handle,
             stop: Some(stop_tx),
             thread: Some(thread),

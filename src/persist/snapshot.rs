@@ -26,8 +26,10 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::ClockMode;
-use crate::state::Shared;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::clock::ClockMode;
 use crate::store::{Ingest, Store};
 
 const MAGIC: &[u8; 8] = b"SAWIN\0\0\x01";
@@ -261,21 +263,43 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
     loaded
 }
 
-/// `SAVE`: writes the configured snapshot now.
-pub fn save_configured(shared: &Shared) -> Result<(), SnapshotError> {
-    let path = shared
-        .config
-        .snapshot
-        .as_ref()
-        .ok_or(SnapshotError::NotConfigured)?;
-    let _one_at_a_time = shared
-        .saving
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = shared.clock.now();
-    let records = save(&shared.store, now, path)?;
-    tracing::info!(path = %path.display(), records, "snapshot saved");
-    Ok(())
+/// The configured snapshot file: where it is, and the lock that keeps SAVE and the
+/// save at shutdown from writing at once.
+#[derive(Debug, Default)]
+pub struct SnapshotFile {
+    path: Option<PathBuf>,
+    saving: Mutex<()>,
+    /// Set by `SHUTDOWN NOSAVE`: stop without writing the snapshot.
+    skip_at_shutdown: AtomicBool,
+}
+
+impl SnapshotFile {
+    /// The snapshot at `path`, if one is configured.
+    pub fn new(path: Option<PathBuf>) -> Self {
+        SnapshotFile {
+            path,
+            ..SnapshotFile::default()
+        }
+    }
+
+    /// `SAVE`: writes the window as of `now` to the configured file.
+    pub fn save(&self, store: &Store, now: i64) -> Result<(), SnapshotError> {
+        let path = self.path.as_ref().ok_or(SnapshotError::NotConfigured)?;
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
+        let records = save(store, now, path)?;
+        tracing::info!(path = %path.display(), records, "snapshot saved");
+        Ok(())
+    }
+
+    /// `SHUTDOWN NOSAVE`: the stop that follows writes nothing.
+    pub fn skip_at_shutdown(&self) {
+        self.skip_at_shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the stop should write the snapshot.
+    pub fn save_at_shutdown(&self) -> bool {
+        self.path.is_some() && !self.skip_at_shutdown.load(Ordering::Relaxed)
+    }
 }
 
 /// The clock a loaded snapshot resumes at: the event and manual clocks continue from

@@ -1,0 +1,71 @@
+//! `EVT.ADD` and `EVT.MADD`: events in (see [`crate::ingest`]).
+
+use super::spec::{Spec, arg, multiple};
+use super::{Cmd, Ctx, Cursor};
+use crate::error::ReplyError;
+use crate::ingest;
+use crate::protocol::Reply;
+
+/// `EVT.ADD <json>`: counts one event.
+#[derive(Debug)]
+pub struct Add<'a> {
+    json: &'a [u8],
+}
+
+impl<'a> Cmd<'a> for Add<'a> {
+    const SPEC: &'static Spec = &Spec {
+        complexity: "O(1)",
+        ..Spec::new(
+            "evt.add",
+            2,
+            &["write", "fast"],
+            "module",
+            "Counts one event given as a JSON object.",
+            &[arg("json", "string")],
+        )
+    };
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Add { json: c.required() })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let mut replies = Vec::with_capacity(1);
+        ingest::admit(ctx.shared, &[self.json], &ctx.client.info, &mut replies);
+        Ok(replies.pop().unwrap_or(Reply::Ok))
+    }
+
+    fn batched_event(&self) -> Option<&'a [u8]> {
+        Some(self.json)
+    }
+}
+
+/// `EVT.MADD <json> [json ...]`: counts several events, one result each.
+#[derive(Debug)]
+pub struct MultiAdd<'a> {
+    events: Vec<&'a [u8]>,
+}
+
+impl<'a> Cmd<'a> for MultiAdd<'a> {
+    const SPEC: &'static Spec = &Spec {
+        complexity: "O(N) where N is the number of events",
+        ..Spec::new(
+            "evt.madd",
+            -2,
+            &["write"],
+            "module",
+            "Counts several events; replies with one result per event.",
+            &[multiple(arg("json", "string"))],
+        )
+    };
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(MultiAdd { events: c.rest() })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let mut each = Vec::with_capacity(self.events.len());
+        ingest::admit(ctx.shared, &self.events, &ctx.client.info, &mut each);
+        Ok(Reply::Array(each))
+    }
+}

@@ -1,0 +1,157 @@
+//! The four counts over the window: `EVT.TOTAL`, `EVT.USER`, `EVT.TYPE`, `EVT.SUM`,
+//! each over the whole window or its last `WINDOW <s>` seconds.
+
+use super::spec::{Spec, WINDOW_ARG, arg};
+use super::{Cmd, Ctx, Cursor};
+use crate::error::ReplyError;
+use crate::protocol::Reply;
+use crate::shared::Shared;
+
+/// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
+fn id_arg(arg: &[u8]) -> Option<&str> {
+    std::str::from_utf8(arg).ok()
+}
+
+/// The span asked for, or the whole window.
+fn span(shared: &Shared, span: Option<u32>) -> u32 {
+    span.unwrap_or(shared.store.window())
+}
+
+/// `EVT.TOTAL [WINDOW s]`.
+#[derive(Debug)]
+pub struct Total {
+    span: Option<u32>,
+}
+
+impl<'a> Cmd<'a> for Total {
+    const SPEC: &'static Spec = &Spec {
+        complexity: "O(S) where S is the number of shards",
+        ..Spec::new(
+            "evt.total",
+            -1,
+            &["readonly", "fast"],
+            "module",
+            "Events in the window, or in its last WINDOW seconds.",
+            &[WINDOW_ARG],
+        )
+    };
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Total { span: c.window()? })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let s = ctx.shared;
+        let n = s.store.total(span(s, self.span), s.clock.now());
+        Ok(Reply::Int(n as i64))
+    }
+}
+
+/// `EVT.USER <user_id> [WINDOW s]`.
+#[derive(Debug)]
+pub struct User<'a> {
+    user: &'a [u8],
+    span: Option<u32>,
+}
+
+impl<'a> Cmd<'a> for User<'a> {
+    const SPEC: &'static Spec = &Spec::new(
+        "evt.user",
+        -2,
+        &["readonly", "fast"],
+        "module",
+        "Events of one user in the window.",
+        &[arg("user_id", "string"), WINDOW_ARG],
+    );
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(User {
+            user: c.required(),
+            span: c.window()?,
+        })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let s = ctx.shared;
+        let n = id_arg(self.user).map_or(0, |u| {
+            s.store.user_count(u, span(s, self.span), s.clock.now())
+        });
+        Ok(Reply::Int(n as i64))
+    }
+}
+
+/// `EVT.TYPE <event_type> [WINDOW s]`.
+#[derive(Debug)]
+pub struct Type<'a> {
+    event_type: &'a [u8],
+    span: Option<u32>,
+}
+
+impl<'a> Cmd<'a> for Type<'a> {
+    const SPEC: &'static Spec = &Spec {
+        complexity: "O(S) where S is the number of shards",
+        ..Spec::new(
+            "evt.type",
+            -2,
+            &["readonly", "fast"],
+            "module",
+            "Events of one event type in the window.",
+            &[arg("event_type", "string"), WINDOW_ARG],
+        )
+    };
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Type {
+            event_type: c.required(),
+            span: c.window()?,
+        })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let s = ctx.shared;
+        let n = id_arg(self.event_type).map_or(0, |t| {
+            s.store.type_count(t, span(s, self.span), s.clock.now())
+        });
+        Ok(Reply::Int(n as i64))
+    }
+}
+
+/// `EVT.SUM <user_id> <event_type> [WINDOW s]`.
+#[derive(Debug)]
+pub struct Sum<'a> {
+    user: &'a [u8],
+    event_type: &'a [u8],
+    span: Option<u32>,
+}
+
+impl<'a> Cmd<'a> for Sum<'a> {
+    const SPEC: &'static Spec = &Spec::new(
+        "evt.sum",
+        -3,
+        &["readonly", "fast"],
+        "module",
+        "Sum of attributes.value over one user's events of one type in the window.",
+        &[
+            arg("user_id", "string"),
+            arg("event_type", "string"),
+            WINDOW_ARG,
+        ],
+    );
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Sum {
+            user: c.required(),
+            event_type: c.required(),
+            span: c.window()?,
+        })
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let s = ctx.shared;
+        let sum = match (id_arg(self.user), id_arg(self.event_type)) {
+            (Some(u), Some(t)) => s.store.sum(u, t, span(s, self.span), s.clock.now()),
+            _ => 0.0,
+        };
+        Ok(Reply::Double(sum))
+    }
+}

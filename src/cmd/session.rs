@@ -1,0 +1,205 @@
+//! A connection's command-layer state and the dispatcher that runs its requests.
+//!
+//! The connection hands [`Session::request`] every framed request in order and calls
+//! [`Session::flush`] when its read buffer holds no more complete requests; replies
+//! are encoded into the connection's write buffer. Requests that may wait
+//! ([`Cmd::batched_event`](super::Cmd::batched_event): pipelined `EVT.ADD`s) gather in
+//! an [`ingest::Batch`] and are admitted together — before any other command runs,
+//! so replies keep the order of requests.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+
+use super::{After, CommandId, Ctx, lookup};
+use crate::clients::ClientInfo;
+use crate::error::{ErrorKind, ReplyError};
+use crate::ingest::Batch;
+use crate::protocol::{self, Args, Reply, Resp};
+use crate::shared::Shared;
+
+/// A connection's own state: protocol version, name, login.
+#[derive(Debug)]
+pub struct ClientState {
+    pub info: Arc<ClientInfo>,
+    pub resp: Resp,
+    /// Whether the client may run commands: true from the start when no password is
+    /// set, else after a successful AUTH or HELLO ... AUTH.
+    pub authenticated: bool,
+}
+
+impl ClientState {
+    /// Switches the protocol version (HELLO, RESET).
+    pub fn set_resp(&mut self, resp: Resp) {
+        self.resp = resp;
+        let v = if resp == Resp::V3 { 3 } else { 2 };
+        self.info.resp.store(v, Ordering::Relaxed);
+    }
+}
+
+/// What the connection does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Write the replies so far, then close (QUIT).
+    Close,
+    /// Write the replies so far, close, and stop the server (SHUTDOWN).
+    Shutdown,
+    /// Close without writing anything: the peer is not speaking RESP (a browser's
+    /// `POST` or `Host:` line reached us).
+    Drop,
+}
+
+/// A connection's command-layer state; see the module doc.
+#[derive(Debug)]
+pub struct Session {
+    client: ClientState,
+    batch: Batch,
+    replies: Vec<Reply>,
+    /// The batched command not yet recorded as the client's last (`CLIENT LIST`).
+    batched_last: Option<CommandId>,
+}
+
+/// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
+pub fn cross_protocol(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
+/// Whether the command called `name` may run before login (`no_auth` in its spec).
+fn allowed_before_auth(name: &[u8]) -> bool {
+    lookup(name).is_some_and(|e| e.spec().has_flag("no_auth"))
+}
+
+impl Session {
+    /// The state of a new connection.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        Session {
+            client: ClientState {
+                info,
+                resp: Resp::V2,
+                authenticated,
+            },
+            batch: Batch::default(),
+            replies: Vec::new(),
+            batched_last: None,
+        }
+    }
+
+    /// Whether the client has logged in (or needs not).
+    pub fn authenticated(&self) -> bool {
+        self.client.authenticated
+    }
+
+    /// Runs one request. `args` are slices of `buf` — the connection's whole read
+    /// buffer, which must stay unchanged until [`Session::flush`] — or, when `inline`,
+    /// of the parser's scratch space (then the request never waits in the batch).
+    pub fn request(
+        &mut self,
+        shared: &Shared,
+        buf: &[u8],
+        args: Args<'_>,
+        inline: bool,
+        out: &mut BytesMut,
+    ) -> Flow {
+        let name = args.get(0).unwrap_or_default();
+        if cross_protocol(name) {
+            self.flush(shared, buf, out);
+            return Flow::Drop;
+        }
+        if !self.client.authenticated && !allowed_before_auth(name) {
+            self.flush(shared, buf, out);
+            self.reply_error(
+                shared,
+                ReplyError::new(ErrorKind::NoAuth, "Authentication required."),
+                out,
+            );
+            return Flow::Continue;
+        }
+        let cmd = match super::parse(args, shared.store.window()) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.flush(shared, buf, out);
+                self.reply_error(shared, e, out);
+                return Flow::Continue;
+            }
+        };
+        if !inline && let Some(json) = cmd.batched_event() {
+            self.batch.push(buf, json);
+            self.batched_last = Some(cmd.id());
+            return Flow::Continue;
+        }
+        self.flush(shared, buf, out);
+        self.note_command(shared, cmd.id());
+        let mut ctx = Ctx {
+            shared,
+            client: &mut self.client,
+            after: After::Continue,
+        };
+        let reply = cmd.run(&mut ctx);
+        let after = ctx.after;
+        if after == After::Shutdown {
+            return Flow::Shutdown;
+        }
+        self.replies.push(reply.unwrap_or_else(Reply::Error));
+        self.encode(shared, out);
+        match after {
+            After::Continue => Flow::Continue,
+            After::Close => Flow::Close,
+            After::Shutdown => Flow::Shutdown,
+        }
+    }
+
+    /// Admits the batched events and encodes their replies. The connection calls it
+    /// once its read buffer holds no complete request, before it moves the buffer.
+    pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.batch
+            .flush(shared, buf, &self.client.info, &mut self.replies);
+        if let Some(id) = self.batched_last.take() {
+            self.note_command(shared, id);
+        }
+        self.encode(shared, out);
+    }
+
+    /// Answers with an error outside any command (a protocol error, NOAUTH).
+    pub fn reply_error(&mut self, shared: &Shared, e: ReplyError, out: &mut BytesMut) {
+        self.replies.push(Reply::Error(e));
+        self.encode(shared, out);
+    }
+
+    /// Records `id` as the client's current command (`CLIENT LIST`: `cmd=`, `idle=`).
+    fn note_command(&self, shared: &Shared, id: CommandId) {
+        let info = &self.client.info;
+        info.last_active_ms
+            .store(shared.uptime_ms(), Ordering::Relaxed);
+        info.last_cmd.store(id as usize, Ordering::Relaxed);
+    }
+
+    /// Encodes the pending replies in the client's protocol, counting errors by kind.
+    fn encode(&mut self, shared: &Shared, out: &mut BytesMut) {
+        for reply in self.replies.drain(..) {
+            if let Reply::Error(e) = &reply {
+                shared.stats.count_error(e.kind);
+            }
+            protocol::encode(&reply, self.client.resp, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_protocol_words() {
+        assert!(cross_protocol(b"POST"));
+        assert!(cross_protocol(b"host:"));
+        assert!(!cross_protocol(b"host"));
+        assert!(allowed_before_auth(b"AUTH") && allowed_before_auth(b"hello"));
+        assert!(allowed_before_auth(b"quit"));
+        assert!(!allowed_before_auth(b"ping") && !allowed_before_auth(b"nosuch"));
+    }
+}

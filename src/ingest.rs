@@ -1,0 +1,275 @@
+//! Events in: a run of pipelined `EVT.ADD`s (or the events of one `EVT.MADD`)
+//! admitted as one batch.
+//!
+//! Admission reads the clock once for the batch, parses each event in place (its
+//! JSON is a slice of the connection's read buffer), refuses what is late, too far
+//! ahead or invalid, and hands the rest to the store, which takes each shard's lock
+//! once for the batch. Each event gets its own reply, in order.
+
+use std::sync::atomic::Ordering;
+
+use crate::clients::ClientInfo;
+use crate::clock::ClockMode;
+use crate::config::Settings;
+use crate::error::{ErrorKind, ReplyError};
+use crate::event::{self, Event, EventError};
+use crate::protocol::Reply;
+use crate::shared::Shared;
+use crate::store::{AddError, Ingest};
+
+/// Pipelined events waiting to be admitted together: byte ranges of their JSON in
+/// the connection's read buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    /// Whether no event waits.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Adds the event whose JSON is `json`, a slice of `buf`.
+    pub fn push(&mut self, buf: &[u8], json: &[u8]) {
+        let start = (json.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        if start <= buf.len() && json.len() <= buf.len() - start {
+            self.ranges.push((start, start + json.len()));
+        }
+    }
+
+    /// Admits the waiting events (their JSON still in `buf`), one reply each.
+    pub fn flush(
+        &mut self,
+        shared: &Shared,
+        buf: &[u8],
+        peer: &ClientInfo,
+        replies: &mut Vec<Reply>,
+    ) {
+        let jsons: Vec<&[u8]> = self
+            .ranges
+            .iter()
+            .filter_map(|&(s, e)| buf.get(s..e))
+            .collect();
+        admit(shared, &jsons, peer, replies);
+        self.ranges.clear();
+    }
+}
+
+/// Why an event was refused, and how INFO counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    Invalid(EventError),
+    Late {
+        timestamp: u64,
+        now: i64,
+        window: u32,
+    },
+    Future {
+        timestamp: u64,
+        now: i64,
+        skew: u64,
+    },
+    NoMemory,
+}
+
+impl Rejection {
+    /// The error reply.
+    pub fn error(&self) -> ReplyError {
+        match self {
+            Rejection::Invalid(e) => ReplyError::err(format!("invalid event: {e}")),
+            Rejection::Late {
+                timestamp,
+                now,
+                window,
+            } => ReplyError::err(format!(
+                "event is older than the window: timestamp {timestamp} <= now {now} - window {window}"
+            )),
+            Rejection::Future {
+                timestamp,
+                now,
+                skew,
+            } => ReplyError::err(format!(
+                "event is too far in the future: timestamp {timestamp} > now {now} + max-future-skew {skew}"
+            )),
+            Rejection::NoMemory => ReplyError::new(
+                ErrorKind::Oom,
+                "command not allowed when used memory > 'maxmemory'.",
+            ),
+        }
+    }
+}
+
+/// The checks of an event's time against the clock, read once per batch.
+struct Admission {
+    window: u32,
+    skew: u64,
+    event_clock: bool,
+    batch_now: i64,
+}
+
+impl Admission {
+    fn new(shared: &Shared) -> Self {
+        Admission {
+            window: shared.store.window(),
+            skew: shared.settings.max_future_skew.load(Ordering::Relaxed),
+            event_clock: shared.clock.mode() == ClockMode::Event,
+            batch_now: shared.clock.now(),
+        }
+    }
+
+    /// The event's `now`, or why it is refused.
+    fn check(&self, shared: &Shared, ev: &Event<'_>) -> Result<i64, Rejection> {
+        let ts = i64::from(ev.timestamp);
+        let now = if self.event_clock {
+            shared.clock.observe(ts)
+        } else {
+            self.batch_now
+        };
+        if ts <= now - i64::from(self.window) {
+            Err(Rejection::Late {
+                timestamp: ev.timestamp.into(),
+                now,
+                window: self.window,
+            })
+        } else if ts > now.saturating_add(self.skew as i64) {
+            Err(Rejection::Future {
+                timestamp: ev.timestamp.into(),
+                now,
+                skew: self.skew,
+            })
+        } else {
+            Ok(now)
+        }
+    }
+}
+
+/// Admits a batch of events (JSON texts), appending one reply per event to `replies`.
+pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut Vec<Reply>) {
+    let max_id = Settings::get(&shared.settings.max_id_len);
+    let admission = Admission::new(shared);
+    let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(jsons.len());
+    let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(jsons.len());
+    for json in jsons {
+        let admitted = event::parse_event(json, max_id)
+            .map_err(Rejection::Invalid)
+            .and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
+        outcome.push(admitted.map(|ev| parsed.push(ev)));
+    }
+    let stored = store(shared, &parsed);
+    let mut stored = stored.iter().zip(&parsed);
+    let mut tally = Tally::default();
+    for (o, json) in outcome.into_iter().zip(jsons) {
+        let o = o.and_then(|()| match stored.next() {
+            Some((Ok(()), _)) => Ok(()),
+            Some((Err(AddError::NoMemory), _)) => Err(Rejection::NoMemory),
+            // The store's clock had moved past the event's second (another
+            // connection read a later `now` first).
+            Some((Err(AddError::Late), (ev, _))) => Err(Rejection::Late {
+                timestamp: ev.timestamp.into(),
+                now: shared.clock.now(),
+                window: admission.window,
+            }),
+            None => Err(Rejection::Late {
+                timestamp: 0,
+                now: shared.clock.now(),
+                window: admission.window,
+            }),
+        });
+        replies.push(tally.reply(shared, peer, json, o));
+    }
+    tally.record(shared);
+}
+
+/// Hands the admitted events to the store; one result each.
+fn store(shared: &Shared, parsed: &[(Event<'_>, i64)]) -> Vec<Result<(), AddError>> {
+    let store = &shared.store;
+    // Most events of a batch share their type: hash it once per run of equal types.
+    let mut last_type: (&str, u64) = ("", 0);
+    let ingests: Vec<Ingest<'_>> = parsed
+        .iter()
+        .map(|(ev, now)| Ingest {
+            user: &ev.user_id,
+            user_hash: store.hash(&ev.user_id),
+            event_type: &ev.event_type,
+            type_hash: {
+                if last_type.0 != ev.event_type || last_type.0.is_empty() {
+                    last_type = (&ev.event_type, store.hash(&ev.event_type));
+                }
+                last_type.1
+            },
+            second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
+            value: ev.value,
+            now: *now,
+            count: 1,
+        })
+        .collect();
+    let mut results = vec![Ok(()); ingests.len()];
+    store.add_batch(&ingests, memory_available(shared), &mut results);
+    results
+}
+
+/// Counts of a batch's outcomes, added to INFO once per batch.
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    rejected: u64,
+    late: u64,
+    future: u64,
+}
+
+impl Tally {
+    /// The reply for one event's outcome; refusals are counted and logged.
+    fn reply(
+        &mut self,
+        shared: &Shared,
+        peer: &ClientInfo,
+        json: &[u8],
+        outcome: Result<(), Rejection>,
+    ) -> Reply {
+        let r = match outcome {
+            Ok(()) => {
+                self.accepted += 1;
+                return Reply::Ok;
+            }
+            Err(r) => r,
+        };
+        self.rejected += 1;
+        match r {
+            Rejection::Late { .. } => self.late += 1,
+            Rejection::Future { .. } => self.future += 1,
+            Rejection::Invalid(_) | Rejection::NoMemory => {}
+        }
+        let error = r.error();
+        if let Some(suppressed) = shared.may_log() {
+            tracing::warn!(
+                peer = %peer.addr,
+                client_id = peer.id,
+                error = %error,
+                bytes = json.len(),
+                suppressed,
+                "event rejected"
+            );
+        }
+        Reply::Error(error)
+    }
+
+    fn record(&self, shared: &Shared) {
+        let s = &shared.stats;
+        if self.accepted > 0 {
+            s.events_accepted.add(self.accepted);
+        }
+        if self.rejected > 0 {
+            s.events_rejected
+                .fetch_add(self.rejected, Ordering::Relaxed);
+            s.events_late.fetch_add(self.late, Ordering::Relaxed);
+            s.events_future.fetch_add(self.future, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether events may create new records: below `--maxmemory`, or no limit set.
+fn memory_available(shared: &Shared) -> bool {
+    let limit = Settings::get(&shared.settings.maxmemory) as u64;
+    limit == 0 || crate::alloc::used_memory() <= limit
+}

@@ -1,0 +1,3 @@
+//! What outlives the process: the snapshot of the window.
+
+pub mod snapshot;

@@ -1,0 +1,72 @@
+//! Server-wide counters for INFO (`stats`, `errorstats`, `analytics`). Connections
+//! add their counts once per batch; the ones every request bumps are [`Striped`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{ERROR_KINDS, ErrorKind};
+use crate::stripe::Striped;
+
+/// Server-wide counters; see the module doc.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands_processed: Striped,
+    pub total_error_replies: AtomicU64,
+    /// Error replies by [`ErrorKind::index`].
+    pub error_kinds: [AtomicU64; ERROR_KINDS],
+    pub protocol_errors: AtomicU64,
+    pub query_buffer_disconnections: AtomicU64,
+    pub output_buffer_disconnections: AtomicU64,
+    pub events_accepted: Striped,
+    pub events_rejected: AtomicU64,
+    pub events_late: AtomicU64,
+    pub events_future: AtomicU64,
+    pub net_input_bytes: Striped,
+    pub net_output_bytes: Striped,
+}
+
+impl Stats {
+    /// Counts an error reply of `kind`.
+    pub fn count_error(&self, kind: ErrorKind) {
+        self.total_error_replies.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.error_kinds.get(kind.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Error replies of `kind` so far.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.error_kinds
+            .get(kind.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// `CONFIG RESETSTAT`.
+    pub fn reset(&self) {
+        for c in [
+            &self.total_commands_processed,
+            &self.events_accepted,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            c.reset();
+        }
+        for c in [
+            &self.total_connections_received,
+            &self.rejected_connections,
+            &self.total_error_replies,
+            &self.protocol_errors,
+            &self.query_buffer_disconnections,
+            &self.output_buffer_disconnections,
+            &self.events_rejected,
+            &self.events_late,
+            &self.events_future,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in &self.error_kinds {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
