@@ -80,11 +80,11 @@ def redis_benchmark(
     started = time.time()
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"redis-benchmark timed out after {timeout:.0f} s: {' '.join(argv)}") from e
     wall = time.monotonic() - t0
-    lines = [l for l in proc.stdout.splitlines() if l.strip()]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or len(lines) < 2:
         raise BenchError(
             f"redis-benchmark failed (exit {proc.returncode}): {' '.join(argv)}\n"

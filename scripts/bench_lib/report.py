@@ -7,6 +7,7 @@ import math
 from html import escape as _escape
 from pathlib import Path
 
+
 def escape(text: str) -> str:
     return _escape(text, quote=False)
 
@@ -241,19 +242,26 @@ def markdown(res: dict, svg_name: str) -> str:
     return "\n".join(out)
 
 
-def write_markdown(path: Path, section: str) -> None:
-    """Replaces the generated section of `path`, keeping anything written outside the
-    markers (profiling notes and the like)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    if path.exists():
-        text = path.read_text()
-        if BEGIN in text and END in text:
-            before = text[: text.index(BEGIN)]
-            after = text[text.index(END) + len(END):].lstrip("\n")
-            path.write_text(before + block + ("\n" + after if after else ""))
-            return
-        path.write_text(text.rstrip() + "\n\n" + block)
+def write_section(path: Path, section: str, begin: str, end: str, header: str) -> None:
+    """Writes `section` between the markers `begin` and `end` of `path`, keeping
+    everything outside them (notes written by hand); a file without the markers gets
+    them at its end, a missing file starts with `header`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
+    if not path.exists():
+        path.write_text(header + block)
         return
+    text = path.read_text()
+    if begin in text and end in text:
+        before = text[: text.index(begin)]
+        after = text[text.index(end) + len(end):].lstrip("\n")
+        path.write_text(before + block + ("\n" + after if after else ""))
+    else:
+        path.write_text(text.rstrip() + "\n\n" + block)
+
+
+def write_markdown(path: Path, section: str) -> None:
+    """Replaces the generated section of docs/benchmarks.md (see `write_section`)."""
     header = (
         "# Benchmarks\n\n"
         "`scripts/bench` measures this server against stock Redis and a Redis + Lua "
@@ -265,7 +273,7 @@ def write_markdown(path: Path, section: str) -> None:
         "```sh\nscripts/bench            # full mode, ~10 minutes, writes docs/\n"
         "scripts/bench --quick    # smoke test, < 3 minutes\nscripts/bench --help\n```\n\n"
     )
-    path.write_text(header + block)
+    write_section(path, section, BEGIN, END, header)
 
 
 # -- SVG -------------------------------------------------------------------------
