@@ -1,5 +1,5 @@
 """Child server processes: building ours, free ports, start, readiness, resident
-memory, cleanup."""
+memory, CPU time, cleanup."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path
 from .resp import Client
 
 _LIVE: list[Server] = []
+#: Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat.
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BuildError(RuntimeError):
@@ -137,6 +139,16 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise ServerError(f"no VmRSS for {self.name}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole process (every thread, exited ones
+        included; not its children), from /proc/<pid>/stat. The kernel reports it in
+        clock ticks, usually 10 ms: runs should take seconds of CPU."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            # The command name (field 2) may hold spaces and ')': split after its last ')'.
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
     def log_tail(self, lines: int = 30) -> str:
         try:
