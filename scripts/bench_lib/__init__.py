@@ -1,1 +1,1 @@
-"""Helpers of scripts/bench (standard library only)."""
+"""Helpers of scripts/bench and scripts/soak (standard library only)."""

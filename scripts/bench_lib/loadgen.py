@@ -46,12 +46,19 @@ class Run:
     wall_s: float
     started: float = 0.0
     ended: float = 0.0
+    #: the server's user + system CPU time over the run, when measured
+    cpu_s: float | None = None
     extra: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
         """How long the requests took, as redis-benchmark measured them."""
         return self.n / self.rps if self.rps > 0 else float("inf")
+
+    @property
+    def cpu_ns(self) -> float | None:
+        """The server's CPU time per request, in nanoseconds."""
+        return None if self.cpu_s is None else self.cpu_s * 1e9 / self.n
 
 
 def redis_benchmark(
@@ -80,11 +87,11 @@ def redis_benchmark(
     started = time.time()
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"redis-benchmark timed out after {timeout:.0f} s: {' '.join(argv)}") from e
     wall = time.monotonic() - t0
-    lines = [l for l in proc.stdout.splitlines() if l.strip()]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or len(lines) < 2:
         raise BenchError(
             f"redis-benchmark failed (exit {proc.returncode}): {' '.join(argv)}\n"

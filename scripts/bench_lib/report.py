@@ -7,6 +7,7 @@ import math
 from html import escape as _escape
 from pathlib import Path
 
+
 def escape(text: str) -> str:
     return _escape(text, quote=False)
 
@@ -24,6 +25,13 @@ def rate(v: float | None) -> str:
     if v >= 1e3:
         return f"{v / 1e3:.1f}k/s"
     return f"{v:.0f}/s"
+
+
+def ns(v: float | None) -> str:
+    """A CPU time per operation, given in nanoseconds."""
+    if v is None:
+        return "—"
+    return f"{v / 1000:.1f} µs" if v >= 10_000 else f"{v:,.0f} ns"
 
 
 def ms(v: float | None) -> str:
@@ -89,7 +97,7 @@ def markdown(res: dict, svg_name: str) -> str:
     w(f"Correctness: every event redis-benchmark and the fills sent was counted by both "
       f"servers — {verdict}.")
     w("")
-    w(f"![throughput ratios]({svg_name})")
+    w(f"![server CPU per operation and throughput, ours ÷ theirs]({svg_name})")
     w("")
     w("| what | ours | Redis / Lua peer | ratio | target | met? |")
     w("|---|---|---|---|---|---|")
@@ -97,9 +105,10 @@ def markdown(res: dict, svg_name: str) -> str:
         w(f"| {r['what']} | {r['ours']} | {r['theirs']} | {r['ratio']} | {r['target']} | "
           f"{met_text(r['met'])} |")
     w("")
-    w("Throughput and latency are medians over the rounds; a ratio is ours ÷ theirs of "
-      "those medians (for latency and memory, lower is better, so the target is an upper "
-      "bound). The spread of the per-round ratios is in the raw runs below.")
+    w("Server CPU per operation, throughput and latency are medians over the rounds; a "
+      "ratio is ours ÷ theirs of those medians (for CPU, latency and memory lower is "
+      "better, so the target is an upper bound). The spread of the per-round ratios is in "
+      "the raw runs below.")
     w("")
     w("### Machine")
     w("")
@@ -112,7 +121,7 @@ def markdown(res: dict, svg_name: str) -> str:
     w("")
     loads = res.get("round_loads") or []
     if loads:
-        w(f"Load average (1 min) at the start of each round: "
+        w("Load average (1 min) at the start of each round: "
           + ", ".join(f"{x:.2f}" for x in loads) + ".")
         w("")
     if loads and m.get("nproc") and max(loads) > m["nproc"]:
@@ -129,6 +138,11 @@ def markdown(res: dict, svg_name: str) -> str:
       f"`-c {s['clients']} -r {s['keyspace']}`, `-P 1/16/64`, `--csv` (p50/p99/max from its "
       f"histogram). Each round runs, in order: "
       + ", ".join(f"`{t}`" for t in s["order"]) + ".")
+    w("- Server CPU per operation: the server process's user + system time (all its "
+      "threads; `/proc/<pid>/stat`, in clock ticks, usually 10 ms) read just before and just "
+      "after each redis-benchmark run, divided by the requests of that run. It includes "
+      "what the server does besides answering during the run (accepting the 50 "
+      "connections, its timers); it excludes the client's CPU.")
     w(f"- The event ({s['event_len']} bytes once `__rand_int__` is 12 digits): "
       f"`{s['event_example']}`.")
     w(f"- Our server: `{s['our_argv']}` (manual clock: every event carries the server's "
@@ -202,15 +216,17 @@ def markdown(res: dict, svg_name: str) -> str:
         w("")
     w("### Raw runs")
     w("")
-    w("| test | -P | n | rps per round | median | p50 (median) | p99 (median) | max (worst) |")
-    w("|---|---|---|---|---|---|---|---|")
+    w("| test | -P | n | rps per round | median | CPU/op (median) | p50 (median) | "
+      "p99 (median) | max (worst) |")
+    w("|---|---|---|---|---|---|---|---|---|")
     for t in res["throughput"]:
         runs = t["runs"]
         if not runs:
             continue
         w(f"| {t['label']} | {t['pipeline']} | {runs[-1]['n']:,} | "
           + ", ".join(rate(r["rps"]) for r in runs)
-          + f" | {rate(t['rps'])} | {ms(t['p50'])} | {ms(t['p99'])} | {ms(t['max'])} |")
+          + f" | {rate(t['rps'])} | {ns(t.get('cpu_ns'))} | {ms(t['p50'])} | {ms(t['p99'])} | "
+          f"{ms(t['max'])} |")
     w("")
     if res.get("ratio_spread"):
         w("| ratio | per round |")
@@ -241,19 +257,26 @@ def markdown(res: dict, svg_name: str) -> str:
     return "\n".join(out)
 
 
-def write_markdown(path: Path, section: str) -> None:
-    """Replaces the generated section of `path`, keeping anything written outside the
-    markers (profiling notes and the like)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    if path.exists():
-        text = path.read_text()
-        if BEGIN in text and END in text:
-            before = text[: text.index(BEGIN)]
-            after = text[text.index(END) + len(END):].lstrip("\n")
-            path.write_text(before + block + ("\n" + after if after else ""))
-            return
-        path.write_text(text.rstrip() + "\n\n" + block)
+def write_section(path: Path, section: str, begin: str, end: str, header: str) -> None:
+    """Writes `section` between the markers `begin` and `end` of `path`, keeping
+    everything outside them (notes written by hand); a file without the markers gets
+    them at its end, a missing file starts with `header`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
+    if not path.exists():
+        path.write_text(header + block)
         return
+    text = path.read_text()
+    if begin in text and end in text:
+        before = text[: text.index(begin)]
+        after = text[text.index(end) + len(end):].lstrip("\n")
+        path.write_text(before + block + ("\n" + after if after else ""))
+    else:
+        path.write_text(text.rstrip() + "\n\n" + block)
+
+
+def write_markdown(path: Path, section: str) -> None:
+    """Replaces the generated section of docs/benchmarks.md (see `write_section`)."""
     header = (
         "# Benchmarks\n\n"
         "`scripts/bench` measures this server against stock Redis and a Redis + Lua "
@@ -265,24 +288,32 @@ def write_markdown(path: Path, section: str) -> None:
         "```sh\nscripts/bench            # full mode, ~10 minutes, writes docs/\n"
         "scripts/bench --quick    # smoke test, < 3 minutes\nscripts/bench --help\n```\n\n"
     )
-    path.write_text(header + block)
+    write_section(path, section, BEGIN, END, header)
 
 
 # -- SVG -------------------------------------------------------------------------
-def svg_chart(bars: list[dict], title: str, subtitle: str) -> str:
-    """Horizontal bars on a log scale with the parity line at 1.0×.
+#: Colours of a bar by whether its target is met (None: no target).
+BAR_COLOURS = {True: "#2e9e4f", False: "#d9534f", None: "#4a7ebb"}
 
-    Each bar: label, value (ours ÷ theirs, higher is better), target (or None), met.
+
+def svg_chart(sections: list[dict], title: str, subtitle: str) -> str:
+    """Horizontal bars of ours ÷ theirs on one log scale, each drawn from the parity
+    line at 1.0×, grouped in sections.
+
+    A section: title, lower_better (which way "ours better" points), hints (the texts
+    left and right of the parity line), bars. A bar: label, value, target (or None), met.
     """
+    bars = [b for sec in sections for b in sec["bars"]]
     values = [b["value"] for b in bars if b["value"] and b["value"] > 0]
     targets = [b["target"] for b in bars if b.get("target")]
-    lo = 10 ** math.floor(math.log10(min(values + targets + [0.5]) * 0.9))
-    hi = 10 ** math.ceil(math.log10(max(values + targets + [2.0]) * 1.1))
+    # Room beyond the extreme bars for their labels.
+    lo = min([*values, *targets, 0.5]) / 5
+    hi = max([*values, *targets, 2.0]) * 3
     label_w, plot_w, right_pad = 250, 520, 80
-    top, row_h, bar_h = 92, 38, 22
+    top, row_h, head_h, bar_h = 70, 38, 44, 22
     width = label_w + plot_w + right_pad
-    grid_bottom = top + row_h * len(bars)
-    height = grid_bottom + 78
+    grid_bottom = top + row_h * len(bars) + head_h * len(sections)
+    height = grid_bottom + 92
 
     def x(v: float) -> float:
         v = min(max(v, lo), hi)
@@ -295,67 +326,95 @@ def svg_chart(bars: list[dict], title: str, subtitle: str) -> str:
     a(f'<rect width="{width}" height="{height}" fill="#ffffff"/>')
     a(f'<text x="12" y="24" font-size="17" font-weight="bold">{escape(title)}</text>')
     a(f'<text x="12" y="44" fill="#555" font-size="12">{escape(subtitle)}</text>')
-    tick_vals = []
-    d = lo
-    while d <= hi * 1.0001:
-        for m in (1, 2, 5):
-            v = d * m
-            if lo <= v <= hi * 1.0001:
-                tick_vals.append(v)
+    # Where each section's header and each bar stand.
+    layout, y = [], top
+    for sec in sections:
+        layout.append((sec, y))
+        y += head_h + row_h * len(sec["bars"])
+    i = 0
+    for sec, y in layout:
+        for j in range(len(sec["bars"])):
+            if (i + j) % 2 == 0:
+                a(f'<rect x="0" y="{y + head_h + j * row_h}" width="{width}" height="{row_h}" '
+                  f'fill="#f4f4f4"/>')
+        i += len(sec["bars"])
+    # Decades, and 2× and 5× between them when the scale spans few enough.
+    steps = (1, 2, 5) if math.log10(hi / lo) <= 3 else (1,)
+    d = 10 ** math.floor(math.log10(lo))
+    while d <= hi:
+        for m in steps:
+            if lo <= d * m <= hi:
+                xv = x(d * m)
+                a(f'<line x1="{xv:.1f}" y1="{top}" x2="{xv:.1f}" y2="{grid_bottom}" '
+                  f'stroke="#dddddd"/>')
+                a(f'<text x="{xv:.1f}" y="{grid_bottom + 17}" text-anchor="middle" '
+                  f'fill="#555">{d * m:g}×</text>')
         d *= 10
-    for i, b in enumerate(bars):
-        if i % 2 == 0:
-            a(f'<rect x="0" y="{top + i * row_h}" width="{width}" height="{row_h}" fill="#f4f4f4"/>')
-    for v in tick_vals:
-        xv = x(v)
-        a(f'<line x1="{xv:.1f}" y1="{top}" x2="{xv:.1f}" y2="{grid_bottom}" stroke="#dddddd"/>')
-        a(f'<text x="{xv:.1f}" y="{grid_bottom + 17}" text-anchor="middle" fill="#555">'
-          f'{v:g}×</text>')
-    for i, b in enumerate(bars):
-        y = top + i * row_h
-        t = b.get("target")
-        if t:
-            a(f'<text x="{label_w - 10}" y="{y + 16}" text-anchor="end">{escape(b["label"])}</text>')
-            a(f'<text x="{label_w - 10}" y="{y + 31}" text-anchor="end" font-size="11" '
-              f'fill="#444">target ≥ {t:g}×</text>')
-        else:
-            a(f'<text x="{label_w - 10}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
-              f'{escape(b["label"])}</text>')
-        v = b["value"]
-        if v is None or v <= 0:
-            a(f'<text x="{label_w + 6}" y="{y + row_h / 2 + 4:.1f}" fill="#999">not measured</text>')
-            continue
-        color = {True: "#2e9e4f", False: "#d9534f", None: "#4a7ebb"}[b.get("met")]
-        x0, x1 = label_w, x(v)
-        a(f'<rect x="{x0}" y="{y + (row_h - bar_h) / 2:.1f}" width="{max(x1 - x0, 1):.1f}" '
-          f'height="{bar_h}" fill="{color}"><title>{escape(b["label"])}: {v:.3f}×</title></rect>')
-        text_x = x1
-        if t:
-            xt = x(t)
-            a(f'<line x1="{xt:.1f}" y1="{y + 4}" x2="{xt:.1f}" y2="{y + row_h - 4}" '
-              f'stroke="#111" stroke-width="3"><title>target {t:g}×</title></line>')
-            if -2 < xt - x1 < 60:  # the value's label would cross the target mark
-                text_x = max(x1, xt)
-        a(f'<text x="{text_x + 7:.1f}" y="{y + row_h / 2 + 5:.1f}" font-weight="bold" '
-          f'font-size="14">{ratio(v)}</text>')
     x1 = x(1.0)
+    for sec, y in layout:
+        left, right = sec["hints"]
+        a(f'<text x="12" y="{y + 26}" font-size="14" font-weight="bold">{escape(sec["title"])}'
+          f'</text>')
+        a(f'<text x="{x1 - 8:.1f}" y="{y + 38}" text-anchor="end" fill="#555" font-size="11">'
+          f'◀ {escape(left)}</text>')
+        a(f'<text x="{x1 + 8:.1f}" y="{y + 38}" fill="#555" font-size="11">'
+          f'{escape(right)} ▶</text>')
+        for j, b in enumerate(sec["bars"]):
+            _bar(a, b, y + head_h + j * row_h, x, x1, label_w, row_h, bar_h, sec["lower_better"])
     a(f'<line x1="{x1:.1f}" y1="{top - 8}" x2="{x1:.1f}" y2="{grid_bottom + 4}" '
       f'stroke="#000" stroke-width="2" stroke-dasharray="6,3"/>')
-    a(f'<text x="{x1:.1f}" y="{top - 14}" text-anchor="middle" font-weight="bold">'
+    a(f'<text x="{x1:.1f}" y="{top - 12}" text-anchor="middle" font-weight="bold">'
       f'1.0× = parity</text>')
-    a(f'<text x="{x1 - 10:.1f}" y="{top - 32}" text-anchor="end" fill="#555">◀ theirs faster</text>')
-    a(f'<text x="{x1 + 10:.1f}" y="{top - 32}" fill="#555">ours faster ▶</text>')
     ly = grid_bottom + 44
-    for j, (c, text) in enumerate([("#2e9e4f", "target met"), ("#d9534f", "target missed"),
-                                   ("#4a7ebb", "no target")]):
+    for j, (met, text) in enumerate([(True, "target met"), (False, "target missed"),
+                                     (None, "no target")]):
         lx = 12 + j * 130
-        a(f'<rect x="{lx}" y="{ly - 11}" width="14" height="14" fill="{c}"/>')
+        a(f'<rect x="{lx}" y="{ly - 11}" width="14" height="14" fill="{BAR_COLOURS[met]}"/>')
         a(f'<text x="{lx + 20}" y="{ly + 1}">{text}</text>')
     a(f'<line x1="{12 + 3 * 130}" y1="{ly - 12}" x2="{12 + 3 * 130}" y2="{ly + 3}" '
       f'stroke="#111" stroke-width="3"/>')
     a(f'<text x="{12 + 3 * 130 + 8}" y="{ly + 1}">target</text>')
-    a(f'<text x="12" y="{ly + 22}" fill="#555" font-size="12">Bars: ours ÷ theirs '
-      f'(throughput, medians), log scale. Same client (redis-benchmark -c 50 -r 1000000) '
-      f'for both.</text>')
+    a(f'<text x="12" y="{ly + 22}" fill="#555" font-size="12">Bars: ours ÷ theirs of the '
+      f'medians, log scale. Same client (redis-benchmark -c 50 -r 1000000) for both.</text>')
+    a(f'<text x="12" y="{ly + 38}" fill="#555" font-size="12">Server CPU per operation: the '
+      f'server process\'s user + system time over a run ÷ its requests.</text>')
     a("</svg>")
     return "\n".join(o) + "\n"
+
+
+def _bar(a, b: dict, y: float, x, x1: float, label_w: int, row_h: int, bar_h: int,
+         lower_better: bool) -> None:
+    """One bar of `svg_chart`, from the parity line to its value, with its target."""
+    t = b.get("target")
+    if t:
+        a(f'<text x="{label_w - 10}" y="{y + 16}" text-anchor="end">{escape(b["label"])}</text>')
+        a(f'<text x="{label_w - 10}" y="{y + 31}" text-anchor="end" font-size="11" '
+          f'fill="#444">target {"≤" if lower_better else "≥"} {t:g}×</text>')
+    else:
+        a(f'<text x="{label_w - 10}" y="{y + row_h / 2 + 4:.1f}" text-anchor="end">'
+          f'{escape(b["label"])}</text>')
+    v = b["value"]
+    if v is None or v <= 0:
+        a(f'<text x="{label_w + 6}" y="{y + row_h / 2 + 4:.1f}" fill="#999">not measured</text>')
+        return
+    xv = x(v)
+    left, right = min(xv, x1), max(xv, x1)
+    a(f'<rect x="{left:.1f}" y="{y + (row_h - bar_h) / 2:.1f}" width="{max(right - left, 1):.1f}" '
+      f'height="{bar_h}" fill="{BAR_COLOURS[b.get("met")]}"><title>{escape(b["label"])}: '
+      f'{v:.3f}×</title></rect>')
+    # The value's label goes beyond the bar's far end, past the target mark if that
+    # stands close by.
+    ends = [xv]
+    if t:
+        xt = x(t)
+        a(f'<line x1="{xt:.1f}" y1="{y + 4}" x2="{xt:.1f}" y2="{y + row_h - 4}" '
+          f'stroke="#111" stroke-width="3"><title>target {t:g}×</title></line>')
+        if abs(xt - xv) < 60:
+            ends.append(xt)
+    ty = y + row_h / 2 + 5
+    if v >= 1:
+        a(f'<text x="{max(ends) + 7:.1f}" y="{ty:.1f}" font-weight="bold" '
+          f'font-size="14">{ratio(v)}</text>')
+    else:
+        a(f'<text x="{min(ends) - 7:.1f}" y="{ty:.1f}" text-anchor="end" font-weight="bold" '
+          f'font-size="14">{ratio(v)}</text>')

@@ -1,8 +1,10 @@
-"""Child server processes: free ports, start, readiness, resident memory, cleanup."""
+"""Child server processes: building ours, free ports, start, readiness, resident
+memory, CPU time, cleanup."""
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -12,7 +14,37 @@ from pathlib import Path
 
 from .resp import Client
 
-_LIVE: list["Server"] = []
+_LIVE: list[Server] = []
+#: Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat.
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def build_release(root: Path) -> Path:
+    """`cargo build --release` of the server; returns the executable cargo reports
+    (so CARGO_TARGET_DIR and the like are honoured). Compiler messages go to stderr."""
+    proc = subprocess.run(
+        ["cargo", "build", "--release", "--bin", "scalable-analytics",
+         "--message-format=json-render-diagnostics"],
+        cwd=root, stdout=subprocess.PIPE, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise BuildError("cargo build --release failed (see above)")
+    exe = None
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
+                and msg.get("target", {}).get("name") == "scalable-analytics":
+            exe = msg["executable"]
+    if exe is None:
+        raise BuildError("cargo did not report the scalable-analytics executable")
+    return Path(exe)
 
 
 def free_port() -> int:
@@ -47,22 +79,23 @@ class Server:
         self.port = 0
         self.baseline_rss = 0
 
-    def start(self, timeout: float = 15.0) -> "Server":
+    def start(self, timeout: float = 15.0) -> Server:
         last = ""
         for _attempt in range(3):
             self.port = free_port()
             argv = self.argv_for_port(self.port)
-            log = open(self.log_path, "ab")
-            log.write(f"\n=== {' '.join(argv)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-            log.close()
+            with open(self.log_path, "ab") as log:
+                log.write(f"\n=== {' '.join(argv)}\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Servers are started while no other thread of ours runs, so the
+                    # fork-with-threads hazard this rule warns of does not apply.
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509
+                )
             _LIVE.append(self)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -107,6 +140,16 @@ class Server:
                     return int(line.split()[1]) * 1024
         raise ServerError(f"no VmRSS for {self.name}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole process (every thread, exited ones
+        included; not its children), from /proc/<pid>/stat. The kernel reports it in
+        clock ticks, usually 10 ms: runs should take seconds of CPU."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            # The command name (field 2) may hold spaces and ')': split after its last ')'.
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
@@ -114,14 +157,15 @@ class Server:
             return "(no log)"
         return "\n".join(text[-lines:])
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it is still running after `timeout` seconds."""
         p = self.proc
         if p is None:
             return
         if p.poll() is None:
             p.terminate()
             try:
-                p.wait(timeout=10)
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
@@ -131,7 +175,8 @@ class Server:
 
 def stop_all() -> None:
     """Stops every server this process started (called from finally and signals)."""
-    for s in list(_LIVE):
+    while _LIVE:
+        s = _LIVE.pop()
         try:
             s.stop()
         except Exception:  # noqa: BLE001 - cleanup must go on
@@ -139,7 +184,9 @@ def stop_all() -> None:
                 os.kill(s.proc.pid, signal.SIGKILL)
 
 
-def redis_server(log_dir: Path) -> Server:
+def redis_server(log_dir: Path, extra: tuple[str, ...] = ()) -> Server:
+    """Stock Redis without persistence; `extra` flags come last, so they override
+    (`--appendonly yes` for a durability row)."""
     return Server(
         "redis-server",
         lambda port: [
@@ -151,12 +198,16 @@ def redis_server(log_dir: Path) -> Server:
             "--daemonize", "no",
             "--dir", str(log_dir),
             "--logfile", "",
+            *extra,
         ],
         log_dir / "redis-server.log",
     )
 
 
-def our_server(binary: Path, log_dir: Path, extra: list[str]) -> Server:
+def our_server(binary: Path, log_dir: Path, extra: list[str] | tuple[str, ...] = (),
+               log_name: str = "scalable-analytics.log") -> Server:
+    """Ours with the manual clock (events carry its time, so none leaves the window
+    during a run and counts can be exact); `extra` flags come last."""
     return Server(
         "scalable-analytics",
         lambda port: [
@@ -167,5 +218,5 @@ def our_server(binary: Path, log_dir: Path, extra: list[str]) -> Server:
             "--log-level", "warn",
             *extra,
         ],
-        log_dir / "scalable-analytics.log",
+        log_dir / log_name,
     )
