@@ -57,9 +57,7 @@ fn alloc_free(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("system", |b| b.iter_custom(|iters| run(&System, iters)));
     let counting = Counting(System);
-    g.bench_function("counting", |b| {
-        b.iter_custom(|iters| run(&counting, iters))
-    });
+    g.bench_function("counting", |b| b.iter_custom(|iters| run(&counting, iters)));
     g.finish();
 }
 

@@ -2,11 +2,12 @@
 //! `connected_clients`: what each connection shows of itself to others.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use slab::Slab;
+use tokio::sync::Notify;
 
 /// `ClientInfo::last_cmd` before the first command.
 pub const NO_COMMAND: usize = usize::MAX;
@@ -24,6 +25,11 @@ pub struct ClientInfo {
     /// The last command's id as `usize` ([`NO_COMMAND`]: none yet).
     pub last_cmd: AtomicUsize,
     pub names: Mutex<ClientNames>,
+    /// Whether the client has logged in (or connected while no password was set).
+    pub authenticated: AtomicBool,
+    /// Set when someone else closes this connection (eviction, `CLIENT KILL`).
+    killed: AtomicBool,
+    kill_signal: Notify,
 }
 
 /// The client-set strings of a connection.
@@ -47,24 +53,47 @@ impl ClientInfo {
     pub fn update(&self, f: impl FnOnce(&mut ClientNames)) {
         f(&mut self.names.lock().unwrap_or_else(PoisonError::into_inner));
     }
+
+    /// Asks the connection to close (it does at its next wake-up, which this causes).
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_signal.notify_one();
+    }
+
+    /// Whether the connection was asked to close.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Completes when the connection is asked to close.
+    pub async fn killed(&self) {
+        self.kill_signal.notified().await;
+    }
 }
 
 /// Connected clients.
 #[derive(Debug, Default)]
 pub struct Clients {
     next_id: AtomicU64,
+    /// Connected clients that have not logged in.
+    unauthenticated: AtomicUsize,
+    /// Bytes of read and write buffers held by all connections.
+    buffers: AtomicUsize,
+    /// The share of `buffers` held by connections that have not logged in.
+    login_buffers: AtomicUsize,
     // A plain mutex: taken on connect, disconnect and CLIENT LIST only.
     list: Mutex<Slab<Arc<ClientInfo>>>,
 }
 
 impl Clients {
-    /// Registers a new connection, active as of `now_ms` (server uptime); the returned
-    /// key unregisters it.
+    /// Registers a new connection, active as of `now_ms` (server uptime), logged in
+    /// from the start or not; the returned key unregisters it.
     pub fn register(
         &self,
         addr: SocketAddr,
         laddr: SocketAddr,
         now_ms: u64,
+        authenticated: bool,
     ) -> (usize, Arc<ClientInfo>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(ClientInfo {
@@ -76,7 +105,13 @@ impl Clients {
             resp: AtomicU32::new(2),
             last_cmd: AtomicUsize::new(NO_COMMAND),
             names: Mutex::new(ClientNames::default()),
+            authenticated: AtomicBool::new(authenticated),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
         });
+        if !authenticated {
+            self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+        }
         let key = self
             .list
             .lock()
@@ -89,8 +124,80 @@ impl Clients {
     pub fn unregister(&self, key: usize) {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         if list.contains(key) {
-            list.remove(key);
+            let info = list.remove(key);
+            self.set_authenticated(&info, true);
         }
+    }
+
+    /// Records that `info`'s client logged in (or, after `RESET`, is out again).
+    pub fn set_authenticated(&self, info: &ClientInfo, authenticated: bool) {
+        if info.authenticated.swap(authenticated, Ordering::Relaxed) != authenticated {
+            if authenticated {
+                self.unauthenticated.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Connected clients that have not logged in.
+    pub fn unauthenticated(&self) -> usize {
+        self.unauthenticated.load(Ordering::Relaxed)
+    }
+
+    /// Records that a connection's buffers went from `before` to `after` bytes;
+    /// returns the bytes held by connections that have not logged in, when this one
+    /// has not.
+    pub fn account_buffers(&self, before: usize, after: usize, logged_in: bool) -> usize {
+        let counters = [
+            Some(&self.buffers),
+            (!logged_in).then_some(&self.login_buffers),
+        ];
+        let mut login_total = 0;
+        for c in counters.into_iter().flatten() {
+            login_total = if after >= before {
+                c.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+            } else {
+                c.fetch_sub(before - after, Ordering::Relaxed)
+                    .saturating_sub(before - after)
+            };
+        }
+        if logged_in { 0 } else { login_total }
+    }
+
+    /// Moves a connection's buffers out of (or back into) the share of connections
+    /// that have not logged in.
+    pub fn move_login_buffers(&self, bytes: usize, logged_in: bool) {
+        if logged_in {
+            self.login_buffers.fetch_sub(bytes, Ordering::Relaxed);
+        } else {
+            self.login_buffers.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes of read and write buffers held by all connections.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffers.load(Ordering::Relaxed)
+    }
+
+    /// Closes the longest-connected clients that have not logged in, so that at most
+    /// `keep` remain; returns how many were closed.
+    pub fn evict_unauthenticated(&self, keep: usize) -> usize {
+        let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut waiting: Vec<&Arc<ClientInfo>> = list
+            .iter()
+            .map(|(_, c)| c)
+            .filter(|c| !c.authenticated.load(Ordering::Relaxed) && !c.is_killed())
+            .collect();
+        if waiting.len() <= keep {
+            return 0;
+        }
+        waiting.sort_by_key(|c| c.id);
+        let excess = waiting.len() - keep;
+        for c in waiting.iter().take(excess) {
+            c.kill();
+        }
+        excess
     }
 
     /// A snapshot of every connection, by id.

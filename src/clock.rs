@@ -74,12 +74,13 @@ pub fn wall_seconds() -> i64 {
 }
 
 impl Clock {
-    /// A clock in `mode`. The manual clock starts at the wall time; the event clock at
-    /// 0, until the first event.
-    pub fn new(mode: ClockMode) -> Self {
+    /// A clock in `mode`. The manual clock starts at `start` (`--clock-start`), else
+    /// at the wall time; the event clock at 0, until the first event.
+    pub fn new(mode: ClockMode, start: Option<i64>) -> Self {
         let start = match mode {
             ClockMode::Event => 0,
-            ClockMode::Wall | ClockMode::Manual => wall_seconds(),
+            ClockMode::Manual => start.unwrap_or_else(wall_seconds),
+            ClockMode::Wall => wall_seconds(),
         };
         Clock {
             mode,
@@ -182,7 +183,7 @@ mod tests {
 
     #[test]
     fn manual_moves_only_forward() {
-        let c = Clock::new(ClockMode::Manual);
+        let c = Clock::new(ClockMode::Manual, None);
         let start = c.now();
         assert_eq!(c.advance(10), Ok(start + 10));
         assert_eq!(
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn event_clock_follows_the_newest_event() {
-        let c = Clock::new(ClockMode::Event);
+        let c = Clock::new(ClockMode::Event, None);
         assert_eq!(c.now(), 0);
         assert_eq!(c.observe(1678886400), 1678886400);
         assert_eq!(c.observe(1678886300), 1678886400);
@@ -208,7 +209,7 @@ mod tests {
 
     #[test]
     fn wall_clock_ignores_events() {
-        let c = Clock::new(ClockMode::Wall);
+        let c = Clock::new(ClockMode::Wall, None);
         let now = c.now();
         assert!(c.observe(now + 1000) < now + 1000);
         assert!(matches!(c.advance(1), Err(ClockError::NotManual(_))));

@@ -1,12 +1,15 @@
-//! Command-line flags, their defaults, and the settings that `CONFIG SET` may change
-//! while the server runs.
+//! Command-line flags, their defaults and ranges, and the settings that `CONFIG SET`
+//! may change while the server runs.
 //!
-//! Every default is a named constant here, so the `--help` text, `CONFIG GET` and the
-//! README agree.
+//! Every default and every range is a named constant here, so the `--help` text,
+//! `CONFIG GET`/`SET` and the README agree. A value outside its range is refused —
+//! at start with the flag's name, at run time by `CONFIG SET` with the range — so no
+//! setting can wrap around or lock clients out (the ranges' lower ends leave room for
+//! `AUTH`, `HELLO ... AUTH ... SETNAME ...`, `CONFIG SET` and `QUIT`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use clap::Parser;
@@ -19,25 +22,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 6379;
 /// Log filter when neither `--log-level` nor `RUST_LOG` is given.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
-/// Largest bulk argument: one event never needs more than a few hundred bytes, and
-/// Redis's 512 MB default would let one client hold that much memory.
-pub const DEFAULT_PROTO_MAX_BULK_LEN: usize = 1024 * 1024;
-/// Most arguments in one command (`EVT.MADD` with many events).
-pub const DEFAULT_MAX_ARGS: usize = 1024 * 1024;
-/// Most unprocessed bytes held for one connection before it is closed.
-pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 /// Seconds in the window.
 pub const DEFAULT_WINDOW: u32 = 60;
-/// How far ahead of `now` an event may be and still count (as happening at `now`).
-pub const DEFAULT_MAX_FUTURE_SKEW: u64 = 5;
-/// Longest `user_id` / `event_type`, in bytes.
-pub const DEFAULT_MAX_ID_LEN: usize = 512;
-/// Most connected clients; the next one is refused with an error.
-pub const DEFAULT_MAXCLIENTS: usize = 10_000;
-/// Idle seconds before a client is closed; 0 never closes, as in Redis.
-pub const DEFAULT_TIMEOUT: u64 = 0;
-/// Unsent reply bytes beyond which a client that does not read is disconnected.
-pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 /// Threads serving clients by default: 0 means half the CPU cores, at least one.
 /// Each runs its own single-threaded runtime and keeps the connections dealt to it.
 /// The other half is left to the kernel's network stack, which does most of the work
@@ -50,6 +36,157 @@ pub const DEFAULT_THREADS: usize = 0;
 /// lock; more shards only spread the per-shard type and total counters over more
 /// cache lines (64 shards on one thread measured ~15% slower than 4).
 pub const SHARDS_PER_THREAD: usize = 4;
+
+const KB: u64 = 1024;
+const MB: u64 = 1024 * KB;
+const GB: u64 = 1024 * MB;
+
+/// What a number counts, for parsing (`64mb`) and for the range in error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A plain count or number of seconds.
+    Plain,
+    /// Bytes, with Redis's units (`64kb`, `2gb`).
+    Bytes,
+}
+
+/// A numeric setting: its default and the values it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub name: &'static str,
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+    pub unit: Unit,
+}
+
+impl Limit {
+    /// Parses `text` and checks the range; the error names the range.
+    pub fn parse(&self, text: &str) -> Result<u64, String> {
+        let v = match self.unit {
+            Unit::Plain => text.trim().parse::<u64>().ok(),
+            Unit::Bytes => parse_memory(text),
+        };
+        let Some(v) = v else {
+            return Err(match self.unit {
+                Unit::Plain => "argument couldn't be parsed into an integer".to_string(),
+                Unit::Bytes => "argument must be a memory value".to_string(),
+            });
+        };
+        if v < self.min || v > self.max {
+            return Err(format!(
+                "argument must be between {} and {} inclusive",
+                self.min, self.max
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// How far ahead of `now` an event may be and still count (as happening at `now`):
+/// at most a day.
+pub const MAX_FUTURE_SKEW: Limit = Limit {
+    name: "max-future-skew",
+    default: 5,
+    min: 0,
+    max: 86_400,
+    unit: Unit::Plain,
+};
+/// Longest `user_id` / `event_type`, in bytes; the ceiling is what the snapshot's
+/// 16-bit length fields hold, so every id accepted round-trips through a snapshot.
+pub const MAX_ID_LEN: Limit = Limit {
+    name: "max-id-len",
+    default: 512,
+    min: 1,
+    max: u16::MAX as u64,
+    unit: Unit::Bytes,
+};
+/// Largest bulk argument: one event never needs more than a few hundred bytes, and
+/// Redis's 512 MB default would let one client hold that much memory. At least 1 KiB,
+/// so a password or a setting's value always fits.
+pub const PROTO_MAX_BULK_LEN: Limit = Limit {
+    name: "proto-max-bulk-len",
+    default: MB,
+    min: KB,
+    max: 4 * GB,
+    unit: Unit::Bytes,
+};
+/// Most arguments in one command (`EVT.MADD` with many events). At least 8, so that
+/// `HELLO 3 AUTH user pass SETNAME name` and `CONFIG SET name value` always fit.
+pub const MAX_ARGS: Limit = Limit {
+    name: "max-args",
+    default: MB,
+    min: 8,
+    max: i32::MAX as u64,
+    unit: Unit::Plain,
+};
+/// Most unprocessed bytes held for one connection before it is closed; at least
+/// 16 KiB, so a login or a setting always fits.
+pub const CLIENT_QUERY_BUFFER_LIMIT: Limit = Limit {
+    name: "client-query-buffer-limit",
+    default: 64 * MB,
+    min: 16 * KB,
+    max: 4 * GB,
+    unit: Unit::Bytes,
+};
+/// Most connected clients; the next one is refused with an error.
+pub const MAXCLIENTS: Limit = Limit {
+    name: "maxclients",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    unit: Unit::Plain,
+};
+/// Idle seconds before a client is closed; 0 never closes, as in Redis.
+pub const TIMEOUT: Limit = Limit {
+    name: "timeout",
+    default: 0,
+    min: 0,
+    max: i32::MAX as u64,
+    unit: Unit::Plain,
+};
+/// Unsent reply bytes beyond which a client that does not read is disconnected; at
+/// least 64 KiB so an ordinary reply never trips it.
+pub const CLIENT_OUTPUT_BUFFER_LIMIT: Limit = Limit {
+    name: "client-output-buffer-limit",
+    default: 64 * MB,
+    min: 64 * KB,
+    max: 16 * GB,
+    unit: Unit::Bytes,
+};
+/// Memory limit; 0 is none.
+pub const MAXMEMORY: Limit = Limit {
+    name: "maxmemory",
+    default: 0,
+    min: 0,
+    max: u64::MAX,
+    unit: Unit::Bytes,
+};
+/// Seconds of silence after which the kernel probes a client's connection (and
+/// drops it when the peer is gone), as Redis's `tcp-keepalive`; 0 is off.
+pub const TCP_KEEPALIVE: Limit = Limit {
+    name: "tcp-keepalive",
+    default: 300,
+    min: 0,
+    max: i32::MAX as u64,
+    unit: Unit::Plain,
+};
+/// With the event clock, how far one event may move `now` forward at once; further
+/// ahead it is refused as too far in the future. A day: replaying a real recording
+/// never jumps that far between consecutive events, and one bad timestamp cannot
+/// end the clock.
+pub const MAX_CLOCK_JUMP: Limit = Limit {
+    name: "max-clock-jump",
+    default: 86_400,
+    min: 1,
+    max: u32::MAX as u64,
+    unit: Unit::Plain,
+};
+
+/// A clap value parser for `limit`.
+fn ranged(limit: &'static Limit) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |s| limit.parse(s)
+}
 
 /// ScalableAnalytics: exact sliding-window aggregates of user events, served over the
 /// Redis protocol.
@@ -77,25 +214,36 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = ClockMode::Wall)]
     pub clock: ClockMode,
 
-    /// Seconds an event may be ahead of `now` and still count, as happening at `now`.
-    #[arg(long, default_value_t = DEFAULT_MAX_FUTURE_SKEW)]
+    /// Where the manual clock starts (Unix seconds); the wall time by default.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=u32::MAX as i64))]
+    pub clock_start: Option<i64>,
+
+    /// Seconds an event may be ahead of `now` and still count, as happening at `now`
+    /// (0 to 86400).
+    #[arg(long, default_value_t = MAX_FUTURE_SKEW.default, value_parser = ranged(&MAX_FUTURE_SKEW))]
     pub max_future_skew: u64,
 
-    /// Longest `user_id` / `event_type`, in bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_ID_LEN)]
-    pub max_id_len: usize,
+    /// With `--clock event`, the most seconds one event may move `now` forward;
+    /// an event further ahead is refused as too far in the future.
+    #[arg(long, default_value_t = MAX_CLOCK_JUMP.default, value_parser = ranged(&MAX_CLOCK_JUMP))]
+    pub max_clock_jump: u64,
 
-    /// Largest bulk argument a client may send, in bytes.
-    #[arg(long, default_value_t = DEFAULT_PROTO_MAX_BULK_LEN, value_parser = parse_size)]
-    pub proto_max_bulk_len: usize,
+    /// Longest `user_id` / `event_type`, in bytes (1 to 65535).
+    #[arg(long, default_value_t = MAX_ID_LEN.default, value_parser = ranged(&MAX_ID_LEN))]
+    pub max_id_len: u64,
 
-    /// Most arguments in one command.
-    #[arg(long, default_value_t = DEFAULT_MAX_ARGS)]
-    pub max_args: usize,
+    /// Largest bulk argument a client may send, in bytes (1kb to 4gb).
+    #[arg(long, default_value_t = PROTO_MAX_BULK_LEN.default, value_parser = ranged(&PROTO_MAX_BULK_LEN))]
+    pub proto_max_bulk_len: u64,
 
-    /// Most unprocessed bytes held for one connection; beyond it the connection closes.
-    #[arg(long, default_value_t = DEFAULT_CLIENT_QUERY_BUFFER_LIMIT, value_parser = parse_size)]
-    pub client_query_buffer_limit: usize,
+    /// Most arguments in one command (at least 8).
+    #[arg(long, default_value_t = MAX_ARGS.default, value_parser = ranged(&MAX_ARGS))]
+    pub max_args: u64,
+
+    /// Most unprocessed bytes held for one connection; beyond it the connection
+    /// closes (16kb to 4gb).
+    #[arg(long, default_value_t = CLIENT_QUERY_BUFFER_LIMIT.default, value_parser = ranged(&CLIENT_QUERY_BUFFER_LIMIT))]
+    pub client_query_buffer_limit: u64,
 
     /// Threads serving clients, each a single-threaded runtime keeping the
     /// connections dealt to it; 0 picks half the CPU cores, at least one.
@@ -119,23 +267,28 @@ pub struct Config {
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub protected_mode: bool,
 
-    /// Most connected clients.
-    #[arg(long, default_value_t = DEFAULT_MAXCLIENTS)]
-    pub maxclients: usize,
+    /// Most connected clients (1 to 1000000).
+    #[arg(long, default_value_t = MAXCLIENTS.default, value_parser = ranged(&MAXCLIENTS))]
+    pub maxclients: u64,
 
     /// Seconds a client may stay idle before it is closed (0: never).
-    #[arg(long, default_value_t = DEFAULT_TIMEOUT)]
+    #[arg(long, default_value_t = TIMEOUT.default, value_parser = ranged(&TIMEOUT))]
     pub timeout: u64,
 
+    /// Seconds of silence before the kernel checks that a client's machine is still
+    /// there (TCP keepalive; 0: off).
+    #[arg(long, default_value_t = TCP_KEEPALIVE.default, value_parser = ranged(&TCP_KEEPALIVE))]
+    pub tcp_keepalive: u64,
+
     /// Unsent reply bytes (for a client that does not read) beyond which it is
-    /// disconnected; reading from it pauses well before that.
-    #[arg(long, default_value_t = DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT, value_parser = parse_size)]
-    pub client_output_buffer_limit: usize,
+    /// disconnected; reading from it pauses well before that (64kb to 16gb).
+    #[arg(long, default_value_t = CLIENT_OUTPUT_BUFFER_LIMIT.default, value_parser = ranged(&CLIENT_OUTPUT_BUFFER_LIMIT))]
+    pub client_output_buffer_limit: u64,
 
     /// Memory limit (`64mb`, `2gb`, bytes; 0: none). At the limit, events that need
     /// a new user, type or pair are refused with -OOM; nothing is evicted.
-    #[arg(long, default_value = "0", value_parser = parse_size)]
-    pub maxmemory: usize,
+    #[arg(long, default_value = "0", value_parser = ranged(&MAXMEMORY))]
+    pub maxmemory: u64,
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -144,12 +297,6 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
         "no" => Ok(false),
         _ => Err(format!("expected yes or no, got '{s}'")),
     }
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    parse_memory(s)
-        .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| format!("expected a size like 1048576, 64kb, 64mb or 2gb, got '{s}'"))
 }
 
 impl Config {
@@ -183,34 +330,42 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Settings {
     pub max_future_skew: AtomicU64,
-    pub max_id_len: AtomicUsize,
-    pub proto_max_bulk_len: AtomicUsize,
-    pub max_args: AtomicUsize,
-    pub client_query_buffer_limit: AtomicUsize,
-    pub maxclients: AtomicUsize,
+    pub max_clock_jump: AtomicU64,
+    pub max_id_len: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub max_args: AtomicU64,
+    pub client_query_buffer_limit: AtomicU64,
+    pub maxclients: AtomicU64,
     pub timeout: AtomicU64,
-    pub client_output_buffer_limit: AtomicUsize,
-    pub maxmemory: AtomicUsize,
+    pub tcp_keepalive: AtomicU64,
+    pub client_output_buffer_limit: AtomicU64,
+    pub maxmemory: AtomicU64,
     /// The log filter as last set, for `CONFIG GET loglevel`.
     pub log_level: Mutex<String>,
     /// The password, if one is set (`CONFIG SET requirepass`).
-    pub requirepass: Mutex<Option<String>>,
+    requirepass: Mutex<Option<String>>,
+    /// Whether a password is set: read by every request, so an atomic, not the lock.
+    password_required: AtomicBool,
 }
 
 impl Settings {
     /// Settings as the flags give them.
     pub fn from_config(c: &Config) -> Self {
+        let password = c.requirepass.clone().filter(|p| !p.is_empty());
         Settings {
             max_future_skew: AtomicU64::new(c.max_future_skew),
-            max_id_len: AtomicUsize::new(c.max_id_len),
-            proto_max_bulk_len: AtomicUsize::new(c.proto_max_bulk_len),
-            max_args: AtomicUsize::new(c.max_args),
-            client_query_buffer_limit: AtomicUsize::new(c.client_query_buffer_limit),
-            maxclients: AtomicUsize::new(c.maxclients),
+            max_clock_jump: AtomicU64::new(c.max_clock_jump),
+            max_id_len: AtomicU64::new(c.max_id_len),
+            proto_max_bulk_len: AtomicU64::new(c.proto_max_bulk_len),
+            max_args: AtomicU64::new(c.max_args),
+            client_query_buffer_limit: AtomicU64::new(c.client_query_buffer_limit),
+            maxclients: AtomicU64::new(c.maxclients),
             timeout: AtomicU64::new(c.timeout),
-            client_output_buffer_limit: AtomicUsize::new(c.client_output_buffer_limit),
-            maxmemory: AtomicUsize::new(c.maxmemory),
-            requirepass: Mutex::new(c.requirepass.clone().filter(|p| !p.is_empty())),
+            tcp_keepalive: AtomicU64::new(c.tcp_keepalive),
+            client_output_buffer_limit: AtomicU64::new(c.client_output_buffer_limit),
+            maxmemory: AtomicU64::new(c.maxmemory),
+            password_required: AtomicBool::new(password.is_some()),
+            requirepass: Mutex::new(password),
             log_level: Mutex::new(
                 c.log_level
                     .clone()
@@ -235,17 +390,31 @@ impl Settings {
             .clone()
     }
 
-    /// Whether a password is set.
-    pub fn has_password(&self) -> bool {
-        self.requirepass
+    /// Sets (or, with an empty text, removes) the password.
+    pub fn set_password(&self, password: String) {
+        let password = Some(password).filter(|p| !p.is_empty());
+        let mut p = self
+            .requirepass
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.password_required
+            .store(password.is_some(), Ordering::Relaxed);
+        *p = password;
     }
 
-    /// Reads a setting.
-    pub fn get(cell: &AtomicUsize) -> usize {
+    /// Whether a password is set.
+    pub fn has_password(&self) -> bool {
+        self.password_required.load(Ordering::Relaxed)
+    }
+
+    /// Reads a numeric setting.
+    pub fn get(cell: &AtomicU64) -> u64 {
         cell.load(Ordering::Relaxed)
+    }
+
+    /// Reads a numeric setting as a size in memory (saturating on 32-bit targets).
+    pub fn size(cell: &AtomicU64) -> usize {
+        usize::try_from(cell.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 }
 
@@ -261,11 +430,11 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
-        "kb" => 1024,
+        "kb" => KB,
         "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
+        "mb" => MB,
         "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
+        "gb" => GB,
         _ => return None,
     };
     n.checked_mul(mul)
@@ -287,11 +456,42 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_constants() {
+    fn defaults_are_the_constants_and_inside_their_ranges() {
         let c = Config::default();
         assert_eq!(c.port, DEFAULT_PORT);
         assert_eq!(c.window, DEFAULT_WINDOW);
-        assert_eq!(c.proto_max_bulk_len, DEFAULT_PROTO_MAX_BULK_LEN);
+        assert_eq!(c.proto_max_bulk_len, PROTO_MAX_BULK_LEN.default);
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        for l in [
+            MAX_FUTURE_SKEW,
+            MAX_ID_LEN,
+            PROTO_MAX_BULK_LEN,
+            MAX_ARGS,
+            CLIENT_QUERY_BUFFER_LIMIT,
+            MAXCLIENTS,
+            TIMEOUT,
+            CLIENT_OUTPUT_BUFFER_LIMIT,
+            MAXMEMORY,
+            TCP_KEEPALIVE,
+            MAX_CLOCK_JUMP,
+        ] {
+            assert!(l.min <= l.default && l.default <= l.max, "{}", l.name);
+            assert_eq!(l.parse(&l.default.to_string()), Ok(l.default), "{}", l.name);
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_range() {
+        assert_eq!(
+            MAX_ARGS.parse("2"),
+            Err("argument must be between 8 and 2147483647 inclusive".into())
+        );
+        assert!(MAX_FUTURE_SKEW.parse("9223372036854775808").is_err());
+        assert!(MAX_ID_LEN.parse("100000").is_err());
+        assert_eq!(
+            MAX_ID_LEN.parse("64kb"),
+            Err("argument must be between 1 and 65535 inclusive".into())
+        );
+        assert!(Config::try_parse_from(["x", "--max-args", "2"]).is_err());
     }
 }

@@ -17,6 +17,10 @@ use crate::protocol::Reply;
 use crate::shared::Shared;
 use crate::store::{AddError, Ingest};
 
+/// The longest reply to one event: `+OK`, or an error of at most this many bytes
+/// (longer messages are cut), so the reply to `EVT.MADD` is bounded by its length.
+pub const MAX_EVENT_REPLY: usize = 256;
+
 /// Pipelined events waiting to be admitted together: byte ranges of their JSON in
 /// the connection's read buffer.
 #[derive(Debug, Default)]
@@ -70,6 +74,12 @@ pub enum Rejection {
         now: i64,
         skew: u64,
     },
+    /// Would move the event clock forward by more than `--max-clock-jump`.
+    Jump {
+        timestamp: u64,
+        now: i64,
+        jump: i64,
+    },
     NoMemory,
 }
 
@@ -92,6 +102,13 @@ impl Rejection {
             } => ReplyError::err(format!(
                 "event is too far in the future: timestamp {timestamp} > now {now} + max-future-skew {skew}"
             )),
+            Rejection::Jump {
+                timestamp,
+                now,
+                jump,
+            } => ReplyError::err(format!(
+                "event is too far in the future: timestamp {timestamp} > now {now} + max-clock-jump {jump}"
+            )),
             Rejection::NoMemory => ReplyError::new(
                 ErrorKind::Oom,
                 "command not allowed when used memory > 'maxmemory'.",
@@ -104,6 +121,8 @@ impl Rejection {
 struct Admission {
     window: u32,
     skew: u64,
+    /// With the event clock: the most one event may move it forward.
+    max_jump: i64,
     event_clock: bool,
     batch_now: i64,
 }
@@ -113,6 +132,8 @@ impl Admission {
         Admission {
             window: shared.store.window(),
             skew: shared.settings.max_future_skew.load(Ordering::Relaxed),
+            max_jump: i64::try_from(Settings::get(&shared.settings.max_clock_jump))
+                .unwrap_or(i64::MAX),
             event_clock: shared.clock.mode() == ClockMode::Event,
             batch_now: shared.clock.now(),
         }
@@ -122,6 +143,15 @@ impl Admission {
     fn check(&self, shared: &Shared, ev: &Event<'_>) -> Result<i64, Rejection> {
         let ts = i64::from(ev.timestamp);
         let now = if self.event_clock {
+            // The clock at 0 has seen no event yet: the first one sets it.
+            let before = shared.clock.now();
+            if before > 0 && ts > before.saturating_add(self.max_jump) {
+                return Err(Rejection::Jump {
+                    timestamp: ev.timestamp.into(),
+                    now: before,
+                    jump: self.max_jump,
+                });
+            }
             shared.clock.observe(ts)
         } else {
             self.batch_now
@@ -146,7 +176,8 @@ impl Admission {
 
 /// Admits a batch of events (JSON texts), appending one reply per event to `replies`.
 pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut Vec<Reply>) {
-    let max_id = Settings::get(&shared.settings.max_id_len);
+    let max_id = Settings::size(&shared.settings.max_id_len);
+    let grow = memory_available(shared);
     let admission = Admission::new(shared);
     let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(jsons.len());
     let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(jsons.len());
@@ -156,7 +187,7 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
             .and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
-    let stored = store(shared, &parsed);
+    let stored = store(shared, &parsed, grow);
     let mut stored = stored.iter().zip(&parsed);
     let mut tally = Tally::default();
     for (o, json) in outcome.into_iter().zip(jsons) {
@@ -182,7 +213,7 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
 }
 
 /// Hands the admitted events to the store; one result each.
-fn store(shared: &Shared, parsed: &[(Event<'_>, i64)]) -> Vec<Result<(), AddError>> {
+fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result<(), AddError>> {
     let store = &shared.store;
     // Most events of a batch share their type: hash it once per run of equal types.
     let mut last_type: (&str, u64) = ("", 0);
@@ -205,7 +236,7 @@ fn store(shared: &Shared, parsed: &[(Event<'_>, i64)]) -> Vec<Result<(), AddErro
         })
         .collect();
     let mut results = vec![Ok(()); ingests.len()];
-    store.add_batch(&ingests, memory_available(shared), &mut results);
+    store.add_batch(&ingests, grow, &mut results);
     results
 }
 
@@ -237,10 +268,17 @@ impl Tally {
         self.rejected += 1;
         match r {
             Rejection::Late { .. } => self.late += 1,
-            Rejection::Future { .. } => self.future += 1,
+            Rejection::Future { .. } | Rejection::Jump { .. } => self.future += 1,
             Rejection::Invalid(_) | Rejection::NoMemory => {}
         }
-        let error = r.error();
+        let mut error = r.error();
+        if error.msg.len() > MAX_EVENT_REPLY - 16 {
+            let mut cut = MAX_EVENT_REPLY - 16;
+            while !error.msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            error.msg = error.msg[..cut].to_string().into();
+        }
         if let Some(suppressed) = shared.may_log() {
             tracing::warn!(
                 peer = %peer.addr,
@@ -269,7 +307,11 @@ impl Tally {
 }
 
 /// Whether events may create new records: below `--maxmemory`, or no limit set.
+/// Connections' buffers are not counted (the request being admitted is in one), and
+/// the caller asks before the batch allocates its own scratch space, so a large
+/// batch is never refused for the memory it occupies only while it runs.
 fn memory_available(shared: &Shared) -> bool {
-    let limit = Settings::get(&shared.settings.maxmemory) as u64;
-    limit == 0 || crate::alloc::used_memory() <= limit
+    let limit = Settings::get(&shared.settings.maxmemory);
+    let buffers = shared.clients.buffer_bytes() as u64;
+    limit == 0 || crate::alloc::used_memory().saturating_sub(buffers) <= limit
 }

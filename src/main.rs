@@ -119,8 +119,10 @@ fn main() -> ExitCode {
             "serving"
         );
         tracing::info!("listening on {}", handle.local_addr());
-        scalable_analytics::serve(listener, handle, stop_signal()).await;
-        ExitCode::SUCCESS
+        match scalable_analytics::serve(listener, handle, stop_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        }
     });
     for (stop, thread) in worker_stops {
         let _ = stop.send(());

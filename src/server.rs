@@ -17,7 +17,7 @@ use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
-use crate::persist::snapshot::{self, SnapshotFile};
+use crate::persist::snapshot::{self, SnapshotError, SnapshotFile};
 use crate::shared::{LogFilterSetter, RateLimiter, Shared};
 use crate::stats::Stats;
 use crate::store::{EXPIRE_BUDGET, Store};
@@ -78,13 +78,28 @@ pub fn build(
     options: Options,
 ) -> Result<Handle, StartError> {
     let local_addr = listener.local_addr()?;
-    let clock = Clock::new(config.clock);
+    let clock = Clock::new(config.clock, config.clock_start);
     let saved = match &config.snapshot {
-        Some(path) => snapshot::read(path)?,
+        Some(path) => {
+            let saved = snapshot::read(path)?;
+            snapshot::check_writable(path).map_err(|e| {
+                format!("{e}; the snapshot could not be saved there (check that the directory exists and is writable, or change --snapshot)")
+            })?;
+            saved
+        }
         None => None,
     };
     if let Some(s) = &saved {
         clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
+        let path = config
+            .snapshot
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        if let Some(why) =
+            snapshot::clock_mismatch(s, config.clock, clock.now(), config.window, path)
+        {
+            return Err(why.into());
+        }
     }
     let store = Store::new(config.window, config.store_shards(), clock.now());
     if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
@@ -138,8 +153,13 @@ fn run_id() -> String {
 
 /// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
 /// accepting, lets every connection finish the commands it has read and write their
-/// replies, and returns.
-pub async fn serve(listener: TcpListener, handle: Handle, shutdown: impl Future<Output = ()>) {
+/// replies, saves the snapshot if one is configured, and returns. An error means the
+/// window could not be saved: the process should exit with a failure status.
+pub async fn serve(
+    listener: TcpListener,
+    handle: Handle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SnapshotError> {
     let shared = handle.0;
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
@@ -157,15 +177,17 @@ pub async fn serve(listener: TcpListener, handle: Handle, shutdown: impl Future<
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let max = Settings::get(&shared.settings.maxclients);
+                    let max = Settings::size(&shared.settings.maxclients);
                     if shared.connected.load(Ordering::Relaxed) >= max {
                         refuse(&shared, &socket, peer);
                         continue;
                     }
                     shared.connected.fetch_add(1, Ordering::Relaxed);
+                    make_room_for_logins(&shared, max);
                     // Replies are written once per batch already; Nagle would only add
                     // latency to them.
                     let _ = socket.set_nodelay(true);
+                    set_keepalive(&socket, Settings::get(&shared.settings.tcp_keepalive));
                     let thread = next_thread % (shared.workers.len() + 1);
                     next_thread = next_thread.wrapping_add(1);
                     match thread.checked_sub(1).and_then(|w| shared.workers.get(w)) {
@@ -203,11 +225,15 @@ pub async fn serve(listener: TcpListener, handle: Handle, shutdown: impl Future<
     }
     expiry.abort();
     if shared.snapshot.save_at_shutdown()
-        && let Err(e) = shared.snapshot.save(&shared.store, shared.clock.now())
+        && let Err(e) = shared
+            .snapshot
+            .save(&shared.store, shared.clock.mode(), shared.clock.now())
     {
-        tracing::error!(error = %e, "snapshot not saved");
+        tracing::error!(error = %e, "snapshot not saved: the window is lost");
+        return Err(e);
     }
     tracing::info!("server stopped");
+    Ok(())
 }
 
 /// Serves a connection accepted on the main thread from a worker's thread. A socket
@@ -224,6 +250,51 @@ async fn serve_on_worker(
             shared.connected.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(%peer, error = %e, "cannot move a connection to its thread");
         }
+    }
+}
+
+/// Connections that have not logged in may hold at most this share of `maxclients`
+/// (numerator over denominator); the rest stays reachable for clients that log in.
+pub const LOGIN_SHARE: (usize, usize) = (1, 2);
+
+/// With a password set, keeps connections that have not logged in to their share of
+/// `maxclients`: when a new connection would pass it, the oldest of them is closed.
+/// Someone holding connections open without the password thus holds at most half the
+/// slots, and a client that connects and logs in always finds one.
+fn make_room_for_logins(shared: &Shared, maxclients: usize) {
+    if !shared.settings.has_password() {
+        return;
+    }
+    let share = (maxclients * LOGIN_SHARE.0 / LOGIN_SHARE.1).max(1);
+    if shared.clients.unauthenticated() >= share {
+        let closed = shared.clients.evict_unauthenticated(share - 1);
+        if closed > 0
+            && let Some(suppressed) = shared.may_log()
+        {
+            tracing::warn!(
+                closed,
+                suppressed,
+                "closed the oldest connections that had not logged in, to keep slots for clients that do"
+            );
+        }
+    }
+}
+
+/// TCP keepalive as Redis sets it: probes after `secs` of silence, then every
+/// `secs / 3`, and the peer is declared gone after 3 unanswered probes.
+fn set_keepalive(socket: &tokio::net::TcpStream, secs: u64) {
+    let sock = socket2::SockRef::from(socket);
+    if secs == 0 {
+        let _ = sock.set_keepalive(false);
+        return;
+    }
+    let idle = Duration::from_secs(secs);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = sock.set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Stats {
     /// Error replies by [`ErrorKind::index`].
     pub error_kinds: [AtomicU64; ERROR_KINDS],
     pub protocol_errors: AtomicU64,
+    /// Failed AUTH / HELLO ... AUTH attempts (`acl_access_denied_auth`, as Redis).
+    pub auth_failures: AtomicU64,
     pub query_buffer_disconnections: AtomicU64,
     pub output_buffer_disconnections: AtomicU64,
     pub events_accepted: Striped,
@@ -57,6 +59,7 @@ impl Stats {
             &self.rejected_connections,
             &self.total_error_replies,
             &self.protocol_errors,
+            &self.auth_failures,
             &self.query_buffer_disconnections,
             &self.output_buffer_disconnections,
             &self.events_rejected,

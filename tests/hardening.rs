@@ -1102,11 +1102,11 @@ fn announced_lengths_are_refused_at_once_and_never_allocated() {
 
 #[test]
 fn proto_max_bulk_len_is_enforced_and_settable() {
-    let srv = TestServer::start(&["--proto-max-bulk-len", "100"]);
+    let srv = TestServer::start(&["--proto-max-bulk-len", "1024"]);
     let mut s = Raw::connect(srv.addr);
-    let ok = "a".repeat(100);
+    let ok = "a".repeat(1024);
     assert_eq!(s.cmd(&["ECHO", &ok]), R::Bulk(ok.clone().into_bytes()));
-    s.send(&resp_str(&["ECHO", &"a".repeat(101)]));
+    s.send(&resp_str(&["ECHO", &"a".repeat(1025)]));
     let (bytes, closed) = s.until_closed();
     assert_eq!(
         String::from_utf8_lossy(&bytes),
@@ -1115,10 +1115,15 @@ fn proto_max_bulk_len_is_enforced_and_settable() {
     assert!(closed);
     let mut admin = Raw::connect(srv.addr);
     assert_eq!(
-        admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "200"]),
+        admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "2048"]),
         R::Simple("OK".into())
     );
-    let mid = "b".repeat(150);
+    // Below 1 KiB a password or a setting might not fit: refused, naming the range.
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "100"]),
+        R::Err("ERR CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - argument must be between 1024 and 4294967296 inclusive".into())
+    );
+    let mid = "b".repeat(1500);
     assert_eq!(admin.cmd(&["ECHO", &mid]), R::Bulk(mid.into_bytes()));
     assert!(num_field(&admin.info(), "protocol_errors") >= 1);
 }

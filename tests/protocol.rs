@@ -1215,21 +1215,21 @@ fn graceful_stop_flushes_replies_of_every_command_it_ran() {
 
 #[test]
 fn limit_proto_max_bulk_len() {
-    let server = TestServer::start(&["--clock", "manual", "--proto-max-bulk-len", "100"]);
+    let server = TestServer::start(&["--clock", "manual", "--proto-max-bulk-len", "1024"]);
     let mut s = server.raw();
-    let ok = vec![b'x'; 100];
-    let mut want = b"$100\r\n".to_vec();
+    let ok = vec![b'x'; 1024];
+    let mut want = b"$1024\r\n".to_vec();
     want.extend_from_slice(&ok);
     want.extend_from_slice(b"\r\n");
     assert_eq!(send_recv(&mut s, &resp(&[b"ECHO", &ok]), want.len()), want);
 
-    let big = vec![b'x'; 200];
+    let big = vec![b'x'; 2048];
     s.write_all(&resp(&[b"ECHO", &big])).unwrap();
     expect_reply_then_close(&mut s, b"-ERR Protocol error: invalid bulk length\r\n");
 
     // The header alone is enough to refuse it.
     let mut s = server.raw();
-    s.write_all(b"*2\r\n$4\r\nECHO\r\n$101\r\n").unwrap();
+    s.write_all(b"*2\r\n$4\r\nECHO\r\n$1025\r\n").unwrap();
     expect_reply_then_close(&mut s, b"-ERR Protocol error: invalid bulk length\r\n");
 
     let mut c = server.client();
@@ -1238,23 +1238,28 @@ fn limit_proto_max_bulk_len() {
         .arg("proto-max-bulk-len")
         .query(&mut c)
         .unwrap();
-    assert_eq!(v, ["proto-max-bulk-len", "100"]);
+    assert_eq!(v, ["proto-max-bulk-len", "1024"]);
 }
 
 #[test]
 fn limit_max_args() {
-    let server = TestServer::start(&["--clock", "manual", "--max-args", "3"]);
+    // 8 is the least max-args may be: `HELLO 3 AUTH u p SETNAME n` always fits.
+    let server = TestServer::start(&["--clock", "manual", "--max-args", "8"]);
     let mut s = server.raw();
     let want = b"$1\r\n0\r\n";
     assert_eq!(
-        send_recv(&mut s, &resp_str(&["EVT.SUM", "u", "t"]), want.len()),
+        send_recv(
+            &mut s,
+            &resp_str(&["EVT.SUM", "u", "t", "WINDOW", "1"]),
+            want.len()
+        ),
         want
     );
-    s.write_all(b"*4\r\n").unwrap();
+    s.write_all(b"*9\r\n").unwrap();
     expect_reply_then_close(&mut s, b"-ERR Protocol error: invalid multibulk length\r\n");
     let mut s = server.raw();
     assert_eq!(send_recv(&mut s, b"PING a\r\n", 7), b"$1\r\na\r\n");
-    s.write_all(b"PING a b c\r\n").unwrap();
+    s.write_all(b"PING a b c d e f g h\r\n").unwrap();
     let (got, closed) = read_until_closed(&mut s);
     assert!(
         text(&got).starts_with("-ERR Protocol error"),
@@ -1266,13 +1271,13 @@ fn limit_max_args() {
 
 #[test]
 fn limit_client_query_buffer() {
-    let server = TestServer::start(&["--clock", "manual", "--client-query-buffer-limit", "1000"]);
+    let server = TestServer::start(&["--clock", "manual", "--client-query-buffer-limit", "16384"]);
     let mut c = server.client();
     let mut s = server.raw();
-    // A command announcing 5000 bytes (allowed as a bulk) but sent only in part:
-    // the server holds at most 1000 unread bytes for it.
-    let mut req = b"*2\r\n$4\r\nECHO\r\n$5000\r\n".to_vec();
-    req.extend(vec![b'x'; 3000]);
+    // A command announcing 50000 bytes (allowed as a bulk) but sent only in part:
+    // the server holds at most 16384 unread bytes for it.
+    let mut req = b"*2\r\n$4\r\nECHO\r\n$50000\r\n".to_vec();
+    req.extend(vec![b'x'; 30000]);
     let _ = s.write_all(&req);
     let (_, closed) = read_until_closed(&mut s);
     assert!(closed, "the connection is closed at the limit");
@@ -1288,8 +1293,8 @@ fn limit_client_query_buffer() {
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
     // Below the limit everything is as usual.
     let mut s = server.raw();
-    let msg = vec![b'y'; 500];
-    let mut want = b"$500\r\n".to_vec();
+    let msg = vec![b'y'; 5000];
+    let mut want = b"$5000\r\n".to_vec();
     want.extend_from_slice(&msg);
     want.extend_from_slice(b"\r\n");
     assert_eq!(send_recv(&mut s, &resp(&[b"ECHO", &msg]), want.len()), want);

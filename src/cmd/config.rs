@@ -1,10 +1,14 @@
 //! `CONFIG GET|SET|RESETSTAT|HELP`: the settings, by Redis's names.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::spec::{ArgDoc, Spec, arg, multiple};
 use super::{Cmd, Ctx, Cursor};
-use crate::config::{Settings, parse_memory};
+use crate::config::{
+    CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, Limit, MAX_ARGS, MAX_CLOCK_JUMP,
+    MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN, Settings,
+    TCP_KEEPALIVE, TIMEOUT,
+};
 use crate::error::ReplyError;
 use crate::protocol::Reply;
 use crate::shared::Shared;
@@ -42,15 +46,24 @@ impl<'a> Cmd<'a> for Get<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let patterns: Vec<Vec<u8>> = self
-            .patterns
+        // Each parameter is in the reply at most once, however many patterns match
+        // it; repeated patterns are matched once.
+        let mut matched = [false; PARAMS.len()];
+        let mut seen = std::collections::HashSet::new();
+        for pattern in self.patterns.iter().filter(|p| seen.insert(**p)) {
+            let pattern = pattern.to_ascii_lowercase();
+            for (m, p) in matched.iter_mut().zip(&PARAMS) {
+                *m = *m || glob_match(&pattern, p.name.as_bytes());
+            }
+            if matched.iter().all(|&m| m) {
+                break;
+            }
+        }
+        let out = PARAMS
             .iter()
-            .map(|p| p.to_ascii_lowercase())
-            .collect();
-        let out = config_items(ctx.shared)
-            .into_iter()
-            .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
-            .map(|(name, value)| (Reply::bulk(name), Reply::bulk(value)))
+            .zip(matched)
+            .filter(|(_, m)| *m)
+            .map(|(p, _)| (Reply::bulk(p.name), Reply::bulk(p.value(ctx.shared))))
             .collect();
         Ok(Reply::Map(out))
     }
@@ -146,56 +159,150 @@ impl<'a> Cmd<'a> for Help {
     }
 }
 
-/// The settings `CONFIG GET` knows, with their current values.
-fn config_items(shared: &Shared) -> Vec<(&'static str, String)> {
-    let s = &shared.settings;
-    let c = &shared.config;
-    vec![
-        ("bind", c.bind.to_string()),
-        ("port", shared.local_addr.port().to_string()),
-        ("loglevel", s.log_level()),
-        ("window", c.window.to_string()),
-        ("clock", c.clock.name().to_string()),
-        (
-            "max-future-skew",
-            s.max_future_skew.load(Ordering::Relaxed).to_string(),
-        ),
-        ("max-id-len", Settings::get(&s.max_id_len).to_string()),
-        (
-            "proto-max-bulk-len",
-            Settings::get(&s.proto_max_bulk_len).to_string(),
-        ),
-        ("max-args", Settings::get(&s.max_args).to_string()),
-        (
-            "client-query-buffer-limit",
-            Settings::get(&s.client_query_buffer_limit).to_string(),
-        ),
-        ("shards", shared.store.shard_count().to_string()),
-        ("threads", shared.config.serving_threads().to_string()),
-        ("requirepass", s.password().unwrap_or_default()),
-        (
-            "protected-mode",
-            if c.protected_mode { "yes" } else { "no" }.to_string(),
-        ),
-        ("maxclients", Settings::get(&s.maxclients).to_string()),
-        ("timeout", s.timeout.load(Ordering::Relaxed).to_string()),
-        (
-            "client-output-buffer-limit",
-            Settings::get(&s.client_output_buffer_limit).to_string(),
-        ),
-        ("maxmemory", Settings::get(&s.maxmemory).to_string()),
-        (
-            "snapshot",
-            c.snapshot
+/// How a parameter is read and changed.
+enum Kind {
+    /// A number in a range, held in one of the [`Settings`] cells.
+    Number(&'static Limit, fn(&Settings) -> &AtomicU64),
+    /// `requirepass`: setting it to "" removes the password.
+    Password,
+    /// `loglevel`: a tracing filter.
+    LogLevel,
+    /// Fixed at start: `CONFIG SET` refuses it.
+    Fixed(fn(&Shared) -> String),
+    /// Persistence switches tools turn off at start (`save ""`, `appendonly no`):
+    /// `value` is what they are, and the only value `CONFIG SET` accepts.
+    Off { value: &'static str },
+}
+
+/// One parameter `CONFIG GET`/`SET` knows.
+struct Param {
+    name: &'static str,
+    kind: Kind,
+}
+
+/// Every parameter, in `CONFIG GET *` order.
+static PARAMS: [Param; 24] = [
+    Param {
+        name: "bind",
+        kind: Kind::Fixed(|s| s.config.bind.to_string()),
+    },
+    Param {
+        name: "port",
+        kind: Kind::Fixed(|s| s.local_addr.port().to_string()),
+    },
+    Param {
+        name: "loglevel",
+        kind: Kind::LogLevel,
+    },
+    Param {
+        name: "window",
+        kind: Kind::Fixed(|s| s.config.window.to_string()),
+    },
+    Param {
+        name: "clock",
+        kind: Kind::Fixed(|s| s.config.clock.name().to_string()),
+    },
+    Param {
+        name: MAX_FUTURE_SKEW.name,
+        kind: Kind::Number(&MAX_FUTURE_SKEW, |s| &s.max_future_skew),
+    },
+    Param {
+        name: MAX_CLOCK_JUMP.name,
+        kind: Kind::Number(&MAX_CLOCK_JUMP, |s| &s.max_clock_jump),
+    },
+    Param {
+        name: MAX_ID_LEN.name,
+        kind: Kind::Number(&MAX_ID_LEN, |s| &s.max_id_len),
+    },
+    Param {
+        name: PROTO_MAX_BULK_LEN.name,
+        kind: Kind::Number(&PROTO_MAX_BULK_LEN, |s| &s.proto_max_bulk_len),
+    },
+    Param {
+        name: MAX_ARGS.name,
+        kind: Kind::Number(&MAX_ARGS, |s| &s.max_args),
+    },
+    Param {
+        name: CLIENT_QUERY_BUFFER_LIMIT.name,
+        kind: Kind::Number(&CLIENT_QUERY_BUFFER_LIMIT, |s| &s.client_query_buffer_limit),
+    },
+    Param {
+        name: "shards",
+        kind: Kind::Fixed(|s| s.store.shard_count().to_string()),
+    },
+    Param {
+        name: "threads",
+        kind: Kind::Fixed(|s| s.config.serving_threads().to_string()),
+    },
+    Param {
+        name: "requirepass",
+        kind: Kind::Password,
+    },
+    Param {
+        name: "protected-mode",
+        kind: Kind::Fixed(|s| yes_no(s.config.protected_mode)),
+    },
+    Param {
+        name: MAXCLIENTS.name,
+        kind: Kind::Number(&MAXCLIENTS, |s| &s.maxclients),
+    },
+    Param {
+        name: TIMEOUT.name,
+        kind: Kind::Number(&TIMEOUT, |s| &s.timeout),
+    },
+    Param {
+        name: TCP_KEEPALIVE.name,
+        kind: Kind::Number(&TCP_KEEPALIVE, |s| &s.tcp_keepalive),
+    },
+    Param {
+        name: CLIENT_OUTPUT_BUFFER_LIMIT.name,
+        kind: Kind::Number(&CLIENT_OUTPUT_BUFFER_LIMIT, |s| {
+            &s.client_output_buffer_limit
+        }),
+    },
+    Param {
+        name: MAXMEMORY.name,
+        kind: Kind::Number(&MAXMEMORY, |s| &s.maxmemory),
+    },
+    Param {
+        name: "snapshot",
+        kind: Kind::Fixed(|s| {
+            s.config
+                .snapshot
                 .as_ref()
                 .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-        ("databases", "1".to_string()),
-        // redis-benchmark and other tools ask about persistence at start.
-        ("save", String::new()),
-        ("appendonly", "no".to_string()),
-    ]
+                .unwrap_or_default()
+        }),
+    },
+    Param {
+        name: "databases",
+        kind: Kind::Fixed(|_| "1".to_string()),
+    },
+    // redis-benchmark and other tools ask about persistence at start.
+    Param {
+        name: "save",
+        kind: Kind::Off { value: "" },
+    },
+    Param {
+        name: "appendonly",
+        kind: Kind::Off { value: "no" },
+    },
+];
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+impl Param {
+    fn value(&self, shared: &Shared) -> String {
+        match &self.kind {
+            Kind::Number(_, cell) => Settings::get(cell(&shared.settings)).to_string(),
+            Kind::Password => shared.settings.password().unwrap_or_default(),
+            Kind::LogLevel => shared.settings.log_level(),
+            Kind::Fixed(get) => get(shared),
+            Kind::Off { value } => value.to_string(),
+        }
+    }
 }
 
 /// A validated change, applied once every pair of the command is valid.
@@ -223,64 +330,31 @@ fn validate<'s>(
     name: &str,
     value: String,
 ) -> Result<Option<Change<'s>>, ReplyError> {
-    let s = &shared.settings;
     let bad = |why: &str| {
         ReplyError::err(format!(
             "CONFIG SET failed (possibly related to argument '{name}') - {why}"
         ))
     };
-    let size = || parse_memory(&value).and_then(|v| usize::try_from(v).ok());
-    let change: Change<'s> = match name {
-        "max-future-skew" | "timeout" => {
-            let v: u64 = value
-                .parse()
-                .map_err(|_| bad("argument couldn't be parsed into an integer"))?;
-            let cell = if name == "timeout" {
-                &s.timeout
-            } else {
-                &s.max_future_skew
-            };
+    let Some(param) = PARAMS.iter().find(|p| p.name == name) else {
+        return Err(ReplyError::err(format!(
+            "Unknown option or number of arguments for CONFIG SET - '{name}'"
+        )));
+    };
+    let s = &shared.settings;
+    let change: Change<'s> = match &param.kind {
+        Kind::Number(limit, cell) => {
+            let v = limit.parse(&value).map_err(|e| bad(&e))?;
+            let cell = cell(s);
             Box::new(move || {
                 cell.store(v, Ordering::Relaxed);
                 Ok(())
             })
         }
-        "requirepass" => Box::new(move || {
-            if let Ok(mut p) = s.requirepass.lock() {
-                *p = Some(value).filter(|v| !v.is_empty());
-            }
+        Kind::Password => Box::new(move || {
+            s.set_password(value);
             Ok(())
         }),
-        "maxmemory" => {
-            let v = size().ok_or_else(|| bad("argument must be a memory value"))?;
-            Box::new(move || {
-                s.maxmemory.store(v, Ordering::Relaxed);
-                Ok(())
-            })
-        }
-        "max-id-len"
-        | "proto-max-bulk-len"
-        | "max-args"
-        | "client-query-buffer-limit"
-        | "maxclients"
-        | "client-output-buffer-limit" => {
-            let v = size()
-                .filter(|&v| v > 0)
-                .ok_or_else(|| bad("argument must be a positive memory or count value"))?;
-            let cell = match name {
-                "max-id-len" => &s.max_id_len,
-                "proto-max-bulk-len" => &s.proto_max_bulk_len,
-                "max-args" => &s.max_args,
-                "maxclients" => &s.maxclients,
-                "client-output-buffer-limit" => &s.client_output_buffer_limit,
-                _ => &s.client_query_buffer_limit,
-            };
-            Box::new(move || {
-                cell.store(v, Ordering::Relaxed);
-                Ok(())
-            })
-        }
-        "loglevel" => {
+        Kind::LogLevel => {
             let set = shared
                 .set_log_filter
                 .as_ref()
@@ -293,28 +367,16 @@ fn validate<'s>(
                 Ok(())
             })
         }
-        "save" | "appendonly" => {
+        Kind::Fixed(_) => return Err(bad("can't set immutable config")),
+        Kind::Off { value: off } => {
             // Accepted as no-ops so tools that turn persistence off still work;
             // the window is kept by --snapshot, not by RDB/AOF.
-            let ok = if name == "save" {
-                value.is_empty()
-            } else {
-                value.eq_ignore_ascii_case("no")
-            };
-            if !ok {
+            if !value.eq_ignore_ascii_case(off) {
                 return Err(bad(
                     "RDB and AOF persistence are not supported; use --snapshot",
                 ));
             }
             return Ok(None);
-        }
-        known if config_items(shared).iter().any(|(n, _)| *n == known) => {
-            return Err(bad("can't set immutable config"));
-        }
-        _ => {
-            return Err(ReplyError::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
         }
     };
     Ok(Some(change))

@@ -275,7 +275,13 @@ fn check_auth(shared: &Shared, user: Option<&[u8]>, password: &[u8]) -> Result<(
     }
 }
 
-fn log_auth_failure(shared: &Shared, client: &ClientState) {
+/// Counts a failed login (the session slows the connection down) and logs it.
+fn log_auth_failure(shared: &Shared, client: &mut ClientState) {
+    client.auth_failures = client.auth_failures.saturating_add(1);
+    shared
+        .stats
+        .auth_failures
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // The password itself is never logged.
     if let Some(suppressed) = shared.may_log() {
         tracing::warn!(peer = %client.info.addr, client_id = client.info.id, suppressed, "authentication failed");

@@ -2,8 +2,9 @@
 
 use super::spec::{Spec, arg, multiple};
 use super::{Cmd, Ctx, Cursor};
+use crate::config::Settings;
 use crate::error::ReplyError;
-use crate::ingest;
+use crate::ingest::{self, MAX_EVENT_REPLY};
 use crate::protocol::Reply;
 
 /// `EVT.ADD <json>`: counts one event.
@@ -40,6 +41,11 @@ impl<'a> Cmd<'a> for Add<'a> {
     }
 }
 
+/// Most events in one `EVT.MADD`: its reply (at most [`MAX_EVENT_REPLY`] bytes per
+/// event, 25 MB here) stays well inside the default output limit, and one command
+/// holds its serving thread for a bounded time (~0.1 s).
+pub const MAX_MADD_EVENTS: usize = 100_000;
+
 /// `EVT.MADD <json> [json ...]`: counts several events, one result each.
 #[derive(Debug)]
 pub struct MultiAdd<'a> {
@@ -64,6 +70,17 @@ impl<'a> Cmd<'a> for MultiAdd<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        // Refused whole, before anything is applied: a client that reads its replies
+        // is never cut off for the size of one, and never left not knowing which of
+        // its events counted.
+        let output = Settings::size(&ctx.shared.settings.client_output_buffer_limit);
+        let most = MAX_MADD_EVENTS.min(output / 2 / MAX_EVENT_REPLY);
+        if self.events.len() > most {
+            return Err(ReplyError::err(format!(
+                "EVT.MADD takes at most {most} events (its reply must fit in half of \
+                 client-output-buffer-limit); send them in several commands"
+            )));
+        }
         let mut each = Vec::with_capacity(self.events.len());
         ingest::admit(ctx.shared, &self.events, &ctx.client.info, &mut each);
         Ok(Reply::Array(each))

@@ -66,21 +66,34 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// Which sections `args` ask for: each at most once, however often it is named.
+fn wanted(args: &[&[u8]]) -> [bool; DEFAULT_SECTIONS.len()] {
+    let mut wanted = [args.is_empty(); DEFAULT_SECTIONS.len()];
+    for arg in args {
+        if [&b"all"[..], b"default", b"everything"]
+            .iter()
+            .any(|w| arg.eq_ignore_ascii_case(w))
+        {
+            return [true; DEFAULT_SECTIONS.len()];
+        }
+        if let Some(i) = DEFAULT_SECTIONS
+            .iter()
+            .position(|s| arg.eq_ignore_ascii_case(s.as_bytes()))
+        {
+            wanted[i] = true;
+        }
+    }
+    wanted
+}
+
 /// The `INFO` text for the requested sections (none: the default set).
 pub fn render(shared: &Shared, sections: &[&[u8]]) -> String {
-    let wanted: Vec<String> = sections
-        .iter()
-        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-        .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "default" || w == "everything");
+    let wanted = wanted(sections);
     let mut out = String::new();
     // `keyspace` and `analytics` both describe the store; one reading serves both.
     let mut store: Option<StoreStats> = None;
-    for name in DEFAULT_SECTIONS {
-        if all || wanted.iter().any(|w| w == name) {
+    for (name, _) in DEFAULT_SECTIONS.iter().zip(wanted).filter(|(_, w)| *w) {
+        {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
@@ -207,7 +220,7 @@ fn stats(shared: &Shared, out: &mut String) {
         "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
          instantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\
          rejected_connections:{}\r\nexpired_keys:0\r\nevicted_keys:0\r\n\
-         total_error_replies:{}\r\nprotocol_errors:{}\r\n\
+         total_error_replies:{}\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\n\
          client_query_buffer_limit_disconnections:{}\r\n\
          client_output_buffer_limit_disconnections:{}\r\n",
         load(&stats.total_connections_received),
@@ -217,6 +230,7 @@ fn stats(shared: &Shared, out: &mut String) {
         load(&stats.rejected_connections),
         load(&stats.total_error_replies),
         load(&stats.protocol_errors),
+        load(&stats.auth_failures),
         load(&stats.query_buffer_disconnections),
         load(&stats.output_buffer_disconnections),
     );

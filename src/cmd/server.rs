@@ -139,7 +139,7 @@ impl<'a> Cmd<'a> for Save {
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let s = ctx.shared;
         s.snapshot
-            .save(&s.store, s.clock.now())
+            .save(&s.store, s.clock.mode(), s.clock.now())
             .map(|()| Reply::Ok)
             .map_err(|e| ReplyError::err(e.to_string()))
     }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::BytesMut;
 
@@ -24,9 +25,30 @@ use crate::shared::Shared;
 pub struct ClientState {
     pub info: Arc<ClientInfo>,
     pub resp: Resp,
-    /// Whether the client may run commands: true from the start when no password is
-    /// set, else after a successful AUTH or HELLO ... AUTH.
+    /// Whether the client logged in: true from the start when no password is set,
+    /// else after a successful AUTH or HELLO ... AUTH. While no password is set,
+    /// every client may run commands whatever this says.
     pub authenticated: bool,
+    /// Failed AUTH / HELLO ... AUTH attempts on this connection.
+    pub auth_failures: u32,
+}
+
+/// The first failed login delays the connection's next command this long; each
+/// further failure doubles it, up to [`AUTH_DELAY_MAX`].
+pub const AUTH_DELAY_FIRST: Duration = Duration::from_millis(10);
+/// The longest delay after a failed login.
+pub const AUTH_DELAY_MAX: Duration = Duration::from_secs(1);
+/// Failed logins after which the connection is closed: a password guesser gets this
+/// many tries per connection, spread over several seconds, instead of millions per
+/// second; a person who mistypes once waits 10 ms.
+pub const MAX_AUTH_FAILURES: u32 = 10;
+
+/// How long to hold a connection after its `failures`-th failed login.
+fn auth_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    AUTH_DELAY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(AUTH_DELAY_MAX)
 }
 
 impl ClientState {
@@ -49,6 +71,9 @@ pub enum Flow {
     /// Close without writing anything: the peer is not speaking RESP (a browser's
     /// `POST` or `Host:` line reached us).
     Drop,
+    /// Write the replies so far, then wait this long before the next request (a
+    /// failed login).
+    Throttle(Duration),
 }
 
 /// A connection's command-layer state; see the module doc.
@@ -79,6 +104,7 @@ impl Session {
                 info,
                 resp: Resp::V2,
                 authenticated,
+                auth_failures: 0,
             },
             batch: Batch::default(),
             replies: Vec::new(),
@@ -86,9 +112,20 @@ impl Session {
         }
     }
 
-    /// Whether the client has logged in (or needs not).
-    pub fn authenticated(&self) -> bool {
-        self.client.authenticated
+    /// The client's entry in the client list.
+    pub fn info(&self) -> &Arc<ClientInfo> {
+        &self.client.info
+    }
+
+    /// Gives back scratch space that grew for one large request.
+    pub fn shrink(&mut self) {
+        self.replies = Vec::new();
+        self.batch = Batch::default();
+    }
+
+    /// Whether the client may run commands: it logged in, or no password is set.
+    pub fn authenticated(&self, shared: &Shared) -> bool {
+        self.client.authenticated || !shared.settings.has_password()
     }
 
     /// Runs one request. `args` are slices of `buf` — the connection's whole read
@@ -107,7 +144,7 @@ impl Session {
             self.flush(shared, buf, out);
             return Flow::Drop;
         }
-        if !self.client.authenticated && !allowed_before_auth(name) {
+        if !self.authenticated(shared) && !allowed_before_auth(name) {
             self.flush(shared, buf, out);
             self.reply_error(
                 shared,
@@ -131,6 +168,7 @@ impl Session {
         }
         self.flush(shared, buf, out);
         self.note_command(shared, cmd.id());
+        let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
         let mut ctx = Ctx {
             shared,
             client: &mut self.client,
@@ -143,10 +181,27 @@ impl Session {
         }
         self.replies.push(reply.unwrap_or_else(Reply::Error));
         self.encode(shared, out);
+        if self.client.authenticated != was_in {
+            shared
+                .clients
+                .set_authenticated(&self.client.info, self.client.authenticated);
+        }
         match after {
-            After::Continue => Flow::Continue,
             After::Close => Flow::Close,
             After::Shutdown => Flow::Shutdown,
+            After::Continue if self.client.auth_failures > failures => {
+                if self.client.auth_failures >= MAX_AUTH_FAILURES {
+                    if let Some(suppressed) = shared.may_log() {
+                        tracing::warn!(peer = %self.client.info.addr, suppressed,
+                            failures = self.client.auth_failures,
+                            "too many failed logins; connection closed");
+                    }
+                    Flow::Close
+                } else {
+                    Flow::Throttle(auth_delay(self.client.auth_failures))
+                }
+            }
+            After::Continue => Flow::Continue,
         }
     }
 
@@ -192,6 +247,15 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_delays_double_up_to_the_cap() {
+        assert_eq!(auth_delay(1), Duration::from_millis(10));
+        assert_eq!(auth_delay(2), Duration::from_millis(20));
+        assert_eq!(auth_delay(4), Duration::from_millis(80));
+        assert_eq!(auth_delay(9), AUTH_DELAY_MAX);
+        assert_eq!(auth_delay(u32::MAX), AUTH_DELAY_MAX);
+    }
 
     #[test]
     fn cross_protocol_words() {

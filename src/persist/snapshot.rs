@@ -4,7 +4,8 @@
 //! # Format (little-endian)
 //!
 //! ```text
-//! magic    8 bytes   "SAWIN\0\0\x01"
+//! magic    8 bytes   "SAWIN\0\0\x02"   (version 1, without the clock byte, is read too)
+//! clock    u8        0 wall, 1 event, 2 manual: the clock of the server that saved it
 //! window   u32       seconds, for the reader's information
 //! now      i64       the clock when saved
 //! records  u64       how many records follow
@@ -32,9 +33,28 @@ use std::sync::{Mutex, PoisonError};
 use crate::clock::ClockMode;
 use crate::store::{Ingest, Store};
 
-const MAGIC: &[u8; 8] = b"SAWIN\0\0\x01";
-/// Bytes of the fixed header before the records.
-const HEADER: usize = 8 + 4 + 8 + 8;
+const MAGIC: &[u8; 8] = b"SAWIN\0\0\x02";
+/// Version 1: the same without the clock byte.
+const MAGIC_V1: &[u8; 8] = b"SAWIN\0\0\x01";
+/// Bytes of the fixed header before the records (version 2).
+const HEADER: usize = 8 + 1 + 4 + 8 + 8;
+
+fn clock_byte(mode: ClockMode) -> u8 {
+    match mode {
+        ClockMode::Wall => 0,
+        ClockMode::Event => 1,
+        ClockMode::Manual => 2,
+    }
+}
+
+fn clock_of(byte: u8) -> Option<ClockMode> {
+    match byte {
+        0 => Some(ClockMode::Wall),
+        1 => Some(ClockMode::Event),
+        2 => Some(ClockMode::Manual),
+        _ => None,
+    }
+}
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug)]
@@ -76,33 +96,33 @@ pub struct Loaded {
     pub dropped_records: u64,
 }
 
-/// Writes the window to `path`; returns the number of records.
-pub fn save(store: &Store, now: i64, path: &Path) -> Result<u64, SnapshotError> {
+/// Writes the window to `path`, saved by a server whose clock is `mode`; returns the
+/// number of records.
+pub fn save(store: &Store, mode: ClockMode, now: i64, path: &Path) -> Result<u64, SnapshotError> {
     let io_err = |error| SnapshotError::Io {
         path: path.to_path_buf(),
         error,
     };
     let mut body = Vec::with_capacity(HEADER + 4096);
     body.extend_from_slice(MAGIC);
+    body.push(clock_byte(mode));
     body.extend_from_slice(&store.window().to_le_bytes());
     body.extend_from_slice(&now.to_le_bytes());
     body.extend_from_slice(&0u64.to_le_bytes());
     let mut records = 0u64;
     store.export(now, &mut |user, ty, second, events, sum| {
-        // Ids are at most `--max-id-len` bytes; the u16 length caps what a snapshot
-        // can hold, and a longer id (only with a larger flag) is cut rather than
-        // corrupting the file.
+        // Ids are at most `--max-id-len` bytes, whose ceiling is the u16 length.
         for id in [user, ty] {
-            let b = &id.as_bytes()[..id.len().min(u16::MAX as usize)];
-            body.extend_from_slice(&(b.len() as u16).to_le_bytes());
-            body.extend_from_slice(b);
+            let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(id.as_bytes().get(..usize::from(len)).unwrap_or_default());
         }
         body.extend_from_slice(&second.to_le_bytes());
         body.extend_from_slice(&events.to_le_bytes());
         body.extend_from_slice(&sum.to_le_bytes());
         records += 1;
     });
-    body[20..28].copy_from_slice(&records.to_le_bytes());
+    body[HEADER - 8..HEADER].copy_from_slice(&records.to_le_bytes());
     let crc = crc32fast::hash(&body);
     body.extend_from_slice(&crc.to_le_bytes());
 
@@ -154,6 +174,8 @@ pub struct Record {
 /// A snapshot file's contents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// The clock of the server that saved it (`None` for version 1 files).
+    pub clock: Option<ClockMode>,
     pub saved_now: i64,
     pub records: Vec<Record>,
 }
@@ -182,17 +204,25 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
             });
         }
     };
-    if bytes.len() < HEADER + 4 {
+    if bytes.len() < HEADER - 1 + 4 {
         return Err(corrupt("truncated"));
     }
-    if &bytes[..8] != MAGIC {
-        return Err(corrupt("not a ScalableAnalytics snapshot"));
-    }
+    let v1 = match bytes.get(..8) {
+        Some(m) if m == MAGIC => false,
+        Some(m) if m == MAGIC_V1 => true,
+        _ => return Err(corrupt("not a ScalableAnalytics snapshot")),
+    };
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32fast::hash(body).to_le_bytes() != crc {
         return Err(corrupt("checksum mismatch: truncated or damaged"));
     }
     let mut r = Reader { buf: body, pos: 8 };
+    let clock = if v1 {
+        None
+    } else {
+        let [b] = r.array().ok_or(corrupt("truncated"))?;
+        Some(clock_of(b).ok_or(corrupt("unknown clock"))?)
+    };
     let _window = u32::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     let saved_now = i64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     let count = u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
@@ -226,7 +256,11 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     if r.pos != body.len() {
         return Err(corrupt("trailing bytes"));
     }
-    Ok(Some(Snapshot { saved_now, records }))
+    Ok(Some(Snapshot {
+        clock,
+        saved_now,
+        records,
+    }))
 }
 
 /// Adds a snapshot's records to `store` at `now`; records whose second is no longer
@@ -282,11 +316,12 @@ impl SnapshotFile {
         }
     }
 
-    /// `SAVE`: writes the window as of `now` to the configured file.
-    pub fn save(&self, store: &Store, now: i64) -> Result<(), SnapshotError> {
+    /// `SAVE`: writes the window as of `now` (of a clock in `mode`) to the
+    /// configured file.
+    pub fn save(&self, store: &Store, mode: ClockMode, now: i64) -> Result<(), SnapshotError> {
         let path = self.path.as_ref().ok_or(SnapshotError::NotConfigured)?;
         let _one_at_a_time = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
-        let records = save(store, now, path)?;
+        let records = save(store, mode, now, path)?;
         tracing::info!(path = %path.display(), records, "snapshot saved");
         Ok(())
     }
@@ -310,4 +345,55 @@ pub fn resume_now(mode: ClockMode, wall_now: i64, saved_now: i64) -> i64 {
         ClockMode::Wall => wall_now,
         ClockMode::Event | ClockMode::Manual => saved_now.max(0),
     }
+}
+
+/// Checks at start that a snapshot can be written at `path` (its directory exists
+/// and is writable), so that a typo is found now, not when the window is lost at
+/// shutdown.
+pub fn check_writable(path: &Path) -> Result<(), SnapshotError> {
+    let tmp = path.with_extension("tmp");
+    let probe = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp);
+    match probe {
+        Ok(_) => {
+            let _ = fs::remove_file(&tmp);
+            Ok(())
+        }
+        Err(error) => Err(SnapshotError::Io {
+            path: path.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// Why a snapshot must not be loaded by a server with clock `mode` at `now`: every
+/// record would fall outside the window because it was saved under another clock
+/// (loading it would give an empty window, and the next save would overwrite it).
+pub fn clock_mismatch(
+    snapshot: &Snapshot,
+    mode: ClockMode,
+    now: i64,
+    window: u32,
+    path: &Path,
+) -> Option<String> {
+    let saved = snapshot.clock.filter(|&m| m != mode)?;
+    let inside = |r: &Record| r.second > now - i64::from(window) && r.second <= now;
+    if snapshot.records.is_empty() || snapshot.records.iter().any(inside) {
+        return None;
+    }
+    Some(format!(
+        "snapshot {} was saved with --clock {} (its clock at {}); under --clock {} (now {now}) \
+         all {} of its records are outside the window, so loading it would empty the window \
+         and the next save would overwrite it. Start with --clock {} to resume it, or move \
+         the file away to start with an empty window",
+        path.display(),
+        saved.name(),
+        snapshot.saved_now,
+        mode.name(),
+        snapshot.records.len(),
+        saved.name(),
+    ))
 }

@@ -39,7 +39,7 @@ impl TestServer {
                 let handle = scalable_analytics::build(&listener, config, Options::default())
                     .expect("build");
                 tx.send(handle.clone()).expect("send handle");
-                scalable_analytics::serve(listener, handle, async move {
+                let _ = scalable_analytics::serve(listener, handle, async move {
                     let _ = stop_rx.await;
                 })
                 .await;
