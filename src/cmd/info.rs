@@ -195,7 +195,7 @@ fn server(shared: &Shared, out: &mut String) {
 fn memory(shared: &Shared, out: &mut String) {
     let rss = crate::alloc::rss_bytes();
     let used = crate::alloc::used_memory();
-    let max = Settings::get(&shared.settings.maxmemory) as u64;
+    let max = Settings::get(&shared.settings.maxmemory);
     let _ = write!(
         out,
         "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
