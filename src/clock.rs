@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::event::MAX_TIMESTAMP;
+/// Largest timestamp accepted: Unix seconds must fit the store's u32 seconds (year 2106).
+pub const MAX_TIMESTAMP: u64 = u32::MAX as u64;
 
 /// Where `now` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::cmd::{Flow, Session};
 use crate::config::Settings;
-use crate::error::{ErrorKind, ReplyError};
+use crate::error::ErrorKind;
 use crate::protocol::{self, ArgBuf, Limits, Parsed};
 use crate::shared::Shared;
 
@@ -169,9 +169,7 @@ impl Conn {
                     self.session.flush(shared, buf, &mut self.wbuf);
                     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %self.peer, error = %e, "protocol error");
-                    let text = e.0.strip_prefix("ERR ").unwrap_or(&e.0).to_string();
-                    self.session
-                        .reply_error(shared, ReplyError::err(text), &mut self.wbuf);
+                    self.session.reply_error(shared, e.reply(), &mut self.wbuf);
                     flow = Flow::Close;
                 }
             }

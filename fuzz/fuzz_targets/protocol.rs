@@ -73,8 +73,9 @@ fuzz_target!(|data: &[u8]| {
                 pos += consumed;
             }
             Err(e) => {
-                assert!(e.0.starts_with("ERR Protocol error"), "{}", e.0);
-                assert!(!e.0.contains(['\r', '\n']), "a multi-line error: {:?}", e.0);
+                let text = e.to_string();
+                assert!(text.starts_with("ERR Protocol error"), "{text}");
+                assert!(!text.contains(['\r', '\n']), "a multi-line error: {text:?}");
                 break;
             }
         }

@@ -1,0 +1,278 @@
+//! Replies: the [`Reply`] value and its encoding in RESP2 or RESP3.
+
+use std::borrow::Cow;
+
+use bytes::BytesMut;
+
+use crate::error::ReplyError;
+use redis_protocol::resp2::encode::extend_encode_borrowed as encode2;
+use redis_protocol::resp2::types::{BorrowedFrame as Frame2, OwnedFrame as Owned2};
+use redis_protocol::resp3::encode::complete::extend_encode_borrowed as encode3;
+use redis_protocol::resp3::types::{
+    BorrowedFrame as Frame3, FrameMap, OwnedFrame as Owned3, VerbatimStringFormat,
+};
+
+/// Protocol version a connection speaks, switched by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resp {
+    #[default]
+    V2,
+    V3,
+}
+
+/// A reply, independent of the protocol version it will be encoded in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple (status) string.
+    Simple(Cow<'static, str>),
+    /// An error.
+    Error(ReplyError),
+    Int(i64),
+    Bulk(Vec<u8>),
+    /// RESP2 `$-1`, RESP3 `_`.
+    Null,
+    /// RESP3 double; in RESP2 a bulk string formatted as Redis formats doubles.
+    Double(f64),
+    Array(Vec<Reply>),
+    /// RESP3 map; in RESP2 a flat array of keys and values.
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 set; in RESP2 an array.
+    Set(Vec<Reply>),
+    /// RESP3 verbatim text (as `INFO` replies); in RESP2 a bulk string.
+    Verbatim(String),
+}
+
+impl Reply {
+    /// A bulk string of text.
+    pub fn bulk(text: impl Into<Vec<u8>>) -> Self {
+        Reply::Bulk(text.into())
+    }
+}
+
+/// Formats a double as Redis does for `INCRBYFLOAT` and RESP2 `ZSCORE`: the shortest text
+/// that reads back as the same double, no exponent; `inf` / `-inf` beyond the range.
+pub fn format_double(v: f64) -> Cow<'static, str> {
+    // The same text the codec writes for a RESP3 double, so RESP2 and RESP3 agree.
+    if v.is_nan() {
+        Cow::Borrowed("nan")
+    } else if v.is_infinite() {
+        Cow::Borrowed(if v < 0.0 { "-inf" } else { "inf" })
+    } else {
+        Cow::Owned(v.to_string())
+    }
+}
+
+/// Appends the encoding of `reply` to `out`.
+///
+/// Scalars (the hot path: `+OK`, integers, doubles, short bulks) are encoded from
+/// borrowed frames without allocating; aggregates become the codec's owned frame tree.
+pub fn encode(reply: &Reply, version: Resp, out: &mut BytesMut) {
+    if let Reply::Ok = reply {
+        // The reply to every accepted event: encoded by the codec once, then copied.
+        out.extend_from_slice(ok_bytes(version));
+        return;
+    }
+    // The `extend_` encoders grow the buffer before writing and the owned encoders are
+    // given a buffer of exactly `encode_len` bytes, so the codec has no reason to fail;
+    // if it ever did, that is a bug to log, never a panic reachable from a client.
+    let result = match (version, reply) {
+        (_, Reply::Array(_) | Reply::Map(_) | Reply::Set(_)) => encode_owned(reply, version, out),
+        (Resp::V2, _) => scalar2(reply, &mut |f| encode2(out, f, false).map(drop)),
+        (Resp::V3, _) => scalar3(reply, &mut |f| encode3(out, f, false).map(drop)),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "reply encoding failed");
+    }
+}
+
+type EncodeResult = Result<(), redis_protocol::error::RedisProtocolError>;
+
+/// `+OK` as the codec encodes it, per protocol version.
+fn ok_bytes(version: Resp) -> &'static [u8] {
+    static OK: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+    let [v2, v3] = OK.get_or_init(|| {
+        [Resp::V2, Resp::V3].map(|v| {
+            let mut b = BytesMut::new();
+            let result = match v {
+                Resp::V2 => scalar2(&Reply::Ok, &mut |f| encode2(&mut b, f, false).map(drop)),
+                Resp::V3 => scalar3(&Reply::Ok, &mut |f| encode3(&mut b, f, false).map(drop)),
+            };
+            if result.is_err() {
+                // Cannot happen (see `encode`); the literal keeps replies flowing.
+                b = BytesMut::from(&b"+OK\r\n"[..]);
+            }
+            b.to_vec()
+        })
+    });
+    match version {
+        Resp::V2 => v2,
+        Resp::V3 => v3,
+    }
+}
+
+/// Hands the borrowed RESP2 frame of a scalar reply to `f`.
+fn scalar2(reply: &Reply, f: &mut dyn FnMut(&Frame2) -> EncodeResult) -> EncodeResult {
+    match reply {
+        Reply::Ok => f(&Frame2::SimpleString(b"OK")),
+        Reply::Simple(s) => f(&Frame2::SimpleString(s.as_bytes())),
+        Reply::Error(e) => f(&Frame2::Error(&e.text())),
+        Reply::Int(i) => f(&Frame2::Integer(*i)),
+        Reply::Bulk(b) => f(&Frame2::BulkString(b)),
+        Reply::Verbatim(s) => f(&Frame2::BulkString(s.as_bytes())),
+        Reply::Double(d) => f(&Frame2::BulkString(format_double(*d).as_bytes())),
+        Reply::Null | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => f(&Frame2::Null),
+    }
+}
+
+/// Hands the borrowed RESP3 frame of a scalar reply to `f`.
+fn scalar3(reply: &Reply, f: &mut dyn FnMut(&Frame3) -> EncodeResult) -> EncodeResult {
+    let attributes = None;
+    match reply {
+        Reply::Ok => f(&Frame3::SimpleString {
+            data: b"OK",
+            attributes,
+        }),
+        Reply::Simple(s) => f(&Frame3::SimpleString {
+            data: s.as_bytes(),
+            attributes,
+        }),
+        Reply::Error(e) => f(&Frame3::SimpleError {
+            data: &e.text(),
+            attributes,
+        }),
+        Reply::Int(i) => f(&Frame3::Number {
+            data: *i,
+            attributes,
+        }),
+        Reply::Bulk(b) => f(&Frame3::BlobString {
+            data: b,
+            attributes,
+        }),
+        Reply::Verbatim(s) => f(&Frame3::VerbatimString {
+            data: s.as_bytes(),
+            format: VerbatimStringFormat::Text,
+            attributes,
+        }),
+        Reply::Double(d) => f(&Frame3::Double {
+            data: *d,
+            attributes,
+        }),
+        Reply::Null | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => f(&Frame3::Null),
+    }
+}
+
+fn encode_owned(reply: &Reply, version: Resp, out: &mut BytesMut) -> EncodeResult {
+    use redis_protocol::resp2::types::Resp2Frame;
+    use redis_protocol::resp3::types::Resp3Frame;
+    let start = out.len();
+    match version {
+        Resp::V2 => {
+            let frame = owned2(reply);
+            out.resize(start + frame.encode_len(false), 0);
+            redis_protocol::resp2::encode::encode(&mut out[start..], &frame, false)?;
+        }
+        Resp::V3 => {
+            let frame = owned3(reply);
+            out.resize(start + frame.encode_len(false), 0);
+            redis_protocol::resp3::encode::complete::encode(&mut out[start..], &frame, false)?;
+        }
+    }
+    Ok(())
+}
+
+fn owned2(reply: &Reply) -> Owned2 {
+    match reply {
+        Reply::Ok => Owned2::SimpleString(b"OK".to_vec()),
+        Reply::Simple(s) => Owned2::SimpleString(s.as_bytes().to_vec()),
+        Reply::Error(e) => Owned2::Error(e.text()),
+        Reply::Int(i) => Owned2::Integer(*i),
+        Reply::Bulk(b) => Owned2::BulkString(b.clone()),
+        Reply::Verbatim(s) => Owned2::BulkString(s.as_bytes().to_vec()),
+        Reply::Double(d) => Owned2::BulkString(format_double(*d).as_bytes().to_vec()),
+        Reply::Null => Owned2::Null,
+        Reply::Array(items) | Reply::Set(items) => {
+            Owned2::Array(items.iter().map(owned2).collect())
+        }
+        Reply::Map(pairs) => Owned2::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [owned2(k), owned2(v)])
+                .collect(),
+        ),
+    }
+}
+
+fn owned3(reply: &Reply) -> Owned3 {
+    let attributes = None;
+    match reply {
+        Reply::Ok => Owned3::SimpleString {
+            data: b"OK".to_vec(),
+            attributes,
+        },
+        Reply::Simple(s) => Owned3::SimpleString {
+            data: s.as_bytes().to_vec(),
+            attributes,
+        },
+        Reply::Error(e) => Owned3::SimpleError {
+            data: e.to_string(),
+            attributes,
+        },
+        Reply::Int(i) => Owned3::Number {
+            data: *i,
+            attributes,
+        },
+        Reply::Bulk(b) => Owned3::BlobString {
+            data: b.clone(),
+            attributes,
+        },
+        Reply::Verbatim(s) => Owned3::VerbatimString {
+            data: s.as_bytes().to_vec(),
+            format: VerbatimStringFormat::Text,
+            attributes,
+        },
+        Reply::Double(d) => Owned3::Double {
+            data: *d,
+            attributes,
+        },
+        Reply::Null => Owned3::Null,
+        Reply::Array(items) => Owned3::Array {
+            data: items.iter().map(owned3).collect(),
+            attributes,
+        },
+        Reply::Set(items) => Owned3::Set {
+            data: items.iter().map(owned3).collect(),
+            attributes,
+        },
+        Reply::Map(pairs) => {
+            let mut data = FrameMap::default();
+            for (k, v) in pairs {
+                data.insert(owned3(k), owned3(v));
+            }
+            Owned3::Map { data, attributes }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_is_encoded_by_the_codec() {
+        let mut out = BytesMut::new();
+        encode(&Reply::Ok, Resp::V2, &mut out);
+        encode(&Reply::Ok, Resp::V3, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n+OK\r\n");
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(10.5), "10.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(0.0), "0");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(0.1 + 0.2), "0.30000000000000004");
+    }
+}
