@@ -179,6 +179,8 @@ impl Conn {
             shared.stats.total_commands_processed.add(commands);
         }
         self.rbuf.advance(pos);
+        // A throttled connection comes back for the requests it has already read.
+        let more = more || (matches!(flow, Flow::Throttle(_)) && !self.rbuf.is_empty());
         Processed { flow, more }
     }
 

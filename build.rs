@@ -1,0 +1,35 @@
+//! Finds the external programs some integration tests drive (`redis-cli`,
+//! `redis-benchmark`, `ss`, `ip`, `chromium`) and sets `have_<name>` for each one on
+//! `PATH`. Tests that need a program are `#[cfg_attr(not(have_x), ignore = "...")]`:
+//! without it `cargo test` lists them as ignored, with the reason, instead of passing
+//! them silently. Under CI (`CI` set) every one is set whatever is installed, so a
+//! missing program fails its tests: CI installs them, and a missing one is a broken CI.
+
+use std::path::Path;
+
+const PROGRAMS: &[(&str, &str)] = &[
+    ("redis-cli", "have_redis_cli"),
+    ("redis-benchmark", "have_redis_benchmark"),
+    ("ss", "have_ss"),
+    ("ip", "have_ip"),
+    ("chromium", "have_chromium"),
+];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
+    })
+}
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=CI");
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    for (program, cfg) in PROGRAMS {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if ci || on_path(program) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}
