@@ -1,22 +1,10 @@
 //! Multibulk requests (`*<n>\r\n$<len>\r\n<bytes>\r\n...`): the header walk and
 //! the limits it enforces before waiting for any announced bytes.
 
-use super::{ArgBuf, Limits, MAX_INLINE_LEN, Parsed, ProtocolError};
+use super::{ArgBuf, Limits, MAX_INLINE_LEN, Parsed, ProtocolError, Resume, find};
 
 /// Largest multibulk count Redis accepts at all (`INT_MAX`); our own limit is usually lower.
 const REDIS_MAX_MULTIBULK: i64 = i32::MAX as i64;
-
-/// Finds the `\r` ending the header line that starts at `from`; `Ok(None)` when the line
-/// (and the `\n` after the `\r`) has not arrived yet.
-fn header_end(buf: &[u8], from: usize, what: &str) -> Result<Option<usize>, ProtocolError> {
-    let rest = buf.get(from..).unwrap_or_default();
-    match rest.iter().position(|&b| b == b'\r') {
-        Some(i) if from + i + 1 < buf.len() => Ok(Some(from + i)),
-        Some(_) => Ok(None),
-        None if rest.len() > MAX_INLINE_LEN => Err(ProtocolError::new(&format!("too big {what}"))),
-        None => Ok(None),
-    }
-}
 
 /// Parses a decimal the way Redis's `string2ll` does: no sign on zero-padded numbers,
 /// no spaces, no `+`.
@@ -39,49 +27,101 @@ fn parse_len(text: &[u8]) -> Option<i64> {
     Some(if negative { -v } else { v })
 }
 
+/// How far the walk over an incomplete multibulk request got. Offsets count from the
+/// request's first byte, which is the buffer's first byte.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Walk {
+    /// The limits the headers so far were checked against; other limits start over.
+    limits: Limits,
+    /// How many arguments the `*<n>` line announced, once that line has arrived.
+    count: Option<usize>,
+    /// Where the next header line starts.
+    pos: usize,
+    /// No `\r` lies between `pos` and here: the search for the line's end goes on here.
+    searched: usize,
+    /// The range of the argument whose `$<len>` line has been read, while its bytes (and
+    /// the CRLF after them) have not all arrived.
+    bulk: Option<(usize, usize)>,
+}
+
+/// Walks the multibulk request at the front of `buf`, going on from where an earlier
+/// call over the same bytes stopped (see `parse_request`).
+///
+/// The walk's state lives in locals on the way and becomes a [`Walk`] only when the
+/// request is incomplete, so a complete command (the common case) pays little more than
+/// reading and clearing the resume point. Framing a pipelined `EVT.ADD` measured 29 ns
+/// before parsing could resume, 35 ns with the walk as methods over a `Walk` called out
+/// of line, and 33 ns as written here, inlined into `parse_request`.
+#[inline]
 pub(super) fn parse_multibulk(
     buf: &[u8],
     limits: &Limits,
     out: &mut ArgBuf,
 ) -> Result<Parsed, ProtocolError> {
-    let Some(cr) = header_end(buf, 1, "mbulk count string")? else {
-        return Ok(Parsed::Incomplete);
+    let (mut announced, mut pos, mut searched, mut bulk) = match out.resume {
+        Resume::Multibulk(walk) if walk.limits == *limits && walk.searched <= buf.len() => {
+            (walk.count, walk.pos, walk.searched, walk.bulk)
+        }
+        _ => {
+            out.ranges.clear();
+            (None, 1, 1, None)
+        }
     };
-    let count = match parse_len(&buf[1..cr]) {
-        Some(n) if n <= REDIS_MAX_MULTIBULK && n <= limits.max_args as i64 => n,
-        _ => return Err(ProtocolError::new("invalid multibulk length")),
-    };
-    let mut pos = cr + 2;
-    if count <= 0 {
-        return Ok(Parsed::Empty { consumed: pos });
+    // Set again only if this call ends in `Incomplete`.
+    out.resume = Resume::Start;
+    macro_rules! incomplete {
+        () => {{
+            out.resume = Resume::Multibulk(Walk {
+                limits: *limits,
+                count: announced,
+                pos,
+                searched,
+                bulk,
+            });
+            return Ok(Parsed::Incomplete);
+        }};
     }
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(Parsed::Incomplete);
-        }
-        let Some(cr) = header_end(buf, pos, "bulk count string")? else {
-            return Ok(Parsed::Incomplete);
-        };
-        if buf[pos] != b'$' {
-            let got = match buf[pos] {
-                b'\r' | b'\n' => ' ',
-                b => b as char,
+    let count = match announced {
+        Some(n) => n,
+        None => {
+            let Some(cr) = line_end(buf, pos, &mut searched, "mbulk count string")? else {
+                incomplete!()
             };
-            return Err(ProtocolError::new(&format!("expected '$', got '{got}'")));
+            let n = count_of(&buf[1..cr], limits)?;
+            pos = cr + 2;
+            searched = pos;
+            if n <= 0 {
+                return Ok(Parsed::Empty { consumed: pos });
+            }
+            *announced.insert(n as usize)
         }
-        let len = match parse_len(&buf[pos + 1..cr]) {
-            Some(n) if n >= 0 && n as u64 <= limits.max_bulk_len as u64 => n as usize,
-            _ => return Err(ProtocolError::new("invalid bulk length")),
-        };
-        let end = cr + 2 + len;
-        if end + 2 > buf.len() {
-            return Ok(Parsed::Incomplete);
+    };
+    // A resumed walk may have stopped inside an argument whose header it had read.
+    if let Some((start, end)) = bulk {
+        if !bulk_arrived(buf, end)? {
+            incomplete!()
         }
-        if &buf[end..end + 2] != b"\r\n" {
-            return Err(ProtocolError::new("expected CRLF after bulk string"));
-        }
-        out.ranges.push((cr + 2, end));
+        out.ranges.push((start, end));
+        bulk = None;
         pos = end + 2;
+        searched = pos;
+    }
+    for _ in out.ranges.len()..count {
+        if pos >= buf.len() {
+            incomplete!()
+        }
+        let Some(cr) = line_end(buf, pos, &mut searched, "bulk count string")? else {
+            incomplete!()
+        };
+        let len = bulk_len(buf, pos, cr, limits)?;
+        let (start, end) = (cr + 2, (cr + 2).saturating_add(len));
+        if !bulk_arrived(buf, end)? {
+            bulk = Some((start, end));
+            incomplete!()
+        }
+        out.ranges.push((start, end));
+        pos = end + 2;
+        searched = pos;
     }
     Ok(Parsed::Command {
         consumed: pos,
@@ -89,10 +129,75 @@ pub(super) fn parse_multibulk(
     })
 }
 
+/// The argument count a `*<n>` line announces (`text` is what follows the `*`).
+#[inline]
+fn count_of(text: &[u8], limits: &Limits) -> Result<i64, ProtocolError> {
+    match parse_len(text) {
+        Some(n) if n <= REDIS_MAX_MULTIBULK && n <= limits.max_args as i64 => Ok(n),
+        _ => Err(ProtocolError::new("invalid multibulk length")),
+    }
+}
+
+/// The length the `$<len>` line from `pos` to the `\r` at `cr` announces.
+#[inline]
+fn bulk_len(buf: &[u8], pos: usize, cr: usize, limits: &Limits) -> Result<usize, ProtocolError> {
+    if buf[pos] != b'$' {
+        let got = match buf[pos] {
+            b'\r' | b'\n' => ' ',
+            b => b as char,
+        };
+        return Err(ProtocolError::new(&format!("expected '$', got '{got}'")));
+    }
+    // `buf[cr]` is `\r`, not `$`, so the line holds at least the `$`.
+    match parse_len(&buf[pos + 1..cr]) {
+        Some(n) if n >= 0 && n as u64 <= limits.max_bulk_len as u64 => Ok(n as usize),
+        _ => Err(ProtocolError::new("invalid bulk length")),
+    }
+}
+
+/// Whether the bytes of an argument ending at `end`, and the CRLF after them, have
+/// arrived.
+#[inline]
+fn bulk_arrived(buf: &[u8], end: usize) -> Result<bool, ProtocolError> {
+    if buf.len().saturating_sub(end) < 2 {
+        return Ok(false);
+    }
+    if buf[end..end + 2] != *b"\r\n" {
+        return Err(ProtocolError::new("expected CRLF after bulk string"));
+    }
+    Ok(true)
+}
+
+/// Finds the `\r` ending the header line at `pos`, searching on from `searched` (no `\r`
+/// lies before it) and moving that on; `Ok(None)` when the line (and the `\n` after the
+/// `\r`) has not arrived yet.
+fn line_end(
+    buf: &[u8],
+    pos: usize,
+    searched: &mut usize,
+    what: &str,
+) -> Result<Option<usize>, ProtocolError> {
+    let from = (*searched).max(pos);
+    match find(&buf[from..], b'\r') {
+        Some(i) if from + i + 1 < buf.len() => Ok(Some(from + i)),
+        Some(i) => {
+            *searched = from + i;
+            Ok(None)
+        }
+        None if buf.len().saturating_sub(pos) > MAX_INLINE_LEN => {
+            Err(ProtocolError::new(&format!("too big {what}")))
+        }
+        None => {
+            *searched = buf.len().max(from);
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::parse_request;
+    use crate::protocol::{parse_request, work};
 
     const LIMITS: Limits = Limits {
         max_bulk_len: 1024,
@@ -208,6 +313,56 @@ mod tests {
             b"99999999999999999999",
         ] {
             assert_eq!(parse_len(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// Feeds `wire` to the parser as a slow client sends it, `piece` bytes more on each
+    /// call, until it answers something other than "incomplete" or all is given.
+    fn feed(wire: &[u8], piece: usize, limits: &Limits, out: &mut ArgBuf) -> Parsed {
+        let mut end = 0;
+        loop {
+            end = (end + piece).min(wire.len());
+            let parsed = parse_request(&wire[..end], limits, out).unwrap();
+            if parsed != Parsed::Incomplete || end == wire.len() {
+                return parsed;
+            }
+        }
+    }
+
+    /// Issue 9: a 62 MB `EVT.MADD` sent in 4 KB pieces was walked from its first header
+    /// on every read (9.7 s of CPU against 1.3 s sent at once). Each call now goes on
+    /// where the last one stopped, so the bytes examined stay within the command's
+    /// length however it is cut (here 0.6 MB for 2.5 MB; the walk from the start
+    /// examined 187 MB in 4 KB pieces).
+    #[test]
+    fn a_command_fed_in_pieces_is_walked_once() {
+        let mut args = vec![b"EVT.MADD".to_vec()];
+        args.extend((0..200_000).map(|i| format!("e{i}").into_bytes()));
+        let wire = resp_command(&args);
+        let limits = Limits {
+            max_bulk_len: 1024,
+            max_args: 1 << 20,
+        };
+        let mut out = ArgBuf::default();
+        for piece in [4096, 1000, 1] {
+            work::take();
+            let parsed = feed(&wire, piece, &limits, &mut out);
+            let examined = work::take();
+            assert_eq!(
+                parsed,
+                Parsed::Command {
+                    consumed: wire.len(),
+                    inline: false
+                }
+            );
+            let got = out.args(&wire);
+            assert_eq!(got.len(), args.len());
+            assert!(got.iter().eq(args.iter().map(Vec::as_slice)));
+            assert!(
+                examined <= 2 * wire.len(),
+                "{examined} bytes examined for a command of {} in pieces of {piece}",
+                wire.len()
+            );
         }
     }
 }
