@@ -467,6 +467,7 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
         shared: &shared,
         key,
     };
+    crate::server::make_room_for_logins(&shared);
     shared
         .stats
         .total_connections_received

@@ -178,12 +178,13 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let max = Settings::size(&shared.settings.maxclients);
-                    if shared.connected.load(Ordering::Relaxed) >= max {
+                    if shared.connected.load(Ordering::Relaxed) >= max
+                        && !evict_for_newcomer(&shared)
+                    {
                         refuse(&shared, &socket, peer);
                         continue;
                     }
                     shared.connected.fetch_add(1, Ordering::Relaxed);
-                    make_room_for_logins(&shared, max);
                     // Replies are written once per batch already; Nagle would only add
                     // latency to them.
                     let _ = socket.set_nodelay(true);
@@ -258,25 +259,42 @@ async fn serve_on_worker(
 pub const LOGIN_SHARE: (usize, usize) = (1, 2);
 
 /// With a password set, keeps connections that have not logged in to their share of
-/// `maxclients`: when a new connection would pass it, the oldest of them is closed.
-/// Someone holding connections open without the password thus holds at most half the
-/// slots, and a client that connects and logs in always finds one.
-fn make_room_for_logins(shared: &Shared, maxclients: usize) {
+/// `maxclients`: when a newly registered one passes it, the oldest of them are
+/// closed. Someone holding connections open without the password thus holds about
+/// half the slots, and a client that connects and logs in finds one.
+pub fn make_room_for_logins(shared: &Shared) {
     if !shared.settings.has_password() {
         return;
     }
+    let maxclients = Settings::size(&shared.settings.maxclients);
     let share = (maxclients * LOGIN_SHARE.0 / LOGIN_SHARE.1).max(1);
-    if shared.clients.unauthenticated() >= share {
-        let closed = shared.clients.evict_unauthenticated(share - 1);
-        if closed > 0
-            && let Some(suppressed) = shared.may_log()
-        {
-            tracing::warn!(
-                closed,
-                suppressed,
-                "closed the oldest connections that had not logged in, to keep slots for clients that do"
-            );
-        }
+    if shared.clients.unauthenticated() > share {
+        log_evictions(shared, shared.clients.evict_unauthenticated(share));
+    }
+}
+
+/// At `maxclients`, with a password set: closes the oldest connection that has not
+/// logged in so the newcomer gets its slot (the evicted one leaves within moments).
+/// Whether there was one.
+fn evict_for_newcomer(shared: &Shared) -> bool {
+    if !shared.settings.has_password() || shared.clients.unauthenticated() == 0 {
+        return false;
+    }
+    let keep = shared.clients.unauthenticated().saturating_sub(1);
+    let closed = shared.clients.evict_unauthenticated(keep);
+    log_evictions(shared, closed);
+    closed > 0
+}
+
+fn log_evictions(shared: &Shared, closed: usize) {
+    if closed > 0
+        && let Some(suppressed) = shared.may_log()
+    {
+        tracing::warn!(
+            closed,
+            suppressed,
+            "closed the oldest connections that had not logged in, to keep slots for clients that do"
+        );
     }
 }
 
