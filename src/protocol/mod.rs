@@ -261,7 +261,7 @@ mod tests {
                         pos += consumed;
                     }
                     Err(e) => {
-                        outcomes.push(Outcome::Error(e.0));
+                        outcomes.push(Outcome::Error(e.to_string()));
                         return (outcomes, pos);
                     }
                 }
