@@ -39,5 +39,7 @@ pub use store::{AddError, Ingest, Store};
 /// Parses a request's arguments into a command as the server does, without running
 /// it: the error reply's text when it cannot be parsed (for the fuzz targets).
 pub fn parse_command(args: Args<'_>, window: u32) -> Result<(), String> {
-    cmd::parse(args, window).map(drop).map_err(|e| e.text())
+    cmd::parse(args, window)
+        .map(drop)
+        .map_err(|r| r.error.text())
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::spec::{Spec, arg, multiple, optional};
-use super::{Cmd, Ctx, Cursor};
+use super::{Cmd, CommandId, Ctx, Cursor};
 use crate::config::Settings;
 use crate::error::ErrorKind;
 use crate::error::ReplyError;
@@ -38,18 +38,26 @@ impl<'a> Cmd<'a> for Info<'a> {
     }
 }
 
-/// Sections `INFO` (and `INFO default`) shows, in order.
-const DEFAULT_SECTIONS: &[&str] = &[
+/// Every section, in order; `INFO` and `INFO default` leave out the per-command
+/// ones (as Redis), `INFO all` and `INFO everything` show them all.
+const SECTIONS: [&str; 11] = [
     "server",
     "clients",
     "memory",
     "persistence",
     "stats",
     "replication",
+    "commandstats",
+    "latencystats",
     "errorstats",
     "keyspace",
     "analytics",
 ];
+
+/// Sections `INFO` alone shows.
+fn is_default(section: &str) -> bool {
+    !matches!(section, "commandstats" | "latencystats")
+}
 
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "K", "M", "G"];
@@ -67,16 +75,21 @@ fn human(bytes: u64) -> String {
 }
 
 /// Which sections `args` ask for: each at most once, however often it is named.
-fn wanted(args: &[&[u8]]) -> [bool; DEFAULT_SECTIONS.len()] {
-    let mut wanted = [args.is_empty(); DEFAULT_SECTIONS.len()];
+fn wanted(args: &[&[u8]]) -> [bool; SECTIONS.len()] {
+    let defaults = SECTIONS.map(is_default);
+    if args.is_empty() {
+        return defaults;
+    }
+    let mut wanted = [false; SECTIONS.len()];
     for arg in args {
-        if [&b"all"[..], b"default", b"everything"]
-            .iter()
-            .any(|w| arg.eq_ignore_ascii_case(w))
-        {
-            return [true; DEFAULT_SECTIONS.len()];
+        if arg.eq_ignore_ascii_case(b"all") || arg.eq_ignore_ascii_case(b"everything") {
+            return [true; SECTIONS.len()];
         }
-        if let Some(i) = DEFAULT_SECTIONS
+        if arg.eq_ignore_ascii_case(b"default") {
+            for (w, d) in wanted.iter_mut().zip(defaults) {
+                *w |= d;
+            }
+        } else if let Some(i) = SECTIONS
             .iter()
             .position(|s| arg.eq_ignore_ascii_case(s.as_bytes()))
         {
@@ -92,7 +105,7 @@ pub fn render(shared: &Shared, sections: &[&[u8]]) -> String {
     let mut out = String::new();
     // `keyspace` and `analytics` both describe the store; one reading serves both.
     let mut store: Option<StoreStats> = None;
-    for (name, _) in DEFAULT_SECTIONS.iter().zip(wanted).filter(|(_, w)| *w) {
+    for (name, _) in SECTIONS.iter().zip(wanted).filter(|(_, w)| *w) {
         {
             if !out.is_empty() {
                 out.push_str("\r\n");
@@ -145,6 +158,8 @@ fn section(
         "replication" => {
             out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
         }
+        "commandstats" => commandstats(shared, out),
+        "latencystats" => latencystats(shared, out),
         "errorstats" => {
             out.push_str("# Errorstats\r\n");
             for &kind in ErrorKind::ALL {
@@ -158,12 +173,60 @@ fn section(
             out.push_str("# Keyspace\r\n");
             let s = store_stats();
             let keys = s.active_users + s.active_event_types + s.active_user_event_types;
+            // Nothing has a TTL: the window expires everything by itself, so Redis's
+            // `expires` (keys with a TTL) is 0, as redis_exporter expects.
             if keys > 0 {
-                let _ = write!(out, "db0:keys={keys},expires={keys},avg_ttl=0\r\n");
+                let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
             }
         }
         "analytics" => analytics(shared, store_stats(), out),
         _ => {}
+    }
+}
+
+/// `cmdstat_<name>:calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`
+/// for every command used since the start (or `CONFIG RESETSTAT`).
+fn commandstats(shared: &Shared, out: &mut String) {
+    out.push_str("# Commandstats\r\n");
+    for &id in CommandId::ALL {
+        let s = shared.stats.commands.snapshot(id as usize);
+        if s.calls == 0 && s.rejected == 0 && s.failed == 0 {
+            continue;
+        }
+        let usec = s.nanos / 1000;
+        let per_call = if s.calls == 0 {
+            0.0
+        } else {
+            s.nanos as f64 / 1000.0 / s.calls as f64
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+            id.spec().name,
+            s.calls,
+            s.rejected,
+            s.failed,
+        );
+    }
+}
+
+/// `latency_percentiles_usec_<name>:p50=…,p99=…,p99.9=…`, as Redis 7.
+fn latencystats(shared: &Shared, out: &mut String) {
+    out.push_str("# Latencystats\r\n");
+    for &id in CommandId::ALL {
+        let s = shared.stats.commands.snapshot(id as usize);
+        if s.samples() == 0 {
+            continue;
+        }
+        let us = |p: f64| s.percentile(p) as f64 / 1000.0;
+        let _ = write!(
+            out,
+            "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+            id.spec().name,
+            us(50.0),
+            us(99.0),
+            us(99.9),
+        );
     }
 }
 

@@ -316,39 +316,56 @@ impl Described {
     }
 }
 
+/// A request refused before it ran; the command, when the name was known.
+#[derive(Debug)]
+pub struct Refused {
+    pub id: Option<CommandId>,
+    pub error: ReplyError,
+}
+
+impl Refused {
+    fn new(id: Option<CommandId>, error: ReplyError) -> Self {
+        Refused { id, error }
+    }
+}
+
 /// Parses a request. `window` bounds `WINDOW <s>`.
-pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, ReplyError> {
+pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, Refused> {
     let (id, skip) = resolve(args)?;
     let mut c = Cursor::new(args, skip, window);
-    let cmd = id.parse(&mut c)?;
-    c.finish()?;
+    let refused = |e| Refused::new(Some(id), e);
+    let cmd = id.parse(&mut c).map_err(refused)?;
+    c.finish().map_err(refused)?;
     Ok(cmd)
 }
 
 /// Which command `args` names, after the arity checks, and how many arguments
 /// name it (1, or 2 for a subcommand).
-pub fn resolve(args: Args<'_>) -> Result<(CommandId, usize), ReplyError> {
+pub fn resolve(args: Args<'_>) -> Result<(CommandId, usize), Refused> {
     let name = args.get(0).unwrap_or_default();
-    let entry = lookup(name).ok_or_else(|| unknown(args))?;
+    let entry = lookup(name).ok_or_else(|| Refused::new(None, unknown(args)))?;
     let (id, skip) = match entry {
         Entry::Command(id) => (*id, 1),
         Entry::Container(c) => {
             if !c.spec.arity_ok(args.len()) {
-                return Err(ReplyError::arity(c.spec.name));
+                return Err(Refused::new(None, ReplyError::arity(c.spec.name)));
             }
             match args.get(1) {
                 None => match c.bare {
                     Some(id) => (id, 1),
-                    None => return Err(ReplyError::arity(c.spec.name)),
+                    None => return Err(Refused::new(None, ReplyError::arity(c.spec.name))),
                 },
                 Some(sub) => match c.sub(sub) {
                     Some(id) => (id, 2),
                     None => {
-                        return Err(ReplyError::err(format!(
-                            "unknown subcommand '{}'. Try {} HELP.",
-                            quote(sub, 128),
-                            c.spec.name.to_ascii_uppercase()
-                        )));
+                        return Err(Refused::new(
+                            None,
+                            ReplyError::err(format!(
+                                "unknown subcommand '{}'. Try {} HELP.",
+                                quote(sub, 128),
+                                c.spec.name.to_ascii_uppercase()
+                            )),
+                        ));
                     }
                 },
             }
@@ -357,7 +374,7 @@ pub fn resolve(args: Args<'_>) -> Result<(CommandId, usize), ReplyError> {
     // Redis counts the container's name in a subcommand's arity (`config|get` is -3).
     let spec = id.spec();
     if !spec.arity_ok(args.len()) {
-        return Err(ReplyError::arity(spec.name));
+        return Err(Refused::new(Some(id), ReplyError::arity(spec.name)));
     }
     Ok((id, skip))
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -155,9 +155,12 @@ impl Session {
         }
         let cmd = match super::parse(args, shared.store.window()) {
             Ok(cmd) => cmd,
-            Err(e) => {
+            Err(refused) => {
                 self.flush(shared, buf, out);
-                self.reply_error(shared, e, out);
+                if let Some(id) = refused.id {
+                    shared.stats.commands.reject(id as usize);
+                }
+                self.reply_error(shared, refused.error, out);
                 return Flow::Continue;
             }
         };
@@ -169,12 +172,19 @@ impl Session {
         self.flush(shared, buf, out);
         self.note_command(shared, cmd.id());
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
+        let id = cmd.id();
         let mut ctx = Ctx {
             shared,
             client: &mut self.client,
             after: After::Continue,
         };
+        let started = Instant::now();
         let reply = cmd.run(&mut ctx);
+        let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
+        shared
+            .stats
+            .commands
+            .record(id as usize, 1, started.elapsed(), failed);
         let after = ctx.after;
         if after == After::Shutdown {
             return Flow::Shutdown;
@@ -211,9 +221,18 @@ impl Session {
         if self.batch.is_empty() {
             return;
         }
+        let first = self.replies.len();
+        let started = Instant::now();
         self.batch
             .flush(shared, buf, &self.client.info, &mut self.replies);
+        let took = started.elapsed();
         if let Some(id) = self.batched_last.take() {
+            let done = self.replies.get(first..).unwrap_or_default();
+            let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
+            shared
+                .stats
+                .commands
+                .record(id as usize, done.len() as u64, took, failed as u64);
             self.note_command(shared, id);
         }
         self.encode(shared, out);

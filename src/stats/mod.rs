@@ -1,5 +1,8 @@
 //! Server-wide counters for INFO (`stats`, `errorstats`, `analytics`). Connections
 //! add their counts once per batch; the ones every request bumps are [`Striped`].
+//! Per-command figures are in [`commands`].
+
+pub mod commands;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +29,8 @@ pub struct Stats {
     pub events_future: AtomicU64,
     pub net_input_bytes: Striped,
     pub net_output_bytes: Striped,
+    /// Calls, time, errors and latency by command.
+    pub commands: commands::CommandStats,
 }
 
 impl Stats {
@@ -71,5 +76,6 @@ impl Stats {
         for c in &self.error_kinds {
             c.store(0, Ordering::Relaxed);
         }
+        self.commands.reset();
     }
 }
