@@ -177,20 +177,11 @@ pub fn ingest(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut
         }
     }
 
-    // Most events of a run share their type: hash it once per run of equal types.
-    let mut last_type: (&str, u64) = ("", 0);
     let ingests: Vec<Ingest<'_>> = parsed
         .iter()
         .map(|(ev, now)| Ingest {
             user: &ev.user_id,
-            user_hash: store.hash(&ev.user_id),
             event_type: &ev.event_type,
-            type_hash: {
-                if last_type.0 != ev.event_type || last_type.0.is_empty() {
-                    last_type = (&ev.event_type, store.hash(&ev.event_type));
-                }
-                last_type.1
-            },
             second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
             value: ev.value,
             now: *now,
