@@ -215,20 +215,11 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
 /// Hands the admitted events to the store; one result each.
 fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result<(), AddError>> {
     let store = &shared.store;
-    // Most events of a batch share their type: hash it once per run of equal types.
-    let mut last_type: (&str, u64) = ("", 0);
     let ingests: Vec<Ingest<'_>> = parsed
         .iter()
         .map(|(ev, now)| Ingest {
             user: &ev.user_id,
-            user_hash: store.hash(&ev.user_id),
             event_type: &ev.event_type,
-            type_hash: {
-                if last_type.0 != ev.event_type || last_type.0.is_empty() {
-                    last_type = (&ev.event_type, store.hash(&ev.event_type));
-                }
-                last_type.1
-            },
             second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
             value: ev.value,
             now: *now,
