@@ -507,6 +507,7 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
     };
     conn.account();
     conn.run().await;
+    conn.session.close(&shared);
     let (held, logged_in) = (conn.accounted, conn.accounted_logged_in);
     shared.clients.account_buffers(held, 0, logged_in);
     let _ = conn.socket.shutdown().await;

@@ -17,6 +17,7 @@ mod config;
 mod connection;
 mod error;
 mod event;
+mod gate;
 mod ingest;
 mod persist;
 mod protocol;
@@ -25,6 +26,7 @@ mod shared;
 mod stats;
 mod store;
 mod stripe;
+mod watch;
 
 pub use alloc::Counting;
 pub use clock::ClockMode;

@@ -131,6 +131,8 @@ pub fn build(
         workers: options.workers,
         snapshot: SnapshotFile::new(config_snapshot),
         connected: std::sync::atomic::AtomicUsize::new(0),
+        gate: Default::default(),
+        watches: Default::default(),
     })))
 }
 
@@ -340,7 +342,11 @@ async fn expire_forever(shared: Arc<Shared>) {
         for shard in 0..shared.store.shard_count() {
             // Small bites, each followed by a yield to the runtime, so a second holding
             // a million users is swept between client batches, not instead of them.
-            while !shared.store.expire_shard_step(shard, now, EXPIRE_BUDGET) {
+            // Each step passes the gate: no second expires inside a transaction.
+            while !{
+                let _pass = shared.gate.pass();
+                shared.store.expire_shard_step(shard, now, EXPIRE_BUDGET)
+            } {
                 tokio::task::yield_now().await;
             }
             tokio::task::yield_now().await;

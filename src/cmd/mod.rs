@@ -24,6 +24,7 @@ mod info;
 mod server;
 mod session;
 pub mod spec;
+mod tx;
 
 use std::sync::OnceLock;
 
@@ -42,6 +43,16 @@ pub struct Ctx<'s> {
     pub client: &'s mut ClientState,
     /// What the connection does once the reply is written.
     pub after: After,
+    /// The instant a transaction runs at (every command of an `EXEC` reads one `now`);
+    /// `None` outside transactions: read the clock.
+    pub now: Option<i64>,
+}
+
+impl Ctx<'_> {
+    /// The server's `now` for this command.
+    pub fn now(&self) -> i64 {
+        self.now.unwrap_or_else(|| self.shared.clock.now())
+    }
 }
 
 /// What the connection does after a command's reply.
@@ -178,6 +189,11 @@ commands! { 'a;
     FlushDb => server::FlushDb,
     Save => server::Save,
     Shutdown => server::Shutdown,
+    Multi => tx::Multi,
+    Exec => tx::Exec,
+    Discard => tx::Discard,
+    Watch => tx::Watch<'a>,
+    Unwatch => tx::Unwatch,
 }
 
 /// A command with subcommands (`CLIENT`, `COMMAND`, `CONFIG`).

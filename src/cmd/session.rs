@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use std::borrow::Cow;
+
+use super::tx::{self, Transaction};
 use super::{After, CommandId, Ctx, lookup};
 use crate::clients::ClientInfo;
 use crate::error::{ErrorKind, ReplyError};
 use crate::ingest::Batch;
 use crate::protocol::{self, Args, Reply, Resp};
 use crate::shared::Shared;
+use crate::watch::Watching;
 
 /// A connection's own state: protocol version, name, login.
 #[derive(Debug)]
@@ -31,6 +35,10 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Failed AUTH / HELLO ... AUTH attempts on this connection.
     pub auth_failures: u32,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Transaction>,
+    /// The users this connection `WATCH`es.
+    pub watching: Watching,
 }
 
 /// The first failed login delays the connection's next command this long; each
@@ -86,6 +94,28 @@ pub struct Session {
     batched_last: Option<CommandId>,
 }
 
+/// Runs `cmd`, recording its time and outcome in the per-command statistics.
+fn run_timed(ctx: &mut Ctx<'_>, cmd: super::Command<'_>) -> Result<Reply, ReplyError> {
+    let id = cmd.id();
+    let started = Instant::now();
+    let reply = cmd.run(ctx);
+    let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
+    ctx.shared
+        .stats
+        .commands
+        .record(id as usize, 1, started.elapsed(), failed);
+    reply
+}
+
+/// Runs one queued command of a transaction (`EXEC`), its reply or error.
+pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
+    let cmd = match super::parse(args, ctx.shared.store.window()) {
+        Ok(cmd) => cmd,
+        Err(refused) => return Reply::Error(refused.error),
+    };
+    run_timed(ctx, cmd).unwrap_or_else(Reply::Error)
+}
+
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
 pub fn cross_protocol(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
@@ -105,6 +135,8 @@ impl Session {
                 resp: Resp::V2,
                 authenticated,
                 auth_failures: 0,
+                multi: None,
+                watching: Watching::default(),
             },
             batch: Batch::default(),
             replies: Vec::new(),
@@ -121,6 +153,11 @@ impl Session {
     pub fn shrink(&mut self) {
         self.replies = Vec::new();
         self.batch = Batch::default();
+    }
+
+    /// The connection is closing: forget what it watches.
+    pub fn close(&mut self, shared: &Shared) {
+        self.client.watching.clear(&shared.watches);
     }
 
     /// Whether the client may run commands: it logged in, or no password is set.
@@ -160,31 +197,51 @@ impl Session {
                 if let Some(id) = refused.id {
                     shared.stats.commands.reject(id as usize);
                 }
+                if let Some(tx) = &mut self.client.multi {
+                    tx.flag();
+                }
                 self.reply_error(shared, refused.error, out);
                 return Flow::Continue;
             }
         };
+        let id = cmd.id();
+        if let Some(tx) = &mut self.client.multi
+            && !tx::runs_inside_multi(id)
+        {
+            let reply = match tx.queue(id, args) {
+                Ok(()) => Reply::Simple(Cow::Borrowed("QUEUED")),
+                Err(e) => {
+                    tx.flag();
+                    shared.stats.commands.reject(id as usize);
+                    Reply::Error(e)
+                }
+            };
+            self.flush(shared, buf, out);
+            self.replies.push(reply);
+            self.encode(shared, out);
+            return Flow::Continue;
+        }
         if !inline && let Some(json) = cmd.batched_event() {
             self.batch.push(buf, json);
-            self.batched_last = Some(cmd.id());
+            self.batched_last = Some(id);
             return Flow::Continue;
         }
         self.flush(shared, buf, out);
-        self.note_command(shared, cmd.id());
+        self.note_command(shared, id);
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
-        let id = cmd.id();
         let mut ctx = Ctx {
             shared,
             client: &mut self.client,
             after: After::Continue,
+            now: None,
         };
-        let started = Instant::now();
-        let reply = cmd.run(&mut ctx);
-        let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
-        shared
-            .stats
-            .commands
-            .record(id as usize, 1, started.elapsed(), failed);
+        let reply = if id == CommandId::Exec {
+            // EXEC closes the gate itself: a pass held here would never drain.
+            run_timed(&mut ctx, cmd)
+        } else {
+            let _pass = shared.gate.pass();
+            run_timed(&mut ctx, cmd)
+        };
         let after = ctx.after;
         if after == After::Shutdown {
             return Flow::Shutdown;
@@ -223,8 +280,11 @@ impl Session {
         }
         let first = self.replies.len();
         let started = Instant::now();
-        self.batch
-            .flush(shared, buf, &self.client.info, &mut self.replies);
+        {
+            let _pass = shared.gate.pass();
+            self.batch
+                .flush(shared, buf, &self.client.info, &mut self.replies);
+        }
         let took = started.elapsed();
         if let Some(id) = self.batched_last.take() {
             let done = self.replies.get(first..).unwrap_or_default();

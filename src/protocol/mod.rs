@@ -138,6 +138,43 @@ pub struct Args<'a> {
     ranges: &'a [(usize, usize)],
 }
 
+/// A request's arguments copied out of the read buffer, for requests kept past it
+/// (a transaction's queue).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedArgs {
+    bytes: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl OwnedArgs {
+    /// A copy of `args`.
+    pub fn copy(args: Args<'_>) -> Self {
+        let mut out = OwnedArgs {
+            bytes: Vec::with_capacity(args.iter().map(<[u8]>::len).sum()),
+            ranges: Vec::with_capacity(args.len()),
+        };
+        for a in args.iter() {
+            let start = out.bytes.len();
+            out.bytes.extend_from_slice(a);
+            out.ranges.push((start, out.bytes.len()));
+        }
+        out
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> Args<'_> {
+        Args {
+            src: &self.bytes,
+            ranges: &self.ranges,
+        }
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.bytes.len() + self.ranges.len() * std::mem::size_of::<(usize, usize)>()
+    }
+}
+
 impl<'a> Args<'a> {
     /// Number of arguments, the command name included.
     pub fn len(&self) -> usize {
