@@ -106,38 +106,42 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 
-    /// Writers move two counters together; readers must never see them apart.
+    /// A writer moves two counters together; readers must never see them apart.
     #[test]
     fn readers_never_see_a_writer_half_done() {
         let gate = Arc::new(Gate::default());
         let a = Arc::new(AtomicU64::new(0));
         let b = Arc::new(AtomicU64::new(0));
+        let reads = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..3)
             .map(|_| {
-                let (gate, a, b, stop) = (gate.clone(), a.clone(), b.clone(), stop.clone());
+                let (gate, a, b) = (gate.clone(), a.clone(), b.clone());
+                let (reads, stop) = (reads.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    let mut seen = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let _pass = gate.pass();
                         let x = a.load(Ordering::Relaxed);
                         assert_eq!(x, b.load(Ordering::Relaxed), "a transaction seen half done");
-                        seen += 1;
+                        reads.fetch_add(1, Ordering::Relaxed);
                     }
-                    seen
                 })
             })
             .collect();
-        for _ in 0..2000 {
+        let mut writes = 0;
+        // Until the readers have really run against the writer, however the threads
+        // are scheduled.
+        while writes < 2000 || reads.load(Ordering::Relaxed) < 10_000 {
             let _closed = gate.close();
             a.fetch_add(1, Ordering::Relaxed);
             std::hint::spin_loop();
             b.fetch_add(1, Ordering::Relaxed);
+            writes += 1;
         }
         stop.store(true, Ordering::Relaxed);
         for r in readers {
-            assert!(r.join().expect("reader") > 0);
+            r.join().expect("reader");
         }
-        assert_eq!(a.load(Ordering::Relaxed), 2000);
+        assert_eq!(a.load(Ordering::Relaxed), writes);
     }
 }

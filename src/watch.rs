@@ -13,12 +13,15 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 /// A connection's "something I watch changed" flag.
 pub type Dirty = Arc<AtomicBool>;
 
+/// Who watches a user: the flags of the connections that do.
+type Watchers = Vec<Weak<AtomicBool>>;
+
 /// Every watched user and who watches it.
 #[derive(Debug, Default)]
 pub struct Watches {
     /// Users watched by at least one connection.
     watched: AtomicUsize,
-    map: RwLock<HashMap<Box<[u8]>, Vec<Weak<AtomicBool>>>>,
+    map: RwLock<HashMap<Box<[u8]>, Watchers>>,
 }
 
 impl Watches {
