@@ -27,7 +27,7 @@ fn an_atomic_pipeline_runs_as_one_transaction_in_resp2_and_resp3() {
     for (proto, mut c) in [(2, srv.client()), (3, srv.client3())] {
         let now = clock(&mut c);
         let user = format!("u-resp{proto}");
-        let (added, count, sum): ((), i64, f64) = redis::pipe()
+        let ((), count, sum): ((), i64, f64) = redis::pipe()
             .atomic()
             .cmd("EVT.ADD")
             .arg(event(&user, "buy", now, 2.5))
@@ -38,7 +38,6 @@ fn an_atomic_pipeline_runs_as_one_transaction_in_resp2_and_resp3() {
             .arg("buy")
             .query(&mut c)
             .expect("atomic pipeline");
-        let _ = added;
         assert_eq!(count, 1);
         assert_eq!(sum, 2.5);
     }
