@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod gate;
 mod ingest;
+mod observe;
 mod persist;
 mod protocol;
 mod server;

@@ -133,6 +133,10 @@ pub fn build(
         connected: std::sync::atomic::AtomicUsize::new(0),
         gate: Default::default(),
         watches: Default::default(),
+        pause: Default::default(),
+        slowlog: Default::default(),
+        latency: Default::default(),
+        monitors: Default::default(),
     })))
 }
 

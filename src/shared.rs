@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
-use crate::clients::Clients;
+use crate::clients::{Clients, Pause};
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::gate::Gate;
+use crate::observe::{Latency, Monitors, SlowLog};
 use crate::persist::snapshot::SnapshotFile;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -81,6 +82,14 @@ pub struct Shared {
     pub gate: Gate,
     /// Users watched by `WATCH`.
     pub watches: Watches,
+    /// `CLIENT PAUSE`.
+    pub pause: Pause,
+    /// `SLOWLOG`.
+    pub slowlog: SlowLog,
+    /// `LATENCY`.
+    pub latency: Latency,
+    /// Connections in `MONITOR` mode.
+    pub monitors: Monitors,
 }
 
 impl std::fmt::Debug for Shared {

@@ -169,6 +169,14 @@ enum Kind {
     LogLevel,
     /// Fixed at start: `CONFIG SET` refuses it.
     Fixed(fn(&Shared) -> String),
+    /// Read and written through its own functions (settings kept outside
+    /// [`Settings`]: the slow log's, the latency monitor's).
+    Custom {
+        get: fn(&Shared) -> String,
+        /// The range of values.
+        range: (i64, i64),
+        set: fn(&Shared, i64),
+    },
     /// Persistence switches tools turn off at start (`save ""`, `appendonly no`):
     /// `value` is what they are, and the only value `CONFIG SET` accepts.
     Off { value: &'static str },
@@ -181,7 +189,7 @@ struct Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 24] = [
+static PARAMS: [Param; 27] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -278,6 +286,30 @@ static PARAMS: [Param; 24] = [
         name: "databases",
         kind: Kind::Fixed(|_| "1".to_string()),
     },
+    Param {
+        name: "slowlog-log-slower-than",
+        kind: Kind::Custom {
+            get: |s| s.slowlog.threshold.load(Ordering::Relaxed).to_string(),
+            range: (-1, i64::MAX),
+            set: |s, v| s.slowlog.threshold.store(v, Ordering::Relaxed),
+        },
+    },
+    Param {
+        name: "slowlog-max-len",
+        kind: Kind::Custom {
+            get: |s| s.slowlog.max_len.load(Ordering::Relaxed).to_string(),
+            range: (0, i32::MAX as i64),
+            set: |s, v| s.slowlog.max_len.store(v as usize, Ordering::Relaxed),
+        },
+    },
+    Param {
+        name: "latency-monitor-threshold",
+        kind: Kind::Custom {
+            get: |s| s.latency.threshold_ms.load(Ordering::Relaxed).to_string(),
+            range: (0, i64::MAX),
+            set: |s, v| s.latency.threshold_ms.store(v as u64, Ordering::Relaxed),
+        },
+    },
     // redis-benchmark and other tools ask about persistence at start.
     Param {
         name: "save",
@@ -289,6 +321,20 @@ static PARAMS: [Param; 24] = [
     },
 ];
 
+/// An integer in `min..=max`, or why not (Redis's wording).
+fn parse_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
+    let v: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if v < min || v > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(v)
+}
+
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
@@ -299,7 +345,7 @@ impl Param {
             Kind::Number(_, cell) => Settings::get(cell(&shared.settings)).to_string(),
             Kind::Password => shared.settings.password().unwrap_or_default(),
             Kind::LogLevel => shared.settings.log_level(),
-            Kind::Fixed(get) => get(shared),
+            Kind::Fixed(get) | Kind::Custom { get, .. } => get(shared),
             Kind::Off { value } => value.to_string(),
         }
     }
@@ -368,6 +414,14 @@ fn validate<'s>(
             })
         }
         Kind::Fixed(_) => return Err(bad("can't set immutable config")),
+        Kind::Custom { range, set, .. } => {
+            let v = parse_in(&value, range.0, range.1).map_err(|e| bad(&e))?;
+            let set = *set;
+            Box::new(move || {
+                set(shared, v);
+                Ok(())
+            })
+        }
         Kind::Off { value: off } => {
             // Accepted as no-ops so tools that turn persistence off still work;
             // the window is kept by --snapshot, not by RDB/AOF.

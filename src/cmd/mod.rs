@@ -21,6 +21,7 @@ mod evt_add;
 mod evt_clock;
 mod evt_query;
 mod info;
+mod observe;
 mod server;
 mod session;
 pub mod spec;
@@ -171,6 +172,12 @@ commands! { 'a;
     ClientSetInfo => client::SetInfo<'a>,
     ClientInfo => client::Info,
     ClientList => client::List,
+    ClientKill => client::Kill,
+    ClientPause => client::Pause,
+    ClientUnpause => client::Unpause,
+    ClientReply => client::ReplySwitch,
+    ClientNoEvict => client::NoEvict,
+    ClientNoTouch => client::NoTouch,
     ClientHelp => client::Help,
     CommandAll => command::All,
     CommandCount => command::Count,
@@ -194,6 +201,16 @@ commands! { 'a;
     Discard => tx::Discard,
     Watch => tx::Watch<'a>,
     Unwatch => tx::Unwatch,
+    SlowlogGet => observe::SlowlogGet,
+    SlowlogLen => observe::SlowlogLen,
+    SlowlogReset => observe::SlowlogReset,
+    SlowlogHelp => observe::SlowlogHelp,
+    LatencyLatest => observe::LatencyLatest,
+    LatencyHistory => observe::LatencyHistory<'a>,
+    LatencyReset => observe::LatencyReset<'a>,
+    LatencyHistogram => observe::LatencyHistogram<'a>,
+    LatencyHelp => observe::LatencyHelp,
+    Monitor => observe::Monitor,
 }
 
 /// A command with subcommands (`CLIENT`, `COMMAND`, `CONFIG`).
@@ -234,11 +251,13 @@ impl Entry {
 }
 
 /// The containers: their own specs, and what each runs alone.
-fn containers() -> [(&'static Spec, Option<CommandId>); 3] {
+fn containers() -> [(&'static Spec, Option<CommandId>); 5] {
     [
         (client::CONTAINER, None),
         (command::CONTAINER, Some(CommandId::CommandAll)),
         (config::CONTAINER, None),
+        (observe::SLOWLOG, None),
+        (observe::LATENCY, None),
     ]
 }
 
