@@ -88,7 +88,19 @@ impl SlowLog {
 
     /// Logs a command (call only when [`SlowLog::is_slow`]).
     pub fn record(&self, args: Args<'_>, took: Duration, client: &ClientInfo) {
-        let mut kept: Vec<Vec<u8>> = args.iter().take(SLOWLOG_MAX_ARGS).map(cut_arg).collect();
+        let secret = args.get(0).is_some_and(redacted);
+        let mut kept: Vec<Vec<u8>> = args
+            .iter()
+            .take(SLOWLOG_MAX_ARGS)
+            .enumerate()
+            .map(|(i, a)| {
+                if secret && i > 0 {
+                    b"(redacted)".to_vec()
+                } else {
+                    cut_arg(a)
+                }
+            })
+            .collect();
         if args.len() > SLOWLOG_MAX_ARGS {
             kept.truncate(SLOWLOG_MAX_ARGS - 1);
             kept.push(
