@@ -80,6 +80,15 @@ fn cut_arg(a: &[u8]) -> Vec<u8> {
 }
 
 impl SlowLog {
+    /// A slow log for commands over `threshold_us` keeping `max_len` entries.
+    pub fn new(threshold_us: i64, max_len: usize) -> Self {
+        SlowLog {
+            threshold: AtomicI64::new(threshold_us),
+            max_len: AtomicUsize::new(max_len),
+            ..SlowLog::default()
+        }
+    }
+
     /// Whether a command that took `took` belongs in the log.
     pub fn is_slow(&self, took: Duration) -> bool {
         let t = self.threshold.load(Ordering::Relaxed);
@@ -160,6 +169,14 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// A latency monitor for events over `threshold_ms` (0: off).
+    pub fn new(threshold_ms: u64) -> Self {
+        Latency {
+            threshold_ms: AtomicU64::new(threshold_ms),
+            ..Latency::default()
+        }
+    }
+
     /// Records that `event` took `took`, if that passes the threshold.
     pub fn observe(&self, event: &'static str, took: Duration) {
         let threshold = self.threshold_ms.load(Ordering::Relaxed);

@@ -114,6 +114,12 @@ pub fn build(
     }
     let (shutdown, _) = watch::channel(false);
     let config_snapshot = config.snapshot.clone();
+    let slowlog = crate::observe::SlowLog::new(
+        config.slowlog_log_slower_than,
+        usize::try_from(config.slowlog_max_len).unwrap_or(usize::MAX),
+    );
+    let latency =
+        crate::observe::Latency::new(u64::try_from(config.latency_monitor_threshold).unwrap_or(0));
     Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),
         config,
@@ -134,8 +140,8 @@ pub fn build(
         gate: Default::default(),
         watches: Default::default(),
         pause: Default::default(),
-        slowlog: Default::default(),
-        latency: Default::default(),
+        slowlog,
+        latency,
         monitors: Default::default(),
     })))
 }

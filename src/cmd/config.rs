@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::spec::{ArgDoc, Spec, arg, multiple};
 use super::{Cmd, Ctx, Cursor};
 use crate::config::{
-    CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, Limit, MAX_ARGS, MAX_CLOCK_JUMP,
-    MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN, Settings,
-    TCP_KEEPALIVE, TIMEOUT,
+    CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, DEFAULT_LOG_LEVEL, Limit, MAX_ARGS,
+    MAX_CLOCK_JUMP, MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN,
+    Settings, TCP_KEEPALIVE, TIMEOUT,
 };
 use crate::error::ReplyError;
 use crate::protocol::Reply;
@@ -112,6 +112,55 @@ impl<'a> Cmd<'a> for Set<'a> {
     }
 }
 
+/// `CONFIG REWRITE`: writes the settings changed at run time back into the
+/// configuration file the server was started with.
+#[derive(Debug)]
+pub struct Rewrite;
+
+impl<'a> Cmd<'a> for Rewrite {
+    const SPEC: &'static Spec = &Spec {
+        since: "2.8.0",
+        ..Spec::new(
+            "config|rewrite",
+            2,
+            SUB,
+            "server",
+            "Persists the effective configuration to file.",
+            &[],
+        )
+    };
+
+    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Rewrite)
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let shared = ctx.shared;
+        let Some(path) = shared.config.config_file.as_ref() else {
+            return Err(ReplyError::err(
+                "The server is running without a config file",
+            ));
+        };
+        let settings: Vec<(&str, String, bool)> = PARAMS
+            .iter()
+            .filter_map(|p| {
+                let value = p.value(shared);
+                let changed = match &p.kind {
+                    Kind::Number(limit, _) => value != limit.default.to_string(),
+                    Kind::Password => !value.is_empty(),
+                    Kind::LogLevel => value != DEFAULT_LOG_LEVEL,
+                    Kind::Custom { default, .. } => value != default.to_string(),
+                    Kind::Fixed(_) | Kind::Off { .. } => return None,
+                };
+                Some((p.name, value, changed))
+            })
+            .collect();
+        crate::config::file::rewrite(path, &settings)
+            .map(|()| Reply::Ok)
+            .map_err(|e| ReplyError::err(format!("Rewriting config file: {e}")))
+    }
+}
+
 /// `CONFIG RESETSTAT`.
 #[derive(Debug)]
 pub struct ResetStat;
@@ -175,6 +224,7 @@ enum Kind {
         get: fn(&Shared) -> String,
         /// The range of values.
         range: (i64, i64),
+        default: i64,
         set: fn(&Shared, i64),
     },
     /// Persistence switches tools turn off at start (`save ""`, `appendonly no`):
@@ -291,6 +341,7 @@ static PARAMS: [Param; 27] = [
         kind: Kind::Custom {
             get: |s| s.slowlog.threshold.load(Ordering::Relaxed).to_string(),
             range: (-1, i64::MAX),
+            default: crate::observe::SLOWLOG_DEFAULT_THRESHOLD_US,
             set: |s, v| s.slowlog.threshold.store(v, Ordering::Relaxed),
         },
     },
@@ -299,6 +350,7 @@ static PARAMS: [Param; 27] = [
         kind: Kind::Custom {
             get: |s| s.slowlog.max_len.load(Ordering::Relaxed).to_string(),
             range: (0, i32::MAX as i64),
+            default: crate::observe::SLOWLOG_DEFAULT_MAX_LEN as i64,
             set: |s, v| s.slowlog.max_len.store(v as usize, Ordering::Relaxed),
         },
     },
@@ -307,6 +359,7 @@ static PARAMS: [Param; 27] = [
         kind: Kind::Custom {
             get: |s| s.latency.threshold_ms.load(Ordering::Relaxed).to_string(),
             range: (0, i64::MAX),
+            default: 0,
             set: |s, v| s.latency.threshold_ms.store(v as u64, Ordering::Relaxed),
         },
     },

@@ -188,6 +188,7 @@ commands! { 'a;
     ConfigGet => config::Get<'a>,
     ConfigSet => config::Set<'a>,
     ConfigResetStat => config::ResetStat,
+    ConfigRewrite => config::Rewrite,
     ConfigHelp => config::Help,
     Info => info::Info<'a>,
     Time => server::Time,

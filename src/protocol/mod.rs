@@ -35,6 +35,7 @@ mod inline;
 mod reply;
 mod request;
 
+pub use inline::split_args;
 pub use reply::{Reply, Resp, encode};
 
 use crate::error::ReplyError;
