@@ -366,8 +366,7 @@ fn a_config_file_sets_the_server_up_flags_override_it_and_config_rewrite_writes_
         let req = resp_str(&["CONFIG", "GET", name]);
         s.write_all(&req).unwrap();
         let got = read_some(s, b"\r\n", Duration::from_secs(2));
-        let got = got + &read_some(s, b"\r\n", Duration::from_millis(200));
-        got
+        got + &read_some(s, b"\r\n", Duration::from_millis(200))
     };
     assert!(config(&mut s, "maxclients").contains("77"));
     assert!(
