@@ -13,6 +13,7 @@
 //! connection drives it without knowing which command it is running.
 
 mod client;
+mod client_control;
 mod command;
 mod config;
 mod conn;
@@ -20,6 +21,7 @@ mod cursor;
 mod evt_add;
 mod evt_clock;
 mod evt_query;
+mod glob;
 mod info;
 mod observe;
 mod server;
@@ -172,12 +174,12 @@ commands! { 'a;
     ClientSetInfo => client::SetInfo<'a>,
     ClientInfo => client::Info,
     ClientList => client::List,
-    ClientKill => client::Kill,
-    ClientPause => client::Pause,
-    ClientUnpause => client::Unpause,
-    ClientReply => client::ReplySwitch,
-    ClientNoEvict => client::NoEvict,
-    ClientNoTouch => client::NoTouch,
+    ClientKill => client_control::Kill,
+    ClientPause => client_control::Pause,
+    ClientUnpause => client_control::Unpause,
+    ClientReply => client_control::ReplySwitch,
+    ClientNoEvict => client_control::NoEvict,
+    ClientNoTouch => client_control::NoTouch,
     ClientHelp => client::Help,
     CommandAll => command::All,
     CommandCount => command::Count,

@@ -15,7 +15,7 @@ use bytes::BytesMut;
 
 use std::borrow::Cow;
 
-use super::client::ReplyMode;
+use super::client_control::ReplyMode;
 use super::observe;
 use super::tx::{self, Transaction};
 use super::{After, CommandId, Ctx, lookup};
