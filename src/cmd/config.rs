@@ -181,7 +181,7 @@ struct Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 24] = [
+static PARAMS: [Param; 25] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -189,6 +189,11 @@ static PARAMS: [Param; 24] = [
     Param {
         name: "port",
         kind: Kind::Fixed(|s| s.local_addr.port().to_string()),
+    },
+    // The HTTP view's port as bound; 0 when it is off.
+    Param {
+        name: "http-port",
+        kind: Kind::Fixed(|s| s.http.addr().map_or(0, |a| a.port()).to_string()),
     },
     Param {
         name: "loglevel",
