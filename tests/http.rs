@@ -609,3 +609,207 @@ fn every_path_needs_the_password_once_one_is_set() {
         .expect("CONFIG SET requirepass ''");
     assert_eq!(get(addr, "/api/window", &[]).status, 200);
 }
+
+// ---------------------------------------------------------------------------------
+// The live page in a real browser.
+// ---------------------------------------------------------------------------------
+
+/// Flags Chromium needs here: headless as root, and no background connections (on a
+/// machine without Internet access they are refused, many at a time).
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+];
+
+/// The page at `url` as the browser has built it after `budget_ms` of virtual time
+/// (timers run ahead, network requests are waited for): the page polls once at
+/// load and then every second.
+fn dump_dom(url: &str, budget_ms: u32) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static RUN: AtomicU32 = AtomicU32::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "sa-http-chromium-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut child = std::process::Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium (apt-get install chromium)");
+    let mut stdout = child.stdout.take().expect("chromium's stdout");
+    let reader = std::thread::spawn(move || {
+        let mut dom = String::new();
+        let _ = stdout.read_to_string(&mut dom);
+        dom
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dom = reader.join().expect("chromium's output");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(status.success(), "chromium failed: {status}");
+    dom
+}
+
+/// The value of `attr` on the element whose `id` is `id`.
+fn attr_of(dom: &str, id: &str, attr: &str) -> Option<String> {
+    let at = dom.find(&format!(" id=\"{id}\""))?;
+    let start = dom[..at].rfind('<')?;
+    let end = at + dom[at..].find('>')?;
+    let tag = &dom[start..end];
+    let key = format!(" {attr}=\"");
+    let from = tag.find(&key)? + key.len();
+    let len = tag[from..].find('"')?;
+    Some(tag[from..from + len].to_string())
+}
+
+/// The number an element shows, from its `data-value`; the test fails without one.
+fn shown(dom: &str, id: &str) -> u64 {
+    let v = attr_of(dom, id, "data-value").unwrap_or_else(|| panic!("no #{id} in the page"));
+    v.parse()
+        .unwrap_or_else(|_| panic!("#{id} shows {v:?}, not a number (the page never rendered?)"))
+}
+
+/// The page's poll count, kept on `<body data-polls>`.
+fn polls(dom: &str) -> u64 {
+    let body = &dom[dom.find("<body").expect("a body")..];
+    let key = "data-polls=\"";
+    let from = body.find(key).expect("data-polls") + key.len();
+    body[from..from + body[from..].find('"').expect("closing quote")]
+        .parse()
+        .expect("a poll count")
+}
+
+#[test]
+#[cfg_attr(
+    not(have_chromium),
+    ignore = "needs Debian's chromium (CI installs it)"
+)]
+fn the_live_page_shows_what_the_commands_answer() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = TestServer::start(&["--http-port", "0"]);
+    let url = format!("http://{}/", http_addr(&server));
+    let mut con = server.client();
+    let now = system_now();
+    for i in 0..30 {
+        add(
+            &mut con,
+            &bare_event(&format!("early{i}"), ["view", "click"][i % 2], now - 5),
+        )
+        .expect("in the window");
+    }
+    assert!(add(&mut con, &bare_event("late", "view", now - 3600)).is_err());
+    let _ = redis::cmd("NO.SUCH.COMMAND").query::<redis::Value>(&mut con);
+
+    // Events flow while the browser loads the page and polls.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut con = server.client();
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut pipe = redis::pipe();
+                for i in 0..50 {
+                    pipe.cmd("EVT.ADD").arg(bare_event(
+                        &format!("live{}", (sent + i) % 97),
+                        "scroll",
+                        system_now(),
+                    ));
+                }
+                pipe.query::<()>(&mut con).expect("live events accepted");
+                sent += 50;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let total = |con: &mut redis::Connection| -> u64 {
+        redis::cmd("EVT.TOTAL").query(con).expect("EVT.TOTAL")
+    };
+    let before = total(&mut con);
+    let dom = dump_dom(&url, 3000);
+    let after = total(&mut con);
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.join().expect("writer");
+    assert!(
+        sent > 0 && before < after,
+        "events flowed: {before} then {after}"
+    );
+    let seen = shown(&dom, "total");
+    assert!(
+        (before..=after).contains(&seen),
+        "the page shows {seen} events, EVT.TOTAL said {before} before and {after} after"
+    );
+    assert!(
+        polls(&dom) >= 2,
+        "the page refreshed: {} polls",
+        polls(&dom)
+    );
+
+    // With the window still, the page shows exactly what the commands answer.
+    let dom = dump_dom(&url, 1500);
+    let text = info(&mut con, Some("everything"));
+    let total_now = total(&mut con);
+    assert_eq!(shown(&dom, "total"), total_now);
+    assert_eq!(total_now, 30 + sent);
+    assert_eq!(shown(&dom, "active-users"), info_u64(&text, "active_users"));
+    assert_eq!(shown(&dom, "active-users"), 30 + 97.min(sent));
+    assert_eq!(
+        shown(&dom, "active-types"),
+        info_u64(&text, "active_event_types")
+    );
+    assert_eq!(shown(&dom, "active-types"), 3);
+    assert_eq!(
+        shown(&dom, "active-pairs"),
+        info_u64(&text, "active_user_event_types")
+    );
+    assert_eq!(
+        shown(&dom, "events-accepted"),
+        info_u64(&text, "events_accepted")
+    );
+    assert_eq!(shown(&dom, "events-late"), 1);
+    let errors = text
+        .lines()
+        .find_map(|l| l.strip_prefix("errorstat_ERR:count="))
+        .map(|v| v.trim().parse::<u64>().expect("a count"))
+        .expect("errorstat_ERR");
+    assert_eq!(shown(&dom, "error-ERR"), errors);
+    assert_eq!(shown(&dom, "errors-total"), errors);
+    // The chart: one bar per second of the window, adding up to the total.
+    assert_eq!(attr_of(&dom, "chart", "data-bars").as_deref(), Some("60"));
+    assert_eq!(
+        attr_of(&dom, "chart", "data-sum"),
+        Some(total_now.to_string())
+    );
+    assert_eq!(dom.matches("class=\"bar").count(), 60);
+    // No top-N endpoint yet: its placeholders stay.
+    assert!(dom.contains("id=\"top-users-placeholder\">"));
+    assert!(attr_of(&dom, "top-users-placeholder", "hidden").is_none());
+}
