@@ -532,6 +532,71 @@ fn the_http_view_is_off_by_default() {
         info_field(&info(&mut con, Some("server")), "http_port").as_deref(),
         Some("0")
     );
+    let refused = common::query_err(
+        &mut con,
+        redis::cmd("CONFIG").arg("SET").arg("http-port").arg("8080"),
+    );
+    assert!(refused.contains("immutable"), "{refused}");
+}
+
+/// The README's bound on HTTP connections served at once.
+const MAX_HTTP_CONNECTIONS: usize = 64;
+
+#[test]
+fn connections_past_the_limit_are_closed_and_slots_come_back() {
+    let server = TestServer::start(&["--http-port", "0"]);
+    let addr = http_addr(&server);
+    let held: Vec<TcpStream> = (0..MAX_HTTP_CONNECTIONS)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // Let the server accept them all before the one too many.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = TcpStream::connect(addr).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    extra
+        .write_all(b"GET /api/window HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut reply = Vec::new();
+    let outcome = extra.read_to_end(&mut reply);
+    assert!(
+        reply.is_empty(),
+        "served past the limit: {}",
+        String::from_utf8_lossy(&reply)
+    );
+    // Closed (end of stream, or a reset since our request was never read), not
+    // left hanging.
+    assert!(
+        !matches!(&outcome, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "neither served nor closed: {outcome:?}"
+    );
+    // A held connection is still served.
+    let mut first = held.into_iter();
+    let mut one = first.next().expect("a held connection");
+    one.write_all(b"GET /api/window HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    one.read_to_string(&mut text).expect("read");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Once the others hang up, new clients are served again.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let _ = s.write_all(b"GET /api/window HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        if text.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slots never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
