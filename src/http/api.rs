@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::App;
 use crate::error::ErrorKind;
+use crate::shared::Shared;
 use crate::store::Store;
 
 /// `GET /api/window`.
@@ -72,14 +73,24 @@ pub fn per_second(store: &Store, now: i64) -> (u64, Vec<u64>) {
     (total, series)
 }
 
-/// `GET /api/window`.
+/// `GET /api/window`. Read on the runtime's blocking pool (see `metrics::scrape`).
 pub async fn window(State(app): State<Arc<App>>) -> Response {
-    let shared = &app.shared;
+    match tokio::task::spawn_blocking(move || read_window(&app.shared)).await {
+        Ok(w) => json(&w),
+        Err(e) => {
+            tracing::error!(error = %e, "the window could not be read");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The window at one `now`.
+fn read_window(shared: &Shared) -> Window {
     let stats = &shared.stats;
     let now = shared.clock.now();
     let (total, series) = per_second(&shared.store, now);
     let store = shared.store.stats(now);
-    let body = Window {
+    Window {
         now,
         clock: shared.clock.mode().name(),
         window_seconds: shared.store.window(),
@@ -101,8 +112,7 @@ pub async fn window(State(app): State<Arc<App>>) -> Response {
         connected_clients: shared.connected.load(Ordering::Relaxed),
         used_memory: crate::alloc::used_memory(),
         uptime_seconds: shared.started.elapsed().as_secs(),
-    };
-    json(&body)
+    }
 }
 
 /// `value` as an `application/json` response.

@@ -33,24 +33,32 @@ pub const PREFIX: &str = "scalable_analytics";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The scrape: OpenMetrics when `Accept` names it, the classic text format otherwise.
+/// The encoding (about a millisecond with a few commands' histograms) runs on the
+/// runtime's blocking pool, so the serving thread this task shares goes on serving
+/// clients meanwhile.
 pub async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let openmetrics = headers.get_all(header::ACCEPT).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.contains("application/openmetrics-text"))
     });
-    let mut body = String::new();
-    let (encoded, content_type) = if openmetrics {
-        (
-            prometheus_client::encoding::text::encode(&mut body, &app.metrics),
-            OPENMETRICS,
-        )
-    } else {
-        (
-            prometheus_client::encoding::prometheus_text::encode(&mut body, &app.metrics),
-            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        )
-    };
-    if encoded.is_err() {
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut body = String::new();
+        if openmetrics {
+            prometheus_client::encoding::text::encode(&mut body, &app.metrics)
+                .map(|()| (body, OPENMETRICS))
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut body, &app.metrics).map(
+                |()| {
+                    (
+                        body,
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    )
+                },
+            )
+        }
+    })
+    .await;
+    let Ok(Ok((body, content_type))) = encoded else {
         // Writing into a String only fails if an encoder refuses a value.
         tracing::error!("metrics could not be encoded");
         return (
@@ -58,7 +66,7 @@ pub async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
             "metrics could not be encoded\n",
         )
             .into_response();
-    }
+    };
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

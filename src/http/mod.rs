@@ -16,7 +16,9 @@
 //! runtime and the task ends at shutdown. Nothing is recorded per event or per command
 //! for HTTP: every figure is read from [`crate::stats::Stats`] and the store when a
 //! request asks for it, as `INFO` reads them. A request takes each store shard's lock
-//! for the time of one read, never longer.
+//! for the time of one read, never longer. Reading and encoding (`/metrics` takes
+//! about a millisecond) run on the runtime's blocking pool, so the main thread, which
+//! also serves clients, only parses requests and writes responses.
 //!
 //! # Limits
 //!
