@@ -126,7 +126,44 @@ impl Refusal {
 
 #[cfg(test)]
 mod tests {
-    use super::given_password;
+    use super::{Refusal, check, given_password};
+    use axum::http::{HeaderMap, HeaderValue, header};
+    use clap::Parser;
+
+    #[tokio::test]
+    async fn protected_mode_then_the_password_as_set_now() {
+        // Listening on every address: protected mode applies to non-loopback peers.
+        // No packet is sent; `check` only compares addresses.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let config = crate::Config::try_parse_from(["x", "--bind", "0.0.0.0"]).expect("flags");
+        let handle =
+            crate::server::build(&listener, config, crate::Options::default()).expect("build");
+        let shared = &handle.0;
+        let lan = Some("198.18.0.2:40000".parse().expect("address"));
+        let lo = Some("127.0.0.1:40000".parse().expect("address"));
+        let none = HeaderMap::new();
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(check(shared, lan, &none), Err(Refusal::Protected));
+        assert_eq!(check(shared, None, &none), Err(Refusal::Protected));
+        assert_eq!(check(shared, lo, &none), Ok(()));
+        shared.settings.set_password("pw".to_string());
+        assert_eq!(check(shared, lan, &none), Err(Refusal::NoCredentials));
+        assert_eq!(check(shared, lan, &with("Bearer pw")), Ok(()));
+        assert_eq!(
+            check(shared, lo, &with("Bearer pw!")),
+            Err(Refusal::WrongPassword)
+        );
+        assert_eq!(check(shared, lo, &with("Basic dTpwdw==")), Ok(()));
+        shared.settings.set_password(String::new());
+        assert_eq!(check(shared, lan, &none), Err(Refusal::Protected));
+        assert_eq!(check(shared, lo, &with("Bearer anything")), Ok(()));
+    }
 
     #[test]
     fn reads_basic_and_bearer_credentials() {
