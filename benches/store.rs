@@ -5,8 +5,8 @@
 //! filter such as `-- ingest`). Throughput is in events (or queries) per second, to
 //! compare with the server-level numbers of `scripts/bench`.
 //!
-//! The server hashes each id once per event and passes the hashes in [`Ingest`];
-//! the ingest benchmarks include that hashing, as the server's hot path does.
+//! The store hashes each id once per event (the type once per run of equal types in
+//! a batch); the ingest benchmarks include that hashing, as the server's hot path does.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -30,13 +30,11 @@ fn user_name(i: usize) -> String {
     format!("user{i:012}")
 }
 
-/// One event as the server builds it after parsing (hashes computed here).
-fn ingest<'a>(store: &Store, user: &'a str, ty: &'a str, second: i64, now: i64) -> Ingest<'a> {
+/// One event as the server builds it after parsing.
+fn ingest<'a>(user: &'a str, ty: &'a str, second: i64, now: i64) -> Ingest<'a> {
     Ingest {
         user,
-        user_hash: store.hash(user),
         event_type: ty,
-        type_hash: store.hash(ty),
         second: second as u32,
         value: Some(10.5),
         now,
@@ -65,7 +63,7 @@ fn bench_ingest(c: &mut Criterion) {
     let store = Store::new(WINDOW, SHARDS, START);
     g.bench_function("one_user_repeated", |b| {
         b.iter(|| {
-            let ev = ingest(&store, black_box("user000000000123"), "click", START, START);
+            let ev = ingest(black_box("user000000000123"), "click", START, START);
             black_box(store.add(&ev)).expect("in window")
         })
     });
@@ -77,19 +75,35 @@ fn bench_ingest(c: &mut Criterion) {
     let store = Store::new(WINDOW, SHARDS, START);
     for n in &names {
         store
-            .add(&ingest(&store, n, "click", START, START))
+            .add(&ingest(n, "click", START, START))
             .expect("in window");
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     g.bench_function("random_users_1m", |b| {
         b.iter(|| {
             let user = &names[rng.below(MANY_USERS)];
-            let ev = ingest(&store, user, "click", START, START);
+            let ev = ingest(user, "click", START, START);
             black_box(store.add(&ev)).expect("in window")
+        })
+    });
+
+    // Pipelined runs of 64 events, through `add_batch` as the server takes them.
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut results = vec![Ok(()); BATCH];
+    g.bench_function("batch64_random_users_1m", |b| {
+        b.iter(|| {
+            let evs: Vec<Ingest<'_>> = (0..BATCH)
+                .map(|_| ingest(&names[rng.below(MANY_USERS)], "click", START, START))
+                .collect();
+            store.add_batch(&evs, true, &mut results);
+            black_box(&results);
         })
     });
     g.finish();
 }
+
+/// Events per pipelined run in the batch benchmark.
+const BATCH: usize = 64;
 
 /// A store of `QUERY_USERS` users, each with one event in each of ten seconds spread
 /// over the window (so `WINDOW 10` sees part of them), on three event types.
@@ -103,7 +117,7 @@ fn query_store() -> (Store, i64, Vec<String>) {
         for (i, n) in names.iter().enumerate() {
             let ty = types[i % types.len()];
             store
-                .add(&ingest(&store, n, ty, second, second))
+                .add(&ingest(n, ty, second, second))
                 .expect("in window");
         }
     }
@@ -154,7 +168,7 @@ fn bench_expire(c: &mut Criterion) {
                 let store = Store::new(WINDOW, SHARDS, START);
                 for n in &names {
                     store
-                        .add(&ingest(&store, n, "click", START, START))
+                        .add(&ingest(n, "click", START, START))
                         .expect("in window");
                 }
                 store

@@ -208,3 +208,69 @@ impl Clients {
         v
     }
 }
+
+/// `CLIENT PAUSE`: until when commands wait, and which.
+#[derive(Debug, Default)]
+pub struct Pause {
+    /// Whether a pause may be on (checked on every request: an atomic, not the lock).
+    on: AtomicBool,
+    state: Mutex<Option<(Instant, PauseMode)>>,
+    /// Wakes paused connections when the pause ends early (`CLIENT UNPAUSE`).
+    ended: Notify,
+}
+
+/// What `CLIENT PAUSE` holds back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseMode {
+    /// Every command.
+    All,
+    /// Commands that change the window.
+    Write,
+}
+
+impl Pause {
+    /// Holds back commands (per `mode`) until `until`. A longer or wider pause wins
+    /// over the one in force, as in Redis.
+    pub fn pause(&self, until: Instant, mode: PauseMode) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let merged = match *state {
+            Some((t, m)) if t > Instant::now() => {
+                let mode = if m == PauseMode::All { m } else { mode };
+                (t.max(until), mode)
+            }
+            _ => (until, mode),
+        };
+        *state = Some(merged);
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends the pause now.
+    pub fn unpause(&self) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.on.store(false, Ordering::Relaxed);
+        self.ended.notify_waiters();
+    }
+
+    /// Until when a command that writes (`write`) or not must wait, if it must.
+    pub fn holds(&self, write: bool) -> Option<Instant> {
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match *state {
+            Some((until, _)) if until <= Instant::now() => {
+                *state = None;
+                self.on.store(false, Ordering::Relaxed);
+                None
+            }
+            Some((until, PauseMode::All)) => Some(until),
+            Some((until, PauseMode::Write)) if write => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Completes when `CLIENT UNPAUSE` ends a pause.
+    pub async fn ended(&self) {
+        self.ended.notified().await;
+    }
+}

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use crate::cmd::{Flow, Session};
 use crate::config::Settings;
 use crate::error::ErrorKind;
+use crate::observe::MonitorFeed;
 use crate::protocol::{self, ArgBuf, Limits, Parsed};
 use crate::shared::Shared;
 
@@ -158,12 +159,15 @@ impl Conn {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty { consumed }) => pos += consumed,
                 Ok(Parsed::Command { consumed, inline }) => {
-                    commands += 1;
-                    pos += consumed;
                     let args = self.args.args(rest);
                     flow = self
                         .session
                         .request(shared, buf, args, inline, &mut self.wbuf);
+                    // A postponed request stays in the buffer, to be run later.
+                    if !matches!(flow, Flow::Postpone(_)) {
+                        commands += 1;
+                        pos += consumed;
+                    }
                 }
                 Err(e) => {
                     self.session.flush(shared, buf, &mut self.wbuf);
@@ -280,14 +284,43 @@ impl Conn {
     /// Waits until the socket can be read (or written, while output is pending), the
     /// server shuts down, or the client has been idle too long.
     async fn wait(&mut self, paused: bool, shutdown: &mut watch::Receiver<bool>) -> Woke {
-        let idle = self.idle_limit();
+        let info = self.session.info().clone();
+        let mut feed = self.session.take_monitor();
+        let woke = self.wait_on(paused, shutdown, &info, feed.as_mut()).await;
+        self.session.put_monitor(feed);
+        woke
+    }
+
+    async fn wait_on(
+        &mut self,
+        paused: bool,
+        shutdown: &mut watch::Receiver<bool>,
+        info: &crate::clients::ClientInfo,
+        feed: Option<&mut MonitorFeed>,
+    ) -> Woke {
+        // A monitor is never idle: it only listens (as in Redis).
+        let idle = self.idle_limit().filter(|_| feed.is_none());
         let idle_timer = async {
             match idle {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending().await,
             }
         };
-        let info = self.session.info().clone();
+        // A monitor's lines: taken into the write buffer as they come.
+        let monitored = async {
+            match feed {
+                Some(f) => {
+                    let mut lines = Vec::new();
+                    if f.rx.recv_many(&mut lines, 1024).await == 0 {
+                        return None;
+                    }
+                    let bytes: usize = lines.iter().map(|l| l.len()).sum();
+                    f.pending.fetch_sub(bytes, Ordering::Relaxed);
+                    Some(lines)
+                }
+                None => std::future::pending().await,
+            }
+        };
         if paused {
             // The client must read its replies before we read its commands.
             return tokio::select! {
@@ -329,6 +362,15 @@ impl Conn {
                 }
             }
             w = self.socket.writable(), if pending => if w.is_err() { Woke::Close } else { Woke::Again },
+            lines = monitored => match lines {
+                Some(lines) => {
+                    for l in lines {
+                        self.wbuf.extend_from_slice(&l);
+                    }
+                    Woke::Again
+                }
+                None => Woke::Close,
+            },
             _ = idle_timer => {
                 tracing::debug!(peer = %self.peer, "closing idle client");
                 Woke::Close
@@ -371,6 +413,17 @@ impl Conn {
             }
             match done.flow {
                 Flow::Continue | Flow::Drop => {}
+                Flow::Postpone(until) => {
+                    let info = self.session.info().clone();
+                    let pause = &self.shared.pause;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until.into()) => {}
+                        _ = pause.ended() => {}
+                        _ = shutdown.changed() => return self.finish().await,
+                        _ = info.killed() => return,
+                    }
+                    continue;
+                }
                 Flow::Throttle(delay) => {
                     let info = self.session.info().clone();
                     tokio::select! {
@@ -507,6 +560,7 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
     };
     conn.account();
     conn.run().await;
+    conn.session.close(&shared);
     let (held, logged_in) = (conn.accounted, conn.accounted_logged_in);
     shared.clients.account_buffers(held, 0, logged_in);
     let _ = conn.socket.shutdown().await;

@@ -55,7 +55,7 @@ impl Batch {
             .iter()
             .filter_map(|&(s, e)| buf.get(s..e))
             .collect();
-        admit(shared, &jsons, peer, replies);
+        admit(shared, &jsons, peer, None, replies);
         self.ranges.clear();
     }
 }
@@ -128,14 +128,14 @@ struct Admission {
 }
 
 impl Admission {
-    fn new(shared: &Shared) -> Self {
+    fn new(shared: &Shared, now: Option<i64>) -> Self {
         Admission {
             window: shared.store.window(),
             skew: shared.settings.max_future_skew.load(Ordering::Relaxed),
             max_jump: i64::try_from(Settings::get(&shared.settings.max_clock_jump))
                 .unwrap_or(i64::MAX),
             event_clock: shared.clock.mode() == ClockMode::Event,
-            batch_now: shared.clock.now(),
+            batch_now: now.unwrap_or_else(|| shared.clock.now()),
         }
     }
 
@@ -175,10 +175,17 @@ impl Admission {
 }
 
 /// Admits a batch of events (JSON texts), appending one reply per event to `replies`.
-pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut Vec<Reply>) {
+/// `now` is the instant of a transaction, or `None` to read the clock.
+pub fn admit(
+    shared: &Shared,
+    jsons: &[&[u8]],
+    peer: &ClientInfo,
+    now: Option<i64>,
+    replies: &mut Vec<Reply>,
+) {
     let max_id = Settings::size(&shared.settings.max_id_len);
     let grow = memory_available(shared);
-    let admission = Admission::new(shared);
+    let admission = Admission::new(shared, now);
     let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(jsons.len());
     let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(jsons.len());
     for json in jsons {
@@ -188,6 +195,13 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
     let stored = store(shared, &parsed, grow);
+    if shared.watches.active() {
+        for ((ev, _), r) in parsed.iter().zip(&stored) {
+            if r.is_ok() {
+                shared.watches.touch(ev.user_id.as_bytes());
+            }
+        }
+    }
     let mut stored = stored.iter().zip(&parsed);
     let mut tally = Tally::default();
     for (o, json) in outcome.into_iter().zip(jsons) {
@@ -215,20 +229,11 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
 /// Hands the admitted events to the store; one result each.
 fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result<(), AddError>> {
     let store = &shared.store;
-    // Most events of a batch share their type: hash it once per run of equal types.
-    let mut last_type: (&str, u64) = ("", 0);
     let ingests: Vec<Ingest<'_>> = parsed
         .iter()
         .map(|(ev, now)| Ingest {
             user: &ev.user_id,
-            user_hash: store.hash(&ev.user_id),
             event_type: &ev.event_type,
-            type_hash: {
-                if last_type.0 != ev.event_type || last_type.0.is_empty() {
-                    last_type = (&ev.event_type, store.hash(&ev.event_type));
-                }
-                last_type.1
-            },
             second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
             value: ev.value,
             now: *now,

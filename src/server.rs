@@ -127,6 +127,12 @@ pub fn build(
     }
     let (shutdown, _) = watch::channel(false);
     let config_snapshot = config.snapshot.clone();
+    let slowlog = crate::observe::SlowLog::new(
+        config.slowlog_log_slower_than,
+        usize::try_from(config.slowlog_max_len).unwrap_or(usize::MAX),
+    );
+    let latency =
+        crate::observe::Latency::new(u64::try_from(config.latency_monitor_threshold).unwrap_or(0));
     Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),
         config,
@@ -145,6 +151,12 @@ pub fn build(
         snapshot: SnapshotFile::new(config_snapshot),
         http,
         connected: std::sync::atomic::AtomicUsize::new(0),
+        gate: Default::default(),
+        watches: Default::default(),
+        pause: Default::default(),
+        slowlog,
+        latency,
+        monitors: Default::default(),
     })))
 }
 
@@ -359,7 +371,11 @@ async fn expire_forever(shared: Arc<Shared>) {
         for shard in 0..shared.store.shard_count() {
             // Small bites, each followed by a yield to the runtime, so a second holding
             // a million users is swept between client batches, not instead of them.
-            while !shared.store.expire_shard_step(shard, now, EXPIRE_BUDGET) {
+            // Each step passes the gate: no second expires inside a transaction.
+            while !{
+                let _pass = shared.gate.pass();
+                shared.store.expire_shard_step(shard, now, EXPIRE_BUDGET)
+            } {
                 tokio::task::yield_now().await;
             }
             tokio::task::yield_now().await;

@@ -7,12 +7,15 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
-use crate::clients::Clients;
+use crate::clients::{Clients, Pause};
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
+use crate::gate::Gate;
+use crate::observe::{Latency, Monitors, SlowLog};
 use crate::persist::snapshot::SnapshotFile;
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::watch::Watches;
 
 /// Redis version whose behaviour and reply shapes we follow; clients that gate
 /// features on the server version (HELLO, INFO) read this one.
@@ -77,6 +80,18 @@ pub struct Shared {
     pub connected: AtomicUsize,
     /// Runtimes (one thread each) that serve connections besides the main one.
     pub workers: Vec<tokio::runtime::Handle>,
+    /// Closed by `EXEC` for the time of a transaction.
+    pub gate: Gate,
+    /// Users watched by `WATCH`.
+    pub watches: Watches,
+    /// `CLIENT PAUSE`.
+    pub pause: Pause,
+    /// `SLOWLOG`.
+    pub slowlog: SlowLog,
+    /// `LATENCY`.
+    pub latency: Latency,
+    /// Connections in `MONITOR` mode.
+    pub monitors: Monitors,
 }
 
 impl std::fmt::Debug for Shared {

@@ -1,7 +1,8 @@
 //! The window store against a model that keeps every event in a `Vec` and answers each
-//! query by scanning it. Random sequences of adds, clock moves, sweep steps and
-//! queries (all four aggregates, full window and `WINDOW <s>`) must agree after every
-//! step; proptest shrinks any disagreement to a minimal sequence.
+//! query by scanning it. Random sequences of adds (one at a time and in batches, as a
+//! pipeline brings them), clock moves, sweep steps and queries (all four aggregates,
+//! full window and `WINDOW <s>`) must agree after every step; proptest shrinks any
+//! disagreement to a minimal sequence.
 
 use proptest::prelude::*;
 use scalable_analytics::{AddError, Ingest, Store};
@@ -18,6 +19,8 @@ enum Op {
         back: i64,
         value: Option<f64>,
     },
+    /// Events counted through `add_batch`, each as in `Add`.
+    Batch(Vec<(u8, u8, i64, Option<f64>)>),
     Advance(i64),
     Sweep(usize),
     User {
@@ -58,8 +61,10 @@ fn op() -> impl Strategy<Value = Op> {
         (-1e6f64..1e6).prop_map(Some),
     ];
     let span = prop_oneof![Just(WINDOW), 1..=WINDOW];
+    let event = (0u8..12, 0u8..4, -3i64..70, value);
     prop_oneof![
-        8 => (0u8..12, 0u8..4, -3i64..70, value).prop_map(|(user, ty, back, value)| Op::Add { user, ty, back, value }),
+        8 => event.clone().prop_map(|(user, ty, back, value)| Op::Add { user, ty, back, value }),
+        2 => proptest::collection::vec(event, 1..20).prop_map(Op::Batch),
         3 => prop_oneof![0i64..3, 0i64..130].prop_map(Op::Advance),
         1 => (1usize..6).prop_map(Op::Sweep),
         2 => (0u8..12, span.clone()).prop_map(|(user, span)| Op::User { user, span }),
@@ -102,9 +107,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 let sec = (now - back).min(now);
                 let ev = Ingest {
                     user: &u,
-                    user_hash: store.hash(&u),
                     event_type: &t,
-                    type_hash: store.hash(&t),
                     second: (now - back) as u32,
                     value: *value,
                     now,
@@ -116,6 +119,35 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 } else {
                     prop_assert_eq!(got, Ok(()));
                     model.events.push((*user, *ty, sec, value.unwrap_or(0.0)));
+                }
+            }
+            Op::Batch(events) => {
+                let names: Vec<(String, String)> = events
+                    .iter()
+                    .map(|&(user, ty, _, _)| (user_name(user), type_name(ty)))
+                    .collect();
+                let batch: Vec<Ingest<'_>> = events
+                    .iter()
+                    .zip(&names)
+                    .map(|(&(_, _, back, value), (u, t))| Ingest {
+                        user: u,
+                        event_type: t,
+                        second: (now - back) as u32,
+                        value,
+                        now,
+                        count: 1,
+                    })
+                    .collect();
+                let mut results = vec![Err(AddError::NoMemory); batch.len()];
+                store.add_batch(&batch, true, &mut results);
+                for (&(user, ty, back, value), got) in events.iter().zip(results) {
+                    let sec = (now - back).min(now);
+                    if sec <= now - i64::from(WINDOW) {
+                        prop_assert_eq!(got, Err(AddError::Late));
+                    } else {
+                        prop_assert_eq!(got, Ok(()));
+                        model.events.push((user, ty, sec, value.unwrap_or(0.0)));
+                    }
                 }
             }
             Op::Advance(by) => now += by,
@@ -203,9 +235,7 @@ fn sweep_reclaims_everything() {
         let now = START + i64::from(i % 60);
         let ev = Ingest {
             user: &u,
-            user_hash: store.hash(&u),
             event_type: &t,
-            type_hash: store.hash(&t),
             second: now as u32,
             value: Some(1.5),
             now,

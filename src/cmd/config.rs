@@ -2,12 +2,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::glob::glob_match;
 use super::spec::{ArgDoc, Spec, arg, multiple};
 use super::{Cmd, Ctx, Cursor};
 use crate::config::{
-    CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, Limit, MAX_ARGS, MAX_CLOCK_JUMP,
-    MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN, Settings,
-    TCP_KEEPALIVE, TIMEOUT,
+    CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, DEFAULT_LOG_LEVEL, Limit, MAX_ARGS,
+    MAX_CLOCK_JUMP, MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN,
+    Settings, TCP_KEEPALIVE, TIMEOUT,
 };
 use crate::error::ReplyError;
 use crate::protocol::Reply;
@@ -112,6 +113,55 @@ impl<'a> Cmd<'a> for Set<'a> {
     }
 }
 
+/// `CONFIG REWRITE`: writes the settings changed at run time back into the
+/// configuration file the server was started with.
+#[derive(Debug)]
+pub struct Rewrite;
+
+impl<'a> Cmd<'a> for Rewrite {
+    const SPEC: &'static Spec = &Spec {
+        since: "2.8.0",
+        ..Spec::new(
+            "config|rewrite",
+            2,
+            SUB,
+            "server",
+            "Persists the effective configuration to file.",
+            &[],
+        )
+    };
+
+    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(Rewrite)
+    }
+
+    fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        let shared = ctx.shared;
+        let Some(path) = shared.config.config_file.as_ref() else {
+            return Err(ReplyError::err(
+                "The server is running without a config file",
+            ));
+        };
+        let settings: Vec<(&str, String, bool)> = PARAMS
+            .iter()
+            .filter_map(|p| {
+                let value = p.value(shared);
+                let changed = match &p.kind {
+                    Kind::Number(limit, _) => value != limit.default.to_string(),
+                    Kind::Password => !value.is_empty(),
+                    Kind::LogLevel => value != DEFAULT_LOG_LEVEL,
+                    Kind::Custom { default, .. } => value != default.to_string(),
+                    Kind::Fixed(_) | Kind::Off { .. } => return None,
+                };
+                Some((p.name, value, changed))
+            })
+            .collect();
+        crate::config::file::rewrite(path, &settings)
+            .map(|()| Reply::Ok)
+            .map_err(|e| ReplyError::err(format!("Rewriting config file: {e}")))
+    }
+}
+
 /// `CONFIG RESETSTAT`.
 #[derive(Debug)]
 pub struct ResetStat;
@@ -169,6 +219,15 @@ enum Kind {
     LogLevel,
     /// Fixed at start: `CONFIG SET` refuses it.
     Fixed(fn(&Shared) -> String),
+    /// Read and written through its own functions (settings kept outside
+    /// [`Settings`]: the slow log's, the latency monitor's).
+    Custom {
+        get: fn(&Shared) -> String,
+        /// The range of values.
+        range: (i64, i64),
+        default: i64,
+        set: fn(&Shared, i64),
+    },
     /// Persistence switches tools turn off at start (`save ""`, `appendonly no`):
     /// `value` is what they are, and the only value `CONFIG SET` accepts.
     Off { value: &'static str },
@@ -181,7 +240,7 @@ struct Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 25] = [
+static PARAMS: [Param; 28] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -283,6 +342,33 @@ static PARAMS: [Param; 25] = [
         name: "databases",
         kind: Kind::Fixed(|_| "1".to_string()),
     },
+    Param {
+        name: "slowlog-log-slower-than",
+        kind: Kind::Custom {
+            get: |s| s.slowlog.threshold.load(Ordering::Relaxed).to_string(),
+            range: (-1, i64::MAX),
+            default: crate::observe::SLOWLOG_DEFAULT_THRESHOLD_US,
+            set: |s, v| s.slowlog.threshold.store(v, Ordering::Relaxed),
+        },
+    },
+    Param {
+        name: "slowlog-max-len",
+        kind: Kind::Custom {
+            get: |s| s.slowlog.max_len.load(Ordering::Relaxed).to_string(),
+            range: (0, i32::MAX as i64),
+            default: crate::observe::SLOWLOG_DEFAULT_MAX_LEN as i64,
+            set: |s, v| s.slowlog.max_len.store(v as usize, Ordering::Relaxed),
+        },
+    },
+    Param {
+        name: "latency-monitor-threshold",
+        kind: Kind::Custom {
+            get: |s| s.latency.threshold_ms.load(Ordering::Relaxed).to_string(),
+            range: (0, i64::MAX),
+            default: 0,
+            set: |s, v| s.latency.threshold_ms.store(v as u64, Ordering::Relaxed),
+        },
+    },
     // redis-benchmark and other tools ask about persistence at start.
     Param {
         name: "save",
@@ -294,6 +380,20 @@ static PARAMS: [Param; 25] = [
     },
 ];
 
+/// An integer in `min..=max`, or why not (Redis's wording).
+fn parse_in(text: &str, min: i64, max: i64) -> Result<i64, String> {
+    let v: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if v < min || v > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(v)
+}
+
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
@@ -304,7 +404,7 @@ impl Param {
             Kind::Number(_, cell) => Settings::get(cell(&shared.settings)).to_string(),
             Kind::Password => shared.settings.password().unwrap_or_default(),
             Kind::LogLevel => shared.settings.log_level(),
-            Kind::Fixed(get) => get(shared),
+            Kind::Fixed(get) | Kind::Custom { get, .. } => get(shared),
             Kind::Off { value } => value.to_string(),
         }
     }
@@ -373,6 +473,14 @@ fn validate<'s>(
             })
         }
         Kind::Fixed(_) => return Err(bad("can't set immutable config")),
+        Kind::Custom { range, set, .. } => {
+            let v = parse_in(&value, range.0, range.1).map_err(|e| bad(&e))?;
+            let set = *set;
+            Box::new(move || {
+                set(shared, v);
+                Ok(())
+            })
+        }
         Kind::Off { value: off } => {
             // Accepted as no-ops so tools that turn persistence off still work;
             // the window is kept by --snapshot, not by RDB/AOF.
@@ -385,95 +493,4 @@ fn validate<'s>(
         }
     };
     Ok(Some(change))
-}
-
-/// Redis's `stringmatchlen`: `*`, `?`, `[...]` (with `^` and ranges) and `\` escapes,
-/// matched in O(pattern × text) time whatever the pattern: on a mismatch only the
-/// last `*` is retried one byte further, because an earlier `*` can never do better
-/// than the last one (it would only hand the last one less text).
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0usize, 0usize);
-    // Where to resume after the last `*`: its pattern position and the text position
-    // it has swallowed up to.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        let advanced = match pattern.get(p) {
-            Some(b'*') => {
-                p += 1;
-                star = Some((p, t));
-                continue;
-            }
-            Some(b'?') => Some(p + 1),
-            Some(b'[') => class_match(pattern, p, text[t]),
-            Some(b'\\') if p + 1 < pattern.len() => (pattern[p + 1] == text[t]).then_some(p + 2),
-            Some(&c) => (c == text[t]).then_some(p + 1),
-            None => None,
-        };
-        match (advanced, star) {
-            (Some(next), _) => {
-                p = next;
-                t += 1;
-            }
-            (None, Some((sp, st))) => {
-                p = sp;
-                t = st + 1;
-                star = Some((sp, st + 1));
-            }
-            (None, None) => return false,
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `ch` against the class `[...]` starting at `pattern[start]`; the pattern
-/// position after the class when it matches.
-fn class_match(pattern: &[u8], start: usize, ch: u8) -> Option<usize> {
-    let mut i = start + 1;
-    let negate = pattern.get(i) == Some(&b'^');
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    while i < pattern.len() && pattern[i] != b']' {
-        if pattern[i] == b'\\' && i + 1 < pattern.len() {
-            matched |= pattern[i + 1] == ch;
-            i += 2;
-        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
-            let (lo, hi) = (
-                pattern[i].min(pattern[i + 2]),
-                pattern[i].max(pattern[i + 2]),
-            );
-            matched |= (lo..=hi).contains(&ch);
-            i += 3;
-        } else {
-            matched |= pattern[i] == ch;
-            i += 1;
-        }
-    }
-    (matched != negate).then_some((i + 1).min(pattern.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs_as_redis() {
-        assert!(glob_match(b"*", b"port"));
-        assert!(glob_match(b"max*", b"max-args"));
-        assert!(!glob_match(b"max*", b"port"));
-        assert!(glob_match(b"p?rt", b"port"));
-        assert!(glob_match(b"[ps]ave", b"save"));
-        assert!(!glob_match(b"[^s]ave", b"save"));
-        assert!(glob_match(b"a[b-d]e", b"ace"));
-        assert!(glob_match(b"save", b"save"));
-        assert!(!glob_match(b"sav", b"save"));
-        assert!(glob_match(b"*-*-*", b"client-query-buffer-limit"));
-        assert!(!glob_match(b"*x*", b"client-query-buffer-limit"));
-        assert!(glob_match(b"a\\*b", b"a*b"));
-        assert!(!glob_match(b"a\\*b", b"axb"));
-        assert!(glob_match(b"", b""));
-        assert!(!glob_match(b"", b"a"));
-        assert!(glob_match(b"**", b""));
-    }
 }

@@ -355,6 +355,8 @@ impl<'a> Cmd<'a> for Reset {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let client = &mut *ctx.client;
+        client.multi = None;
+        client.watching.clear(&ctx.shared.watches);
         client.set_resp(Resp::V2);
         client.info.update(|n| n.name.clear());
         client.authenticated = !ctx.shared.settings.has_password();

@@ -32,7 +32,13 @@ impl<'a> Cmd<'a> for Add<'a> {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let mut replies = Vec::with_capacity(1);
-        ingest::admit(ctx.shared, &[self.json], &ctx.client.info, &mut replies);
+        ingest::admit(
+            ctx.shared,
+            &[self.json],
+            &ctx.client.info,
+            ctx.now,
+            &mut replies,
+        );
         Ok(replies.pop().unwrap_or(Reply::Ok))
     }
 
@@ -82,7 +88,13 @@ impl<'a> Cmd<'a> for MultiAdd<'a> {
             )));
         }
         let mut each = Vec::with_capacity(self.events.len());
-        ingest::admit(ctx.shared, &self.events, &ctx.client.info, &mut each);
+        ingest::admit(
+            ctx.shared,
+            &self.events,
+            &ctx.client.info,
+            ctx.now,
+            &mut each,
+        );
         Ok(Reply::Array(each))
     }
 }

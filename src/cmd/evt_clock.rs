@@ -44,13 +44,16 @@ impl<'a> Cmd<'a> for EvtClock {
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let clock = &ctx.shared.clock;
         let moved = match self {
-            EvtClock::Get => return Ok(Reply::Int(clock.now())),
+            EvtClock::Get => return Ok(Reply::Int(ctx.now())),
             EvtClock::Set(to) => clock.set(to),
             EvtClock::Advance(by) => clock.advance(by),
         };
         ctx.shared.expiry_wake.notify_one();
-        moved
-            .map(Reply::Int)
-            .map_err(|e| ReplyError::err(e.to_string()))
+        let now = moved.map_err(|e| ReplyError::err(e.to_string()))?;
+        // Inside a transaction, the commands after this one read the moved clock.
+        if ctx.now.is_some() {
+            ctx.now = Some(now);
+        }
+        Ok(Reply::Int(now))
     }
 }

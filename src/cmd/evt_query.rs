@@ -42,7 +42,7 @@ impl<'a> Cmd<'a> for Total {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let s = ctx.shared;
-        let n = s.store.total(span(s, self.span), s.clock.now());
+        let n = s.store.total(span(s, self.span), ctx.now());
         Ok(Reply::Int(n as i64))
     }
 }
@@ -73,9 +73,8 @@ impl<'a> Cmd<'a> for User<'a> {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let s = ctx.shared;
-        let n = id_arg(self.user).map_or(0, |u| {
-            s.store.user_count(u, span(s, self.span), s.clock.now())
-        });
+        let n =
+            id_arg(self.user).map_or(0, |u| s.store.user_count(u, span(s, self.span), ctx.now()));
         Ok(Reply::Int(n as i64))
     }
 }
@@ -109,9 +108,8 @@ impl<'a> Cmd<'a> for Type<'a> {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let s = ctx.shared;
-        let n = id_arg(self.event_type).map_or(0, |t| {
-            s.store.type_count(t, span(s, self.span), s.clock.now())
-        });
+        let n = id_arg(self.event_type)
+            .map_or(0, |t| s.store.type_count(t, span(s, self.span), ctx.now()));
         Ok(Reply::Int(n as i64))
     }
 }
@@ -149,7 +147,7 @@ impl<'a> Cmd<'a> for Sum<'a> {
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let s = ctx.shared;
         let sum = match (id_arg(self.user), id_arg(self.event_type)) {
-            (Some(u), Some(t)) => s.store.sum(u, t, span(s, self.span), s.clock.now()),
+            (Some(u), Some(t)) => s.store.sum(u, t, span(s, self.span), ctx.now()),
             _ => 0.0,
         };
         Ok(Reply::Double(sum))

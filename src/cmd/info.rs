@@ -241,7 +241,7 @@ fn server(shared: &Shared, out: &mut String) {
          redis_mode:standalone\r\nscalable_analytics_version:{}\r\nos:{} {}\r\narch_bits:64\r\n\
          multiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nhttp_port:{}\r\n\
          server_time_usec:{usec}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
-         executable:{}\r\nconfig_file:\r\n",
+         executable:{}\r\nconfig_file:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH,
@@ -251,6 +251,12 @@ fn server(shared: &Shared, out: &mut String) {
         shared.http.addr().map_or(0, |a| a.port()),
         uptime / 86400,
         std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        shared
+            .config
+            .config_file
+            .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     );

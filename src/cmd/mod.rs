@@ -13,6 +13,7 @@
 //! connection drives it without knowing which command it is running.
 
 mod client;
+mod client_control;
 mod command;
 mod config;
 mod conn;
@@ -20,10 +21,13 @@ mod cursor;
 mod evt_add;
 mod evt_clock;
 mod evt_query;
+mod glob;
 mod info;
+mod observe;
 mod server;
 mod session;
 pub mod spec;
+mod tx;
 
 use std::sync::OnceLock;
 
@@ -42,6 +46,16 @@ pub struct Ctx<'s> {
     pub client: &'s mut ClientState,
     /// What the connection does once the reply is written.
     pub after: After,
+    /// The instant a transaction runs at (every command of an `EXEC` reads one `now`);
+    /// `None` outside transactions: read the clock.
+    pub now: Option<i64>,
+}
+
+impl Ctx<'_> {
+    /// The server's `now` for this command.
+    pub fn now(&self) -> i64 {
+        self.now.unwrap_or_else(|| self.shared.clock.now())
+    }
 }
 
 /// What the connection does after a command's reply.
@@ -160,6 +174,12 @@ commands! { 'a;
     ClientSetInfo => client::SetInfo<'a>,
     ClientInfo => client::Info,
     ClientList => client::List,
+    ClientKill => client_control::Kill,
+    ClientPause => client_control::Pause,
+    ClientUnpause => client_control::Unpause,
+    ClientReply => client_control::ReplySwitch,
+    ClientNoEvict => client_control::NoEvict,
+    ClientNoTouch => client_control::NoTouch,
     ClientHelp => client::Help,
     CommandAll => command::All,
     CommandCount => command::Count,
@@ -170,6 +190,7 @@ commands! { 'a;
     ConfigGet => config::Get<'a>,
     ConfigSet => config::Set<'a>,
     ConfigResetStat => config::ResetStat,
+    ConfigRewrite => config::Rewrite,
     ConfigHelp => config::Help,
     Info => info::Info<'a>,
     Time => server::Time,
@@ -178,6 +199,21 @@ commands! { 'a;
     FlushDb => server::FlushDb,
     Save => server::Save,
     Shutdown => server::Shutdown,
+    Multi => tx::Multi,
+    Exec => tx::Exec,
+    Discard => tx::Discard,
+    Watch => tx::Watch<'a>,
+    Unwatch => tx::Unwatch,
+    SlowlogGet => observe::SlowlogGet,
+    SlowlogLen => observe::SlowlogLen,
+    SlowlogReset => observe::SlowlogReset,
+    SlowlogHelp => observe::SlowlogHelp,
+    LatencyLatest => observe::LatencyLatest,
+    LatencyHistory => observe::LatencyHistory<'a>,
+    LatencyReset => observe::LatencyReset<'a>,
+    LatencyHistogram => observe::LatencyHistogram<'a>,
+    LatencyHelp => observe::LatencyHelp,
+    Monitor => observe::Monitor,
 }
 
 /// A command with subcommands (`CLIENT`, `COMMAND`, `CONFIG`).
@@ -218,11 +254,13 @@ impl Entry {
 }
 
 /// The containers: their own specs, and what each runs alone.
-fn containers() -> [(&'static Spec, Option<CommandId>); 3] {
+fn containers() -> [(&'static Spec, Option<CommandId>); 5] {
     [
         (client::CONTAINER, None),
         (command::CONTAINER, Some(CommandId::CommandAll)),
         (config::CONTAINER, None),
+        (observe::SLOWLOG, None),
+        (observe::LATENCY, None),
     ]
 }
 

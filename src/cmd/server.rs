@@ -97,6 +97,7 @@ impl<'a> Cmd<'a> for FlushAll {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         ctx.shared.store.clear();
+        ctx.shared.watches.touch_all();
         Ok(Reply::Ok)
     }
 }

@@ -13,12 +13,20 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use std::borrow::Cow;
+
+use super::client_control::ReplyMode;
+use super::observe;
+use super::tx::{self, Transaction};
 use super::{After, CommandId, Ctx, lookup};
 use crate::clients::ClientInfo;
+use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
 use crate::ingest::Batch;
+use crate::observe::MonitorFeed;
 use crate::protocol::{self, Args, Reply, Resp};
 use crate::shared::Shared;
+use crate::watch::Watching;
 
 /// A connection's own state: protocol version, name, login.
 #[derive(Debug)]
@@ -31,6 +39,14 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Failed AUTH / HELLO ... AUTH attempts on this connection.
     pub auth_failures: u32,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Transaction>,
+    /// The users this connection `WATCH`es.
+    pub watching: Watching,
+    /// `CLIENT REPLY`.
+    pub reply_mode: ReplyMode,
+    /// Set once the connection is in `MONITOR` mode: the lines to stream.
+    pub monitor: Option<MonitorFeed>,
 }
 
 /// The first failed login delays the connection's next command this long; each
@@ -74,6 +90,9 @@ pub enum Flow {
     /// Write the replies so far, then wait this long before the next request (a
     /// failed login).
     Throttle(Duration),
+    /// `CLIENT PAUSE` holds this request back until then (or until `CLIENT UNPAUSE`):
+    /// it is not consumed, and runs when the connection comes back to it.
+    Postpone(Instant),
 }
 
 /// A connection's command-layer state; see the module doc.
@@ -84,6 +103,61 @@ pub struct Session {
     replies: Vec<Reply>,
     /// The batched command not yet recorded as the client's last (`CLIENT LIST`).
     batched_last: Option<CommandId>,
+    /// Under `CLIENT REPLY SKIP`: the SKIP's own reply was dropped, the next one is.
+    skipping: bool,
+}
+
+/// Runs `cmd` (whose arguments are `args`), recording its time and outcome in the
+/// per-command statistics, the slow log and the latency monitor.
+fn run_timed(
+    ctx: &mut Ctx<'_>,
+    cmd: super::Command<'_>,
+    args: Args<'_>,
+) -> Result<Reply, ReplyError> {
+    let id = cmd.id();
+    let started = Instant::now();
+    let reply = cmd.run(ctx);
+    let took = started.elapsed();
+    let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
+    let shared = ctx.shared;
+    shared.stats.commands.record(id as usize, 1, took, failed);
+    if shared.slowlog.is_slow(took) && !id.spec().has_flag("skip_slowlog") {
+        shared.slowlog.record(args, took, &ctx.client.info);
+    }
+    shared.latency.observe(latency_event(id), took);
+    reply
+}
+
+/// The latency monitor's event for command `id`, as Redis names them.
+fn latency_event(id: CommandId) -> &'static str {
+    if id.spec().has_flag("fast") {
+        "fast-command"
+    } else {
+        "command"
+    }
+}
+
+/// Until when `CLIENT PAUSE` holds command `id` back, if it does. `CLIENT UNPAUSE`
+/// is never held: it is how a pause ends early.
+fn paused(shared: &Shared, id: CommandId) -> Option<Instant> {
+    if id == CommandId::ClientUnpause {
+        return None;
+    }
+    shared.pause.holds(id.spec().has_flag("write"))
+}
+
+/// Runs one queued command of a transaction (`EXEC`), its reply or error.
+pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
+    let cmd = match super::parse(args, ctx.shared.store.window()) {
+        Ok(cmd) => cmd,
+        Err(refused) => return Reply::Error(refused.error),
+    };
+    let shared = ctx.shared;
+    if shared.monitors.active() && observe::monitored(cmd.id()) {
+        let max = Settings::size(&shared.settings.client_output_buffer_limit);
+        shared.monitors.feed(&ctx.client.info, args, max);
+    }
+    run_timed(ctx, cmd, args).unwrap_or_else(Reply::Error)
 }
 
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
@@ -105,10 +179,15 @@ impl Session {
                 resp: Resp::V2,
                 authenticated,
                 auth_failures: 0,
+                multi: None,
+                watching: Watching::default(),
+                reply_mode: ReplyMode::On,
+                monitor: None,
             },
             batch: Batch::default(),
             replies: Vec::new(),
             batched_last: None,
+            skipping: false,
         }
     }
 
@@ -121,6 +200,25 @@ impl Session {
     pub fn shrink(&mut self) {
         self.replies = Vec::new();
         self.batch = Batch::default();
+    }
+
+    /// The connection is closing: forget what it watches, stop monitoring.
+    pub fn close(&mut self, shared: &Shared) {
+        self.client.watching.clear(&shared.watches);
+        if self.client.monitor.take().is_some() {
+            shared.monitors.remove(self.client.info.id);
+        }
+    }
+
+    /// The lines to stream, while the connection is in `MONITOR` mode; the
+    /// connection takes it while it waits, and gives it back.
+    pub fn take_monitor(&mut self) -> Option<MonitorFeed> {
+        self.client.monitor.take()
+    }
+
+    /// Gives back what [`Session::take_monitor`] took.
+    pub fn put_monitor(&mut self, feed: Option<MonitorFeed>) {
+        self.client.monitor = feed;
     }
 
     /// Whether the client may run commands: it logged in, or no password is set.
@@ -160,31 +258,59 @@ impl Session {
                 if let Some(id) = refused.id {
                     shared.stats.commands.reject(id as usize);
                 }
+                if let Some(tx) = &mut self.client.multi {
+                    tx.flag();
+                }
                 self.reply_error(shared, refused.error, out);
                 return Flow::Continue;
             }
         };
+        let id = cmd.id();
+        if let Some(until) = paused(shared, id) {
+            self.flush(shared, buf, out);
+            return Flow::Postpone(until);
+        }
+        if shared.monitors.active() && observe::monitored(id) {
+            let max = Settings::size(&shared.settings.client_output_buffer_limit);
+            shared.monitors.feed(&self.client.info, args, max);
+        }
+        if let Some(tx) = &mut self.client.multi
+            && !tx::runs_inside_multi(id)
+        {
+            let reply = match tx.queue(id, args) {
+                Ok(()) => Reply::Simple(Cow::Borrowed("QUEUED")),
+                Err(e) => {
+                    tx.flag();
+                    shared.stats.commands.reject(id as usize);
+                    Reply::Error(e)
+                }
+            };
+            self.flush(shared, buf, out);
+            self.replies.push(reply);
+            self.encode(shared, out);
+            return Flow::Continue;
+        }
         if !inline && let Some(json) = cmd.batched_event() {
             self.batch.push(buf, json);
-            self.batched_last = Some(cmd.id());
+            self.batched_last = Some(id);
             return Flow::Continue;
         }
         self.flush(shared, buf, out);
-        self.note_command(shared, cmd.id());
+        self.note_command(shared, id);
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
-        let id = cmd.id();
         let mut ctx = Ctx {
             shared,
             client: &mut self.client,
             after: After::Continue,
+            now: None,
         };
-        let started = Instant::now();
-        let reply = cmd.run(&mut ctx);
-        let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
-        shared
-            .stats
-            .commands
-            .record(id as usize, 1, started.elapsed(), failed);
+        let reply = if id == CommandId::Exec {
+            // EXEC closes the gate itself: a pass held here would never drain.
+            run_timed(&mut ctx, cmd, args)
+        } else {
+            let _pass = shared.gate.pass();
+            run_timed(&mut ctx, cmd, args)
+        };
         let after = ctx.after;
         if after == After::Shutdown {
             return Flow::Shutdown;
@@ -223,16 +349,23 @@ impl Session {
         }
         let first = self.replies.len();
         let started = Instant::now();
-        self.batch
-            .flush(shared, buf, &self.client.info, &mut self.replies);
+        {
+            let _pass = shared.gate.pass();
+            self.batch
+                .flush(shared, buf, &self.client.info, &mut self.replies);
+        }
         let took = started.elapsed();
         if let Some(id) = self.batched_last.take() {
             let done = self.replies.get(first..).unwrap_or_default();
             let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
+            let calls = done.len() as u64;
             shared
                 .stats
                 .commands
-                .record(id as usize, done.len() as u64, took, failed as u64);
+                .record(id as usize, calls, took, failed as u64);
+            // Each event of the batch took its share of the time.
+            let each = took / u32::try_from(calls.max(1)).unwrap_or(u32::MAX);
+            shared.latency.observe(latency_event(id), each);
             self.note_command(shared, id);
         }
         self.encode(shared, out);
@@ -252,11 +385,23 @@ impl Session {
         info.last_cmd.store(id as usize, Ordering::Relaxed);
     }
 
-    /// Encodes the pending replies in the client's protocol, counting errors by kind.
+    /// Encodes the pending replies in the client's protocol, counting errors by kind
+    /// (replies `CLIENT REPLY` turned off are counted, not sent).
     fn encode(&mut self, shared: &Shared, out: &mut BytesMut) {
         for reply in self.replies.drain(..) {
             if let Reply::Error(e) = &reply {
                 shared.stats.count_error(e.kind);
+            }
+            match self.client.reply_mode {
+                ReplyMode::On => {}
+                ReplyMode::Off => continue,
+                ReplyMode::Skip => {
+                    self.skipping = !self.skipping;
+                    if !self.skipping {
+                        self.client.reply_mode = ReplyMode::On;
+                    }
+                    continue;
+                }
             }
             protocol::encode(&reply, self.client.resp, out);
         }

@@ -279,9 +279,7 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
         };
         let ev = Ingest {
             user: &rec.user,
-            user_hash: store.hash(&rec.user),
             event_type: &rec.event_type,
-            type_hash: store.hash(&rec.event_type),
             second,
             value: Some(rec.sum),
             now,

@@ -35,6 +35,7 @@ mod inline;
 mod reply;
 mod request;
 
+pub use inline::split_args;
 pub use reply::{Reply, Resp, encode};
 
 use crate::error::ReplyError;
@@ -136,6 +137,43 @@ impl ArgBuf {
 pub struct Args<'a> {
     src: &'a [u8],
     ranges: &'a [(usize, usize)],
+}
+
+/// A request's arguments copied out of the read buffer, for requests kept past it
+/// (a transaction's queue).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedArgs {
+    bytes: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl OwnedArgs {
+    /// A copy of `args`.
+    pub fn copy(args: Args<'_>) -> Self {
+        let mut out = OwnedArgs {
+            bytes: Vec::with_capacity(args.iter().map(<[u8]>::len).sum()),
+            ranges: Vec::with_capacity(args.len()),
+        };
+        for a in args.iter() {
+            let start = out.bytes.len();
+            out.bytes.extend_from_slice(a);
+            out.ranges.push((start, out.bytes.len()));
+        }
+        out
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> Args<'_> {
+        Args {
+            src: &self.bytes,
+            ranges: &self.ranges,
+        }
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.bytes.len() + self.ranges.len() * std::mem::size_of::<(usize, usize)>()
+    }
 }
 
 impl<'a> Args<'a> {

@@ -33,6 +33,8 @@ pub enum Reply {
     Bulk(Vec<u8>),
     /// RESP2 `$-1`, RESP3 `_`.
     Null,
+    /// RESP2 `*-1` (a failed `EXEC`), RESP3 `_`.
+    NullArray,
     /// RESP3 double; in RESP2 a bulk string formatted as Redis formats doubles.
     Double(f64),
     Array(Vec<Reply>),
@@ -72,6 +74,11 @@ pub fn encode(reply: &Reply, version: Resp, out: &mut BytesMut) {
     if let Reply::Ok = reply {
         // The reply to every accepted event: encoded by the codec once, then copied.
         out.extend_from_slice(ok_bytes(version));
+        return;
+    }
+    if let (Reply::NullArray, Resp::V2) = (reply, version) {
+        // The codec's RESP2 null is the bulk one (`$-1`).
+        out.extend_from_slice(b"*-1\r\n");
         return;
     }
     // The `extend_` encoders grow the buffer before writing and the owned encoders are
@@ -122,7 +129,9 @@ fn scalar2(reply: &Reply, f: &mut dyn FnMut(&Frame2) -> EncodeResult) -> EncodeR
         Reply::Bulk(b) => f(&Frame2::BulkString(b)),
         Reply::Verbatim(s) => f(&Frame2::BulkString(s.as_bytes())),
         Reply::Double(d) => f(&Frame2::BulkString(format_double(*d).as_bytes())),
-        Reply::Null | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => f(&Frame2::Null),
+        Reply::Null | Reply::NullArray | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => {
+            f(&Frame2::Null)
+        }
     }
 }
 
@@ -159,7 +168,9 @@ fn scalar3(reply: &Reply, f: &mut dyn FnMut(&Frame3) -> EncodeResult) -> EncodeR
             data: *d,
             attributes,
         }),
-        Reply::Null | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => f(&Frame3::Null),
+        Reply::Null | Reply::NullArray | Reply::Array(_) | Reply::Map(_) | Reply::Set(_) => {
+            f(&Frame3::Null)
+        }
     }
 }
 
@@ -191,7 +202,7 @@ fn owned2(reply: &Reply) -> Owned2 {
         Reply::Bulk(b) => Owned2::BulkString(b.clone()),
         Reply::Verbatim(s) => Owned2::BulkString(s.as_bytes().to_vec()),
         Reply::Double(d) => Owned2::BulkString(format_double(*d).as_bytes().to_vec()),
-        Reply::Null => Owned2::Null,
+        Reply::Null | Reply::NullArray => Owned2::Null,
         Reply::Array(items) | Reply::Set(items) => {
             Owned2::Array(items.iter().map(owned2).collect())
         }
@@ -236,7 +247,7 @@ fn owned3(reply: &Reply) -> Owned3 {
             data: *d,
             attributes,
         },
-        Reply::Null => Owned3::Null,
+        Reply::Null | Reply::NullArray => Owned3::Null,
         Reply::Array(items) => Owned3::Array {
             data: items.iter().map(owned3).collect(),
             attributes,

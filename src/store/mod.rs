@@ -39,11 +39,27 @@
 //!
 //! INFO's `used_memory` is measured at the allocator (`src/alloc.rs`); the
 //! benchmark measures the process's resident size per user against Redis.
+//!
+//! # API
+//!
+//! Callers speak ids: an [`Ingest`] names its user and type as strings, and the
+//! store hashes them (once per id, the type once per run of equal types in a batch,
+//! all before any lock so that a shard can prefetch by the hashes of the events it
+//! has not reached yet). Hashes and record layouts never leave this module.
+//!
+//! # Files
+//!
+//! `shard/` (`mod.rs` the shard and its lookups, `add.rs` counting, `expire.rs`
+//! expiry and reclaim, `query.rs` answers, `record.rs` the records' layout),
+//! `ring.rs` a key's packed per-second counts and sums, `total.rs` a shard's share
+//! of the total, `index.rs` the users' index, `wheel.rs` the expiry wheel, `name.rs`
+//! ids kept inline.
 
 mod index;
 mod name;
 mod ring;
 mod shard;
+mod total;
 mod wheel;
 
 use std::sync::{Mutex, MutexGuard};
@@ -52,8 +68,31 @@ use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
 pub use ring::MAX_SLOTS as MAX_WINDOW;
-pub use shard::{AddError, Ingest};
-use shard::{Shard, ShardStats};
+use shard::{Keyed, Shard, ShardStats};
+
+/// Why an event was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddError {
+    /// Its second is at or before `now - window`.
+    Late,
+    /// It needs a new user, type or pair record and the memory limit is reached.
+    NoMemory,
+}
+
+/// One event as the store sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingest<'a> {
+    pub user: &'a str,
+    pub event_type: &'a str,
+    /// Its second, already clamped to at most `now`.
+    pub second: u32,
+    pub value: Option<f64>,
+    /// `now` as the caller read it for this event.
+    pub now: i64,
+    /// Events this stands for: 1 for a live event, more when a snapshot is restored
+    /// (then `value` is their sum).
+    pub count: u64,
+}
 
 /// Wheel entries one sweep step handles before it lets go of the shard's lock and
 /// lets clients in: ~100 µs of work, so a second holding a million users never
@@ -111,12 +150,12 @@ impl Store {
     }
 
     /// Hash of an id, as the store uses it for shard choice and lookups.
-    pub fn hash(&self, id: &str) -> u64 {
+    fn hash(&self, id: &str) -> u64 {
         self.hasher.hash_one(id.as_bytes())
     }
 
     /// The shard a user lives in.
-    pub fn shard_of(&self, user_hash: u64) -> usize {
+    fn shard_of(&self, user_hash: u64) -> usize {
         // High bits: the hash tables use the low ones.
         (((user_hash >> 32) * self.shards.len() as u64) >> 32) as usize
     }
@@ -131,9 +170,20 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// An event with its ids hashed.
+    fn keyed<'a>(&self, ev: &'a Ingest<'a>) -> Keyed<'a> {
+        Keyed {
+            ev,
+            user_hash: self.hash(ev.user),
+            type_hash: self.hash(ev.event_type),
+            pos: 0,
+        }
+    }
+
     /// Counts one event.
     pub fn add(&self, ev: &Ingest<'_>) -> Result<(), AddError> {
-        self.lock(self.shard_of(ev.user_hash)).add(ev, true)
+        let k = self.keyed(ev);
+        self.lock(self.shard_of(k.user_hash)).add(&k, true)
     }
 
     /// Counts a batch of events, taking each shard's lock once; `results[i]` receives
@@ -145,32 +195,74 @@ impl Store {
         grow: bool,
         results: &mut [Result<(), AddError>],
     ) {
-        if events.len() == 1 {
-            if let (Some(ev), Some(r)) = (events.first(), results.first_mut()) {
-                *r = self.lock(self.shard_of(ev.user_hash)).add(ev, grow);
-            }
+        if let ([ev], [r]) = (events, &mut *results) {
+            let k = self.keyed(ev);
+            *r = self.lock(self.shard_of(k.user_hash)).add(&k, grow);
             return;
         }
-        let mut order: Vec<(usize, usize)> = events
+        // Every hash before any lock: the shards prefetch by the hashes of the events
+        // after the one they count. Most events of a run share their type, so it is
+        // hashed once per run of equal types.
+        let mut last_type: Option<(&str, u64)> = None;
+        let keyed: Vec<Keyed<'_>> = events
             .iter()
             .enumerate()
-            .map(|(i, ev)| (self.shard_of(ev.user_hash), i))
+            .map(|(pos, ev)| {
+                let type_hash = match last_type {
+                    Some((ty, h)) if ty == ev.event_type => h,
+                    _ => {
+                        let h = self.hash(ev.event_type);
+                        last_type = Some((ev.event_type, h));
+                        h
+                    }
+                };
+                Keyed {
+                    ev,
+                    user_hash: self.hash(ev.user),
+                    type_hash,
+                    pos,
+                }
+            })
             .collect();
-        // By shard, and in arrival order within a shard (a user's events stay in order).
-        order.sort_unstable();
-        let mut batch: Vec<&Ingest<'_>> = Vec::with_capacity(events.len());
-        let mut outcome = Vec::with_capacity(events.len());
-        for group in order.chunk_by(|a, b| a.0 == b.0) {
-            let Some(&(shard, _)) = group.first() else {
+        // Grouped by shard with a counting sort, which keeps arrival order within a
+        // shard (a user's events stay in order) and costs O(events + shards).
+        let mut ends = vec![0usize; self.shards.len()];
+        for k in &keyed {
+            if let Some(e) = ends.get_mut(self.shard_of(k.user_hash)) {
+                *e += 1;
+            }
+        }
+        let mut start = 0;
+        for e in ends.iter_mut() {
+            start += *e;
+            *e = start - *e;
+        }
+        // `ends[s]` is now where shard `s`'s group starts; filling moves it to its end.
+        let Some(&any) = keyed.first() else {
+            return;
+        };
+        let mut sorted = vec![any; keyed.len()];
+        for k in &keyed {
+            if let Some(e) = ends.get_mut(self.shard_of(k.user_hash))
+                && let Some(slot) = sorted.get_mut(*e)
+            {
+                *slot = *k;
+                *e += 1;
+            }
+        }
+        let mut outcome = Vec::with_capacity(keyed.len());
+        let mut from = 0;
+        for (shard, &end) in ends.iter().enumerate() {
+            let group = sorted.get(from..end).unwrap_or_default();
+            from = end;
+            if group.is_empty() {
                 continue;
-            };
-            batch.clear();
-            batch.extend(group.iter().filter_map(|&(_, i)| events.get(i)));
+            }
             outcome.clear();
-            outcome.resize(batch.len(), Ok(()));
-            self.lock(shard).add_many(&batch, grow, &mut outcome);
-            for (&(_, i), r) in group.iter().zip(&outcome) {
-                if let Some(slot) = results.get_mut(i) {
+            outcome.resize(group.len(), Ok(()));
+            self.lock(shard).add_many(group, grow, &mut outcome);
+            for (k, r) in group.iter().zip(&outcome) {
+                if let Some(slot) = results.get_mut(k.pos) {
                     *slot = *r;
                 }
             }
@@ -202,7 +294,7 @@ impl Store {
     pub fn sum(&self, user: &str, ty: &str, span: u32, now: i64) -> f64 {
         let (uh, th) = (self.hash(user), self.hash(ty));
         self.lock(self.shard_of(uh))
-            .sum(user, uh, ty, th, span, now)
+            .sum((user, uh), (ty, th), span, now)
     }
 
     /// One bounded step of the background sweep of shard `shard`: at most `budget`

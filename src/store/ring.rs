@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Slot `i` holds the second `s` with `s % window == i`; which of the seconds congruent
-//! to `i` is the owner's business (its *anchor*, see `shard.rs`). A count of one is
+//! to `i` is the owner's business (its *anchor*, see `shard/mod.rs`). A count of one is
 //! implied by the occupancy bit, so a key whose seconds each hold one event — the
 //! common case for a user — costs these 16 bytes and no allocation. Larger counts are
 //! stored as `count - 1` in the narrowest of 1, 2, 4, 8, 16 or 32 bits that fits every

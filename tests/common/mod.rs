@@ -325,6 +325,11 @@ impl Spawned {
     /// Starts the binary on `127.0.0.1:0` with `flags`, and waits for its
     /// `listening on` line.
     pub fn start(flags: &[&str]) -> Spawned {
+        Spawned::start_with_file(None, flags)
+    }
+
+    /// [`Spawned::start`] with a configuration file as the first argument.
+    pub fn start_with_file(file: Option<&str>, flags: &[&str]) -> Spawned {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_scalable-analytics");
         let mut cmd = std::process::Command::new("sh");
@@ -333,6 +338,7 @@ impl Spawned {
                 "ulimit -v {SPAWNED_MEMORY_LIMIT_KB} && exec \"$0\" \"$@\""
             ))
             .arg(bin)
+            .args(file)
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(if flags.contains(&"--log-level") {
                 &[][..]

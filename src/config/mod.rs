@@ -16,6 +16,8 @@ use clap::Parser;
 
 pub use crate::clock::ClockMode;
 
+pub mod file;
+
 /// Address to listen on by default: loopback, so a fresh install is not on the network.
 pub const DEFAULT_BIND: &str = "127.0.0.1";
 /// Redis's port, so clients work without flags.
@@ -190,9 +192,17 @@ fn ranged(limit: &'static Limit) -> impl Fn(&str) -> Result<u64, String> + Clone
 
 /// ScalableAnalytics: exact sliding-window aggregates of user events, served over the
 /// Redis protocol.
+///
+/// A configuration file in redis.conf syntax may be given first
+/// (`scalable-analytics /etc/analytics.conf`); flags override it.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 pub struct Config {
+    /// The configuration file the settings were read from (`CONFIG REWRITE` writes
+    /// back to it).
+    #[arg(skip)]
+    pub config_file: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, default_value = DEFAULT_BIND)]
     pub bind: IpAddr,
@@ -209,7 +219,7 @@ pub struct Config {
 
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
     /// `RUST_LOG` is used when this flag is absent.
-    #[arg(long)]
+    #[arg(long, alias = "loglevel")]
     pub log_level: Option<String>,
 
     /// Seconds in the sliding window (1 to 60).
@@ -295,6 +305,20 @@ pub struct Config {
     /// a new user, type or pair are refused with -OOM; nothing is evicted.
     #[arg(long, default_value = "0", value_parser = ranged(&MAXMEMORY))]
     pub maxmemory: u64,
+
+    /// Commands slower than this many microseconds go to the slow log (SLOWLOG);
+    /// -1 turns it off, 0 logs every command.
+    #[arg(long, default_value_t = crate::observe::SLOWLOG_DEFAULT_THRESHOLD_US, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..))]
+    pub slowlog_log_slower_than: i64,
+
+    /// Entries the slow log keeps.
+    #[arg(long, default_value_t = crate::observe::SLOWLOG_DEFAULT_MAX_LEN as i64, value_parser = clap::value_parser!(i64).range(0..=i32::MAX as i64))]
+    pub slowlog_max_len: i64,
+
+    /// Commands slower than this many milliseconds are recorded by the latency
+    /// monitor (LATENCY); 0 turns it off.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub latency_monitor_threshold: i64,
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -306,6 +330,16 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
 }
 
 impl Config {
+    /// The configuration from the program's arguments, a configuration file first
+    /// if one is named. A file that cannot be read or holds an unknown setting is an
+    /// error naming the line; a bad flag is clap's error (it prints and exits).
+    pub fn load(argv: Vec<std::ffi::OsString>) -> Result<Config, String> {
+        let (args, file) = file::expand(argv)?;
+        let mut config = Config::try_parse_from(args).unwrap_or_else(|e| e.exit());
+        config.config_file = file;
+        Ok(config)
+    }
+
     /// Threads serving clients, `--threads 0` resolved.
     pub fn serving_threads(&self) -> usize {
         match self.threads {

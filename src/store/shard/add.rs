@@ -1,0 +1,229 @@
+//! Counting events: into the shard's total, its share of the event's type, and the
+//! user's record (creating what is missing).
+
+use hashbrown::HashTable;
+
+use super::super::AddError;
+use super::super::index::prefetch;
+use super::super::name::Name;
+use super::super::ring::{Ring, slot_of};
+use super::record::{PairRec, TypeRec, Types, UserRec};
+use super::{Keyed, Shard, TYPE_KEY, hash_of, oldest};
+
+impl Shard {
+    /// Counts one event.
+    ///
+    /// With `grow` false (the memory limit is reached), an event that would need a new
+    /// user, type or pair record is refused; events for existing records still count.
+    pub fn add(&mut self, k: &Keyed<'_>, grow: bool) -> Result<(), AddError> {
+        let ev = k.ev;
+        let now = self.advance(ev.now);
+        let sec = i64::from(ev.second).min(now);
+        if sec <= now - self.w() {
+            return Err(AddError::Late);
+        }
+        if !grow && self.needs_new_record(k, now) {
+            return Err(AddError::NoMemory);
+        }
+        let n = ev.count.max(1);
+        self.total.add(sec, n, now);
+        let ty = self.add_to_type(ev.event_type, k.type_hash, sec, n, now);
+        self.add_to_user(k, ty, sec, now);
+        Ok(())
+    }
+
+    /// Whether counting `k` would create a user, type or pair record.
+    fn needs_new_record(&mut self, k: &Keyed<'_>, now: i64) -> bool {
+        let Some(t) = self.find_type(k.ev.event_type, k.type_hash) else {
+            return true;
+        };
+        let Some(u) = self.find_user(k.ev.user, k.user_hash) else {
+            return true;
+        };
+        if !self.expire_user(u, now) {
+            return true;
+        }
+        match self.users.get(u as usize).map(UserRec::types) {
+            Some(Types::One { ty, .. }) => ty != t,
+            Some(Types::Many(table)) => self
+                .many
+                .get(table)
+                .is_none_or(|table| table.find(u64::from(t), |p| p.ty == t).is_none()),
+            None => true,
+        }
+    }
+
+    /// Counts a batch of events of this shard, `results[i]` for `events[i]`.
+    ///
+    /// While one event is counted, the index slot of the event two ahead and the
+    /// record of the event one ahead are already on their way into the cache: with a
+    /// million users, waiting for those loads one event at a time was most of the
+    /// ingest time.
+    pub fn add_many(
+        &mut self,
+        events: &[Keyed<'_>],
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        for (i, (k, result)) in events.iter().zip(results.iter_mut()).enumerate() {
+            if let Some(ahead) = events.get(i + 2) {
+                self.user_index.prefetch(ahead.user_hash);
+            }
+            if let Some(next) = events.get(i + 1)
+                && let Some(key) = self.user_index.first_candidate(next.user_hash)
+                && let Some(rec) = self.users.get(key as usize)
+            {
+                prefetch(rec);
+            }
+            *result = self.add(k, grow);
+        }
+    }
+
+    /// Counts `n` events of type `name` in second `sec`; returns the type's key.
+    fn add_to_type(&mut self, name: &str, hash: u64, sec: i64, n: u64, now: i64) -> u32 {
+        let idx = match self.find_type(name, hash) {
+            Some(idx) => {
+                self.expire_type(idx, now);
+                idx
+            }
+            None => {
+                let idx = self.types.insert(TypeRec {
+                    name: Name::new(name),
+                    anchor: sec as u32,
+                    ring: Ring::new(),
+                    pairs: 0,
+                }) as u32;
+                let (types, hasher) = (&self.types, &self.hasher);
+                self.type_index.insert_unique(hash, idx, |&i| {
+                    types
+                        .get(i as usize)
+                        .map_or(0, |t| hash_of(hasher, t.name.as_bytes()))
+                });
+                idx
+            }
+        };
+        let window = self.window;
+        if let Some(t) = self.types.get_mut(idx as usize) {
+            let before = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
+            t.anchor = t.anchor.max(sec as u32);
+            t.ring.add(slot_of(sec, window), n);
+            let after = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
+            if after != before
+                && let Some(o) = after
+            {
+                self.wheel.register(idx | TYPE_KEY, o);
+            }
+        }
+        idx
+    }
+
+    /// Counts the event into its user's record (type key `ty`), creating the user or
+    /// the pair when they are new.
+    fn add_to_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64, now: i64) {
+        let ev = k.ev;
+        let existing = self
+            .find_user(ev.user, k.user_hash)
+            .filter(|&idx| self.expire_user(idx, now));
+        let Some(idx) = existing else {
+            self.new_user(k, ty, sec);
+            return;
+        };
+        let window = self.window;
+        let slot = slot_of(sec, window);
+        let (n, value) = (ev.count.max(1), ev.value.unwrap_or(0.0));
+        let Some(u) = self.users.get_mut(idx as usize) else {
+            return;
+        };
+        let before = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        u.anchor = u.anchor.max(sec as u32);
+        let new_pair = match u.types() {
+            Types::One { ty: own, running } if own == ty => {
+                let mut running = running;
+                u.ring.add_with_value(slot, n, value, &mut running);
+                u.set_one(ty, running);
+                false
+            }
+            Types::One { ty: own, running } => {
+                // A second type: each pair gets its own ring; the user's ring becomes
+                // the plain union of their counts.
+                let first = PairRec {
+                    ty: own,
+                    ring: u.ring.clone(),
+                    running,
+                };
+                let mut second = PairRec {
+                    ty,
+                    ring: Ring::new(),
+                    running: 0.0,
+                };
+                second
+                    .ring
+                    .add_with_value(slot, n, value, &mut second.running);
+                u.ring.strip_sums();
+                u.ring.add(slot, n);
+                let mut table = HashTable::with_capacity(2);
+                table.insert_unique(u64::from(first.ty), first, |p| u64::from(p.ty));
+                table.insert_unique(u64::from(ty), second, |p| u64::from(p.ty));
+                u.set_many(self.many.insert(table));
+                true
+            }
+            Types::Many(table) => {
+                u.ring.add(slot, n);
+                self.many
+                    .get_mut(table)
+                    .is_some_and(|table| add_to_table(table, ty, slot, n, value))
+            }
+        };
+        let after = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        if new_pair {
+            self.count_new_pair(ty);
+        }
+        if after != before
+            && let Some(o) = after
+        {
+            self.wheel.register(idx, o);
+        }
+    }
+
+    /// A user seen for the first time (in the window) with an event of type key `ty`.
+    fn new_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64) {
+        let ev = k.ev;
+        let mut ring = Ring::new();
+        let mut running = 0.0;
+        let slot = slot_of(sec, self.window);
+        ring.add_with_value(slot, ev.count.max(1), ev.value.unwrap_or(0.0), &mut running);
+        let rec = UserRec::new(Name::new(ev.user), sec as u32, ty, ring, running);
+        let idx = self.users.insert(rec) as u32;
+        self.user_index.insert(k.user_hash, idx);
+        self.count_new_pair(ty);
+        self.wheel.register(idx, sec);
+    }
+
+    fn count_new_pair(&mut self, ty: u32) {
+        self.pairs += 1;
+        if let Some(t) = self.types.get_mut(ty as usize) {
+            t.pairs += 1;
+        }
+    }
+}
+
+/// Counts into the pair of type `ty` in a user's pair table; returns whether the pair
+/// is new.
+fn add_to_table(table: &mut HashTable<PairRec>, ty: u32, slot: u32, n: u64, value: f64) -> bool {
+    match table.find_mut(u64::from(ty), |p| p.ty == ty) {
+        Some(p) => {
+            p.ring.add_with_value(slot, n, value, &mut p.running);
+            false
+        }
+        None => {
+            let mut p = PairRec {
+                ty,
+                ring: Ring::new(),
+                running: 0.0,
+            };
+            p.ring.add_with_value(slot, n, value, &mut p.running);
+            table.insert_unique(u64::from(ty), p, |p| u64::from(p.ty));
+            true
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Expiry: clearing the seconds that left the window from the records touched (on
+//! access) or due on the wheel (the background sweep), and removing records that
+//! are left empty.
+
+use hashbrown::HashTable;
+use slab::Slab;
+
+use super::super::index::Index;
+use super::super::ring::{seconds_mask, slot_of};
+use super::super::wheel::Wheel;
+use super::record::Types;
+use super::{Shard, TYPE_KEY, hash_of, oldest};
+
+impl Shard {
+    /// Clears the user's seconds at or before `now - window`; removes the user when
+    /// nothing is left. Returns whether the user still exists.
+    pub(super) fn expire_user(&mut self, idx: u32, now: i64) -> bool {
+        let window = self.window;
+        let w = self.w();
+        let Some(u) = self.users.get_mut(idx as usize) else {
+            return false;
+        };
+        let stale = seconds_mask(i64::from(u.anchor) - w, now - w, window) & u.ring.occupancy();
+        if stale == 0 {
+            return true;
+        }
+        let mut dropped_types: Vec<u32> = Vec::new();
+        match u.types() {
+            Types::One { ty, mut running } => {
+                u.ring.clear(stale, &mut running);
+                u.set_one(ty, running);
+                if u.ring.is_empty() {
+                    dropped_types.push(ty);
+                }
+            }
+            Types::Many(table_idx) => {
+                u.ring.clear(stale, &mut 0.0);
+                let mut collapse = false;
+                if let Some(table) = self.many.get_mut(table_idx) {
+                    for p in table.iter_mut() {
+                        p.ring.clear(stale, &mut p.running);
+                    }
+                    table.retain(|p| {
+                        if p.ring.is_empty() {
+                            dropped_types.push(p.ty);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    collapse = table.len() <= 1;
+                }
+                if collapse {
+                    // Back to one type (or none): its ring equals the user's ring again.
+                    let table = self.many.remove(table_idx);
+                    match table.into_iter().next() {
+                        Some(p) => {
+                            u.ring = p.ring;
+                            u.set_one(p.ty, p.running);
+                        }
+                        // No pair left: the user is removed below.
+                        None => u.set_one(0, 0.0),
+                    }
+                }
+            }
+        }
+        let alive = !u.ring.is_empty();
+        let next = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        self.pairs -= dropped_types.len();
+        for ty in dropped_types {
+            self.release_type(ty, now);
+        }
+        if alive {
+            if let Some(o) = next {
+                self.wheel.register(idx, o);
+            }
+        } else {
+            let u = self.users.remove(idx as usize);
+            let hash = hash_of(&self.hasher, u.name.as_bytes());
+            self.user_index.remove(hash, idx);
+        }
+        alive
+    }
+
+    /// A pair of type `ty` went away.
+    fn release_type(&mut self, ty: u32, now: i64) {
+        if let Some(t) = self.types.get_mut(ty as usize) {
+            t.pairs = t.pairs.saturating_sub(1);
+        }
+        self.expire_type(ty, now);
+    }
+
+    /// Clears the type's stale seconds; removes it when it is empty and no pair refers
+    /// to it. Returns whether it still exists.
+    pub(super) fn expire_type(&mut self, idx: u32, now: i64) -> bool {
+        let window = self.window;
+        let w = self.w();
+        let Some(t) = self.types.get_mut(idx as usize) else {
+            return false;
+        };
+        let occ = t.ring.occupancy();
+        let stale = seconds_mask(i64::from(t.anchor) - w, now - w, window) & occ;
+        if stale != 0 {
+            t.ring.clear(stale, &mut 0.0);
+            if let Some(o) = oldest(t.ring.occupancy(), i64::from(t.anchor), window) {
+                self.wheel.register(idx | TYPE_KEY, o);
+            }
+        }
+        let Some(t) = self.types.get(idx as usize) else {
+            return false;
+        };
+        if t.ring.is_empty() && t.pairs == 0 {
+            let t = self.types.remove(idx as usize);
+            let hash = hash_of(&self.hasher, t.name.as_bytes());
+            if let Ok(entry) = self.type_index.find_entry(hash, |&i| i == idx) {
+                entry.remove();
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Sweeps the wheel up to `now - window`, handling at most `budget` entries.
+    /// Returns whether the sweep is complete.
+    pub fn expire_step(&mut self, now: i64, budget: usize) -> bool {
+        let now = self.advance(now);
+        self.wheel.begin(now - self.w());
+        let mut done = 0;
+        while done < budget {
+            let Some((key, slot)) = self.wheel.next_due() else {
+                self.release_if_empty();
+                return true;
+            };
+            done += 1;
+            let cutoff = self.wheel.cutoff();
+            let (is_type, idx) = (key & TYPE_KEY != 0, key & !TYPE_KEY);
+            let (occ, anchor) = if is_type {
+                match self.types.get(idx as usize) {
+                    Some(t) => (t.ring.occupancy(), t.anchor),
+                    None => continue,
+                }
+            } else {
+                match self.users.get(idx as usize) {
+                    Some(u) => (u.ring.occupancy(), u.anchor),
+                    None => continue,
+                }
+            };
+            match oldest(occ, i64::from(anchor), self.window) {
+                Some(o) if o <= cutoff => {
+                    if is_type {
+                        self.expire_type(idx, now);
+                    } else {
+                        self.expire_user(idx, now);
+                    }
+                }
+                // Still due later under this very slot (registered again after the
+                // slot was taken for this sweep): keep the entry.
+                Some(o) if slot_of(o, self.window) == slot => self.wheel.register(key, o),
+                // Empty type kept alive by its pairs, or a stale hint: drop it.
+                _ => {}
+            }
+        }
+        !self.wheel.pending()
+    }
+
+    /// Gives the tables' memory back once the shard holds nothing: a slab or an
+    /// index never shrinks while keys are in use, so after a busy window their
+    /// capacity would otherwise stay at the peak.
+    fn release_if_empty(&mut self) {
+        if self.users.is_empty() && self.types.is_empty() && self.users.capacity() > 0 {
+            // Every wheel entry left is a stale hint: with no user or type, none can
+            // be due.
+            let cutoff = self.wheel.cutoff();
+            self.users = Slab::new();
+            self.user_index = Index::new();
+            self.types = Slab::new();
+            self.type_index = HashTable::new();
+            self.many = Slab::new();
+            self.wheel = Wheel::new(self.window, cutoff);
+        }
+    }
+}
