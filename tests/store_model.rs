@@ -5,7 +5,9 @@
 //! disagreement to a minimal sequence.
 
 use proptest::prelude::*;
-use scalable_analytics::store::{AddError, Ingest, Store};
+use std::collections::BTreeSet;
+
+use scalable_analytics::store::{Active, AddError, Ingest, Store};
 
 const WINDOW: u32 = 60;
 const START: i64 = 1_700_000_000;
@@ -85,6 +87,51 @@ impl Model {
             .iter()
             .filter(move |e| e.2 > now - i64::from(span) && e.2 <= now)
     }
+}
+
+impl Model {
+    /// Distinct users, types and pairs with an event in the last `span` seconds.
+    fn active(&self, now: i64, span: u32) -> Active {
+        let live: Vec<_> = self.live(now, span).collect();
+        let users: BTreeSet<u8> = live.iter().map(|e| e.0).collect();
+        let types: BTreeSet<u8> = live.iter().map(|e| e.1).collect();
+        let pairs: BTreeSet<(u8, u8)> = live.iter().map(|e| (e.0, e.1)).collect();
+        Active {
+            users: users.len() as u64,
+            types: types.len() as u64,
+            pairs: pairs.len() as u64,
+        }
+    }
+}
+
+/// The distinct counts (INFO's `active_*`, `DBSIZE`) agree with the model at every
+/// moment, swept or not, over the whole window and shorter spans.
+fn check_active(store: &Store, model: &Model, now: i64, op: &Op) -> Result<(), TestCaseError> {
+    let stats = store.stats(now);
+    let want = model.active(now, WINDOW);
+    let got = (
+        stats.active_users as u64,
+        stats.active_event_types as u64,
+        stats.active_user_event_types as u64,
+    );
+    prop_assert_eq!(
+        got,
+        (want.users, want.types, want.pairs),
+        "stats after {:?}",
+        op
+    );
+    let events = model.live(now, WINDOW).count() as u64;
+    prop_assert_eq!(stats.window_events, events, "window_events after {:?}", op);
+    for span in [WINDOW, 1, 7, 59] {
+        prop_assert_eq!(
+            store.active(span, now),
+            model.active(now, span),
+            "active over {} s after {:?}",
+            span,
+            op
+        );
+    }
+    Ok(())
 }
 
 fn close(a: f64, b: f64, scale: f64) -> bool {
@@ -199,6 +246,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 }
             }
         }
+        check_active(&store, &model, now, op)?;
     }
     // Once everything has left the window and the sweep has run, nothing is left.
     now += i64::from(WINDOW);
@@ -208,6 +256,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(stats.active_users, 0);
     prop_assert_eq!(stats.active_event_types, 0);
     prop_assert_eq!(stats.active_user_event_types, 0);
+    prop_assert_eq!(stats.wheel_entries, 0);
     Ok(())
 }
 
