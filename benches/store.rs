@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::store::{AddError, Ingest, Store};
+use scalable_analytics::store::{AddError, EXPIRE_BUDGET, Ingest, Store};
 
 const WINDOW: u32 = 60;
 const SHARDS: usize = 64;
@@ -228,5 +228,50 @@ fn bench_expire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_ingest, bench_queries, bench_expire);
+/// The longest hold of a shard's lock in a sweep that ends by compacting the
+/// shard: a burst of `burst` users leaves the window while `stay` users remain, in
+/// one shard. The sweep runs in the server's bounded steps; the last step, which
+/// rebuilds the tables, is what is timed.
+fn bench_compact(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compact");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    for (burst, stay) in [(1_000_000, 100), (262_144, 100), (131_072, 32_000)] {
+        let names: Vec<String> = (0..burst).map(user_name).collect();
+        g.bench_function(format!("last_sweep_step_{burst}_leave_{stay}_stay"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let store = Store::new(WINDOW, 1, START);
+                    for (i, n) in names.iter().enumerate() {
+                        let second = if i < stay { START + 30 } else { START };
+                        store
+                            .add(&ingest(n, "click", second, START + 30))
+                            .expect("in window");
+                    }
+                    let now = START + i64::from(WINDOW) + 1;
+                    loop {
+                        let t = std::time::Instant::now();
+                        let done = store.expire_shard_step(0, now, EXPIRE_BUDGET);
+                        if done {
+                            timed += t.elapsed();
+                            break;
+                        }
+                    }
+                    assert_eq!(store.stats(now).active_users, stay);
+                }
+                timed
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_ingest,
+    bench_queries,
+    bench_expire,
+    bench_compact
+);
 criterion_main!(benches);

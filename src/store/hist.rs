@@ -158,7 +158,6 @@ impl SecondHist {
     }
 
     /// Records held, active or stale.
-    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.live + self.stale
     }

@@ -35,6 +35,14 @@
 //! are a sum of `s` counters per shard, exact at every moment: a key whose events
 //! have left counts no more, whether or not the sweep has removed it.
 //!
+//! # Memory
+//!
+//! Tables follow the keys in the window: once the sweep has caught up, a shard
+//! whose tables are at most a quarter full rebuilds them at twice what they hold
+//! (`shard/compact.rs`); old tables are freed on a background thread
+//! (`reclaim.rs`). Under the memory limit, only growth is refused: a new key that
+//! fits in room already allocated is taken.
+//!
 //! # Bytes per active user
 //!
 //! A user with one event type — the common case — costs, in its shard:
@@ -64,15 +72,17 @@
 //! # Files
 //!
 //! `shard/` (`mod.rs` the shard and its lookups, `add.rs` counting, `expire.rs`
-//! expiry and reclaim, `query.rs` answers, `record.rs` the records' layout),
-//! `ring.rs` a key's packed per-second counts and sums, `total.rs` a shard's share
-//! of the total, `hist.rs` keys by newest second, `registry.rs` the store's
-//! distinct types, `index.rs` the users' index, `wheel.rs` the expiry wheel,
-//! `name.rs` ids kept inline.
+//! expiry, `compact.rs` rebuilding sparse tables, `query.rs` answers, `record.rs`
+//! the records' layout), `ring.rs` a key's packed per-second counts and sums,
+//! `total.rs` a shard's share of the total, `hist.rs` keys by newest second,
+//! `registry.rs` the store's distinct types, `index.rs` the users' index,
+//! `wheel.rs` the expiry wheel, `reclaim.rs` freeing old tables off the serving
+//! threads, `name.rs` ids kept inline.
 
 mod hist;
 mod index;
 mod name;
+mod reclaim;
 mod registry;
 mod ring;
 mod shard;
@@ -143,6 +153,8 @@ pub struct StoreStats {
     pub active_event_types: usize,
     pub active_user_event_types: usize,
     pub wheel_entries: usize,
+    /// Users, types and pairs held, whether in the window or left and not yet swept.
+    pub held_records: usize,
 }
 
 /// Distinct keys with at least one event in a span of seconds.
@@ -349,6 +361,15 @@ impl Store {
         done
     }
 
+    /// Sweeps every shard and rebuilds its tables at the size of what they hold,
+    /// whatever their fill. The sweep does this by itself, in bounded steps, once a
+    /// shard's tables are sparse; this is the unbounded, explicit form.
+    pub fn compact(&self, now: i64) {
+        for i in 0..self.shards.len() {
+            self.lock(i).compact_now(now);
+        }
+    }
+
     /// Sweeps until every shard is done. For tests: the server's background task
     /// sweeps in bounded steps and lets clients in between them.
     pub fn expire_all(&self, now: i64) {
@@ -364,6 +385,7 @@ impl Store {
             total.active_users += s.users as usize;
             total.active_user_event_types += s.pairs as usize;
             total.wheel_entries += s.wheel_entries;
+            total.held_records += s.held;
         }
         total.active_event_types = self.registry.active(self.window, now) as usize;
         total

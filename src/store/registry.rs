@@ -159,6 +159,25 @@ impl Registry {
         }
     }
 
+    /// Whether acquiring type `name` would allocate: under the memory limit, only a
+    /// type the registry already knows, or one that fits its tables, may be added.
+    pub fn fits(&self, name: &str, hash: u64) -> bool {
+        let inner = self.lock();
+        let entries = &inner.entries;
+        let known = inner
+            .index
+            .find(hash, |&i| {
+                entries
+                    .get(i as usize)
+                    .is_some_and(|e| e.name.as_bytes() == name.as_bytes())
+            })
+            .is_some();
+        known
+            || (Name::is_inline(name)
+                && inner.entries.len() < inner.entries.capacity()
+                && inner.index.len() < inner.index.capacity())
+    }
+
     /// Distinct types with an event in the last `span` seconds up to `now`.
     pub fn active(&self, span: u32, now: i64) -> u64 {
         let mut inner = self.lock();
@@ -202,5 +221,20 @@ mod tests {
         r.release(b, 1060);
         assert_eq!(r.len(), 0);
         assert_eq!(r.active(60, 1060), 0);
+    }
+
+    #[test]
+    fn fits_knows_existing_types_and_free_room() {
+        let r = Registry::new(60, 1000);
+        assert!(!r.fits("click", 1), "an empty registry has no room");
+        let a = r.acquire("click", 1, 1000, 1000);
+        assert!(r.fits("click", 1));
+        r.release(a, 1000);
+        // The freed slot and index room are reused without allocating.
+        assert!(r.fits("click", 1));
+        assert!(
+            !r.fits(&"x".repeat(100), 3),
+            "a long name needs an allocation"
+        );
     }
 }

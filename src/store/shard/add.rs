@@ -22,7 +22,7 @@ impl Shard {
         if sec <= now - self.w() {
             return Err(AddError::Late);
         }
-        if !grow && self.needs_new_record(k, now) {
+        if !grow && !self.fits(k, now) {
             return Err(AddError::NoMemory);
         }
         let n = ev.count.max(1);
@@ -32,24 +32,40 @@ impl Shard {
         Ok(())
     }
 
-    /// Whether counting `k` would create a user, type or pair record.
-    fn needs_new_record(&mut self, k: &Keyed<'_>, now: i64) -> bool {
-        let Some(t) = self.find_type(k.ev.event_type, k.type_hash) else {
-            return true;
-        };
-        let Some(u) = self.find_user(k.ev.user, k.user_hash) else {
-            return true;
-        };
-        if !self.expire_user(u, now) {
-            return true;
+    /// Whether counting `k` needs no table to grow: the records exist, or new ones
+    /// fit in room already allocated (slots freed by expiry, index room, an inline
+    /// id). Under the memory limit only growth is refused, so a window that has
+    /// emptied takes new keys again before its tables are even compacted.
+    fn fits(&mut self, k: &Keyed<'_>, now: i64) -> bool {
+        let ev = k.ev;
+        // The user first: expiring it may release its types.
+        let user = self
+            .find_user(ev.user, k.user_hash)
+            .filter(|&u| self.expire_user(u, now));
+        let ty = self
+            .find_type(ev.event_type, k.type_hash)
+            .filter(|&t| self.expire_type(t, now));
+        let type_fits = ty.is_some()
+            || (Name::is_inline(ev.event_type)
+                && self.types.len() < self.types.capacity()
+                && self.type_index.len() < self.type_index.capacity()
+                && self.registry.fits(ev.event_type, k.type_hash));
+        if !type_fits {
+            return false;
         }
-        match self.users.get(u as usize).map(UserRec::types) {
-            Some(Types::One { ty, .. }) => ty != t,
-            Some(Types::Many(table)) => self
-                .many
-                .get(table)
-                .is_none_or(|table| table.find(u64::from(t), |p| p.ty == t).is_none()),
-            None => true,
+        let Some(user) = user.and_then(|u| self.users.get(u as usize)) else {
+            return Name::is_inline(ev.user)
+                && self.users.len() < self.users.capacity()
+                && self.user_index.has_room();
+        };
+        match (user.types(), ty) {
+            (Types::One { ty: own, .. }, Some(t)) => own == t,
+            // A second type needs a pair table.
+            (Types::One { .. }, None) => false,
+            (Types::Many(table), ty) => self.many.get(table).is_some_and(|table| {
+                ty.is_some_and(|t| table.find(u64::from(t), |p| p.ty == t).is_some())
+                    || table.len() < table.capacity()
+            }),
         }
     }
 

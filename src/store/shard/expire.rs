@@ -2,12 +2,7 @@
 //! access) or due on the wheel (the background sweep), and removing records that
 //! are left empty.
 
-use hashbrown::HashTable;
-use slab::Slab;
-
-use super::super::index::Index;
 use super::super::ring::{seconds_mask, slot_of};
-use super::super::wheel::Wheel;
 use super::record::Types;
 use super::{Shard, TYPE_KEY, hash_of, newest, oldest};
 
@@ -132,7 +127,7 @@ impl Shard {
         let mut done = 0;
         while done < budget {
             let Some((key, slot)) = self.wheel.next_due() else {
-                self.release_if_empty();
+                self.compact_if_sparse();
                 return true;
             };
             done += 1;
@@ -165,22 +160,5 @@ impl Shard {
             }
         }
         !self.wheel.pending()
-    }
-
-    /// Gives the tables' memory back once the shard holds nothing: a slab or an
-    /// index never shrinks while keys are in use, so after a busy window their
-    /// capacity would otherwise stay at the peak.
-    fn release_if_empty(&mut self) {
-        if self.users.is_empty() && self.types.is_empty() && self.users.capacity() > 0 {
-            // Every wheel entry left is a stale hint: with no user or type, none can
-            // be due.
-            let cutoff = self.wheel.cutoff();
-            self.users = Slab::new();
-            self.user_index = Index::new();
-            self.types = Slab::new();
-            self.type_index = HashTable::new();
-            self.many = Slab::new();
-            self.wheel = Wheel::new(self.window, cutoff);
-        }
     }
 }

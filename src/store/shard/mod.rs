@@ -13,8 +13,8 @@
 
 //!
 //! The work is split by concern: [`add`] counts events, [`expire`] clears what left
-//! the window and reclaims records, [`query`] answers; [`record`] holds the records'
-//! layout.
+//! the window and removes empty records, [`compact`] rebuilds tables left sparse,
+//! [`query`] answers; [`record`] holds the records' layout.
 //!
 //! Users and (user, type) pairs are also counted by their newest second
 //! (`user_newest`, `pair_newest`): a user's newest second is its anchor; a pair's is
@@ -22,6 +22,7 @@
 //! pair's ring otherwise. Each add, expiry and removal reports its moves there.
 
 mod add;
+mod compact;
 mod expire;
 mod query;
 mod record;
@@ -66,6 +67,8 @@ pub struct ShardStats {
     pub pairs: u64,
     pub window_events: u64,
     pub wheel_entries: usize,
+    /// Users, types and pairs held, swept or not.
+    pub held: usize,
 }
 
 /// One shard; see the module doc.

@@ -81,6 +81,7 @@ impl Shard {
             pairs: self.pair_newest.active(self.window),
             window_events: self.total.count(full, now),
             wheel_entries: self.wheel.entries(),
+            held: self.users.len() + self.types.len() + self.pair_newest.len() as usize,
         }
     }
 
