@@ -49,7 +49,9 @@ pub struct SecondHist {
     /// Seconds up to here have left the window.
     cutoff: i64,
     window: u32,
-    counts: [u64; SLOTS as usize],
+    /// Boxed: 512 bytes inline would push the shard's hot fields apart, and the
+    /// counts are touched only when a key's newest second moves.
+    counts: Box<[u64; SLOTS as usize]>,
     live: u64,
     stale: u64,
 }
@@ -61,7 +63,7 @@ impl SecondHist {
         SecondHist {
             cutoff: now - i64::from(window),
             window,
-            counts: [0; SLOTS as usize],
+            counts: Box::new([0; SLOTS as usize]),
             live: 0,
             stale: 0,
         }
