@@ -13,10 +13,11 @@
 //! records through the wheel (not by walking the tables, which are mostly empty),
 //! moves each once, and runs only when at most [`COMPACT_MAX_RECORDS`] records are
 //! live; the old tables are freed on the reclaim thread (`store/reclaim.rs`). The
-//! longest sweep step, the one that rebuilds, measured 2.9 ms for a shard whose
-//! million-slot tables were left with 100 users, 0.5 ms for 262,144 slots (a
-//! million-user burst over the default four shards) and 2.1 ms with 32,000 users
-//! to move. A shard that stays bigger than the bound keeps its peak tables until
+//! longest sweep step, the one that rebuilds, measured 2.9 – 3.9 ms for a shard
+//! whose million-slot tables were left with 100 users (21.7 ms when the old tables
+//! were dropped in place), 0.3 – 0.8 ms for 262,144 slots (a million-user burst
+//! over the default four shards) and 2.1 – 3.6 ms with 32,000 users to move
+//! (`cargo bench --bench store -- compact`, three runs on a busy two-core machine). A shard that stays bigger than the bound keeps its peak tables until
 //! it shrinks below it.
 
 use hashbrown::{HashMap, HashTable};
@@ -32,8 +33,8 @@ use super::{Shard, TYPE_KEY, hash_of, oldest};
 pub const COMPACT_MIN_SLOTS: usize = 1024;
 
 /// Most live records (users and types) a rebuild moves, under the shard's lock:
-/// moving 32,000 users took 2.1 ms (`cargo bench --bench store -- compact`), so a
-/// client never waits much longer than that for it.
+/// moving 32,000 users took 2.1 – 3.6 ms (`cargo bench --bench store -- compact`),
+/// so a client never waits much longer than that for it.
 pub const COMPACT_MAX_RECORDS: usize = 32_768;
 
 /// Old tables of at most this many slots are dropped in place; bigger ones on the
@@ -87,56 +88,93 @@ impl Shard {
 
     /// The rebuild; see the module doc.
     fn compact(&mut self) {
-        let window = self.window;
         // The live records are found through the wheel, where each is filed under its
         // oldest second: O(entries), where walking a table is O(its peak). The
         // indexes then catch any the wheel does not hold (a type kept only by its
         // pairs has no second of its own).
         let (type_hints, user_hints): (Vec<u32>, Vec<u32>) =
             self.wheel.keys().partition(|&k| k & TYPE_KEY != 0);
-        let mut wheel = Wheel::new(window, self.wheel.cutoff());
-
+        let mut wheel = Wheel::new(self.window, self.wheel.cutoff());
         // Types first: users and pairs refer to them by key.
+        let (old_types, old_type_index, type_keys) = self.compact_types(&type_hints, &mut wheel);
+        let (old_users, old_many, old_user_index) =
+            self.compact_users(&user_hints, &type_keys, &mut wheel);
+        let old_wheel = std::mem::replace(&mut self.wheel, wheel);
+        let big = old_users.capacity() + old_types.capacity() > RECLAIM_INLINE_SLOTS;
+        let old = (
+            old_users,
+            old_types,
+            old_many,
+            old_type_index,
+            old_user_index,
+            old_wheel,
+        );
+        if big {
+            reclaim::drop_later(Box::new(old));
+        }
+    }
+
+    /// Moves the types into new tables, filing them on `wheel`. Returns the old
+    /// tables and each type's old key → new key.
+    fn compact_types(
+        &mut self,
+        hints: &[u32],
+        wheel: &mut Wheel,
+    ) -> (Slab<TypeRec>, HashTable<u32>, HashMap<u32, u32>) {
+        let window = self.window;
+        let hasher = &self.hasher;
         let mut old_types = std::mem::take(&mut self.types);
-        let old_type_index = std::mem::take(&mut self.type_index);
+        let old_index = std::mem::take(&mut self.type_index);
         let mut types = Slab::with_capacity(room(old_types.len()));
-        let mut type_index: HashTable<u32> = HashTable::with_capacity(room(old_types.len()));
-        let mut type_keys: HashMap<u32, u32> = HashMap::with_capacity(old_types.len());
-        let hinted = type_hints.iter().map(|&k| k & !TYPE_KEY);
+        let mut index: HashTable<u32> = HashTable::with_capacity(room(old_types.len()));
+        let mut keys: HashMap<u32, u32> = HashMap::with_capacity(old_types.len());
         let mut move_type = |old_types: &mut Slab<TypeRec>, old: u32| {
             let Some(t) = old_types.try_remove(old as usize) else {
                 return;
             };
-            let hash = hash_of(&self.hasher, t.name.as_bytes());
+            let hash = hash_of(hasher, t.name.as_bytes());
             let next = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
             let key = types.insert(t) as u32;
-            type_index.insert_unique(hash, key, |&i| {
+            index.insert_unique(hash, key, |&i| {
                 types
                     .get(i as usize)
-                    .map_or(0, |t| hash_of(&self.hasher, t.name.as_bytes()))
+                    .map_or(0, |t| hash_of(hasher, t.name.as_bytes()))
             });
-            type_keys.insert(old, key);
+            keys.insert(old, key);
             if let Some(o) = next {
                 wheel.register(key | TYPE_KEY, o);
             }
         };
-        for old in hinted {
-            move_type(&mut old_types, old);
+        for &hint in hints {
+            move_type(&mut old_types, hint & !TYPE_KEY);
         }
         if !old_types.is_empty() {
-            for &old in old_type_index.iter() {
+            for &old in old_index.iter() {
                 move_type(&mut old_types, old);
             }
         }
+        self.types = types;
+        self.type_index = index;
+        (old_types, old_index, keys)
+    }
 
-        // Users, with their pair tables; references to types remapped. A pair's type
-        // outlives the pair, so every type referred to is mapped.
+    /// Moves the users and their pair tables into new tables, remapping their types
+    /// by `type_keys` and filing them on `wheel`. Returns the old tables.
+    fn compact_users(
+        &mut self,
+        hints: &[u32],
+        type_keys: &HashMap<u32, u32>,
+        wheel: &mut Wheel,
+    ) -> (Slab<UserRec>, Slab<HashTable<PairRec>>, Index) {
+        let window = self.window;
+        let hasher = &self.hasher;
+        // A pair's type outlives the pair, so every type referred to is mapped.
         let remap = |ty: u32| type_keys.get(&ty).copied().unwrap_or(ty);
         let mut old_users = std::mem::take(&mut self.users);
         let mut old_many = std::mem::take(&mut self.many);
         let mut users = Slab::with_capacity(room(old_users.len()));
         let mut many = Slab::with_capacity(room(old_many.len()));
-        let mut user_index = Index::with_room_for(old_users.len());
+        let mut index = Index::with_room_for(old_users.len());
         let mut move_user = |old_users: &mut Slab<UserRec>, old: u32, bits: Option<u64>| {
             let Some(mut u) = old_users.try_remove(old as usize) else {
                 return;
@@ -153,15 +191,15 @@ impl Shard {
                     u.set_many(many.insert(rebuilt));
                 }
             }
-            let bits = bits.unwrap_or_else(|| hash_of(&self.hasher, u.name.as_bytes()));
+            let bits = bits.unwrap_or_else(|| hash_of(hasher, u.name.as_bytes()));
             let next = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
             let key = users.insert(u) as u32;
-            user_index.insert(bits, key);
+            index.insert(bits, key);
             if let Some(o) = next {
                 wheel.register(key, o);
             }
         };
-        for &old in &user_hints {
+        for &old in hints {
             move_user(&mut old_users, old, None);
         }
         // Every user holds a second, so the wheel has them all: the index is a guard.
@@ -175,21 +213,9 @@ impl Shard {
                 move_user(&mut old_users, old, Some(bits));
             }
         }
-
-        self.types = types;
-        self.type_index = type_index;
         self.users = users;
         self.many = many;
-        let old = (
-            old_users,
-            old_types,
-            old_many,
-            old_type_index,
-            std::mem::replace(&mut self.user_index, user_index),
-            std::mem::replace(&mut self.wheel, wheel),
-        );
-        if old.0.capacity() + old.1.capacity() > RECLAIM_INLINE_SLOTS {
-            reclaim::drop_later(Box::new(old));
-        }
+        let old_index = std::mem::replace(&mut self.user_index, index);
+        (old_users, old_many, old_index)
     }
 }
