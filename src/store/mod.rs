@@ -79,9 +79,11 @@
 //! `wheel.rs` the expiry wheel, `reclaim.rs` freeing old tables off the serving
 //! threads, `name.rs` ids kept inline.
 
+mod exact;
 mod hist;
 mod index;
 mod name;
+mod rank;
 mod reclaim;
 mod registry;
 mod ring;
@@ -94,6 +96,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
+pub use exact::Exact;
+
+/// Values at least this large are kept in an exact sum's high part (a snapshot
+/// checks its high partials against it).
+pub fn exact_huge() -> f64 {
+    exact::HUGE
+}
 use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
 use shard::{Keyed, Shard, ShardStats};
@@ -224,12 +233,23 @@ impl Store {
             user_hash: self.hash(ev.user),
             type_hash: self.hash(ev.event_type),
             pos: 0,
+            sum: None,
         }
     }
 
     /// Counts one event.
     pub fn add(&self, ev: &Ingest<'_>) -> Result<(), AddError> {
         let k = self.keyed(ev);
+        self.lock(self.shard_of(k.user_hash)).add(&k, true)
+    }
+
+    /// Counts the events of a snapshot's record: `ev.count` events whose values sum
+    /// exactly to `sum` (`ev.value` is not read).
+    pub fn restore(&self, ev: &Ingest<'_>, sum: &Exact) -> Result<(), AddError> {
+        let k = Keyed {
+            sum: Some(sum),
+            ..self.keyed(ev)
+        };
         self.lock(self.shard_of(k.user_hash)).add(&k, true)
     }
 
@@ -268,6 +288,7 @@ impl Store {
                     user_hash: self.hash(ev.user),
                     type_hash,
                     pos,
+                    sum: None,
                 }
             })
             .collect();
@@ -405,8 +426,8 @@ impl Store {
     }
 
     /// Hands every occupied second of every (user, type) pair to `f` as
-    /// `(user, type, second, events, sum of value)`: what a snapshot saves.
-    pub fn export(&self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+    /// `(user, type, second, events, exact sum of value)`: what a snapshot saves.
+    pub fn export(&self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, &Exact)) {
         for i in 0..self.shards.len() {
             self.lock(i).export(now, f);
         }

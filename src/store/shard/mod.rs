@@ -36,8 +36,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::Ingest;
+use super::exact::Exact;
 use super::hist::SecondHist;
 use super::index::Index;
+use super::rank::Ranking;
 use super::registry::Registry;
 use super::ring::{full_mask, slot_of};
 use super::total::TotalRing;
@@ -56,6 +58,8 @@ pub struct Keyed<'a> {
     pub type_hash: u64,
     /// Its place in the caller's batch, where its outcome goes.
     pub pos: usize,
+    /// A snapshot record's exact sum of `value`, instead of `ev.value`.
+    pub sum: Option<&'a Exact>,
 }
 
 /// Counts of what a shard holds.
@@ -91,6 +95,8 @@ pub struct Shard {
     pair_newest: SecondHist,
     total: TotalRing,
     wheel: Wheel,
+    /// Users by their count, and the top region (`store/rank.rs`).
+    rank: Ranking,
 }
 
 /// The second in `(anchor - window, anchor]` that occupies `slot`.
@@ -156,6 +162,7 @@ impl Shard {
             pair_newest: SecondHist::new(window, now),
             total: TotalRing::new(window),
             wheel: Wheel::new(window, now - i64::from(window)),
+            rank: Ranking::new(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! its contents for a snapshot. Each first expires what it reads, so answers are
 //! exact whether or not the sweep has come by.
 
-use super::super::ring::{Ring, full_mask, seconds_mask};
+use super::super::exact::Exact;
+use super::super::ring::{Ring, Running, full_mask, seconds_mask};
 use super::record::Types;
 use super::{Shard, ShardStats, second_of};
 
@@ -92,8 +93,9 @@ impl Shard {
     }
 
     /// Hands every occupied second of every (user, type) pair to `f` as
-    /// `(user, type, second, events, sum of value)`, after expiring what is stale.
-    pub fn export(&mut self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+    /// `(user, type, second, events, exact sum of value)`, after expiring what is
+    /// stale.
+    pub fn export(&mut self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, &Exact)) {
         let now = self.advance(now);
         let keys: Vec<u32> = self.users.iter().map(|(k, _)| k as u32).collect();
         for k in keys {
@@ -109,7 +111,7 @@ impl Shard {
         for (_, u) in self.users.iter() {
             let user = std::str::from_utf8(u.name.as_bytes()).unwrap_or_default();
             let anchor = i64::from(u.anchor);
-            let mut visit = |ty: u32, ring: &Ring, running: f64| {
+            let mut visit = |ty: u32, ring: &Ring, running: Running| {
                 let mut rest = ring.occupancy();
                 let mut rank = 0;
                 while rest != 0 {
@@ -120,7 +122,7 @@ impl Shard {
                         type_name(ty),
                         second_of(slot, anchor, window),
                         ring.count_at(slot),
-                        ring.value_at(rank, running),
+                        &ring.second_exact(rank, running),
                     );
                     rank += 1;
                 }

@@ -57,6 +57,7 @@ fn add(s: &mut Shard, user: &str, ty: &str, sec: i64, value: f64, grow: bool) ->
         user_hash: hash_of(&s.hasher, user.as_bytes()),
         type_hash: hash_of(&s.hasher, ty.as_bytes()),
         pos: 0,
+        sum: None,
     };
     match s.add(&k, grow) {
         Ok(()) => true,
