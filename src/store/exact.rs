@@ -304,7 +304,7 @@ impl Wide {
                 *x = a;
                 carry = c1 || c2;
             }
-            if !carry && i >= limb + 1 {
+            if !carry && i > limb {
                 break;
             }
         }

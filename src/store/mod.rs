@@ -87,7 +87,9 @@ mod rank;
 mod reclaim;
 mod registry;
 mod ring;
+mod series;
 mod shard;
+mod top;
 mod total;
 mod wheel;
 
@@ -106,6 +108,7 @@ pub fn exact_huge() -> f64 {
 use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
 use shard::{Keyed, Shard, ShardStats};
+pub use top::{Ranked, SCAN_BUDGET, Score, TopScan};
 
 /// Why an event was not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

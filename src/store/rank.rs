@@ -15,7 +15,7 @@
 //!
 //! `theta` is kept near the lowest count at which at most [`CAP`] users have that
 //! many events or more: when the region overflows, its lowest count is evicted and
-//! `theta` rises past it; when it has shrunk below [`LOW`] (counts fall as seconds
+//! `theta` rises past it; when it has shrunk below a quarter of `CAP` (counts fall as seconds
 //! leave) and a lower `theta` would bring it back to at most half of `CAP`, a rebuild
 //! walks the shard's users in bounded steps and lowers it. During a rebuild the users
 //! already walked (keys below `next`) are held to the new threshold, the others to
@@ -35,10 +35,9 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
-/// Most users the region holds.
+/// Most users the region holds. A region smaller than a quarter of it is rebuilt
+/// when a lower threshold would bring it back to at most half of it.
 pub const CAP: usize = 4096;
-/// A region smaller than this is rebuilt when a lower threshold would grow it.
-pub const LOW: usize = CAP / 4;
 /// Counts below this are counted in an array, the others in a map.
 const DIRECT: usize = 1024;
 
@@ -52,6 +51,8 @@ struct Rebuild {
 /// See the module doc.
 #[derive(Debug)]
 pub struct Ranking {
+    /// Most users the region holds: [`CAP`] (smaller in tests).
+    cap: usize,
     low: Box<[u32; DIRECT]>,
     high: BTreeMap<u64, u32>,
     region: HashMap<u32, u64>,
@@ -68,7 +69,13 @@ impl Default for Ranking {
 impl Ranking {
     /// No users.
     pub fn new() -> Self {
+        Ranking::with_cap(CAP)
+    }
+
+    /// No users; the region holds at most `cap`.
+    pub fn with_cap(cap: usize) -> Self {
         Ranking {
+            cap: cap.max(1),
             low: Box::new([0; DIRECT]),
             high: BTreeMap::new(),
             region: HashMap::new(),
@@ -138,7 +145,7 @@ impl Ranking {
             }
             (false, true) => {
                 self.region.insert(key, to);
-                if self.region.len() > CAP {
+                if self.region.len() > self.cap {
                     self.evict();
                 }
             }
@@ -151,7 +158,7 @@ impl Ranking {
 
     /// Drops the region's lowest count until it fits, raising the thresholds past it.
     fn evict(&mut self) {
-        while self.region.len() > CAP {
+        while self.region.len() > self.cap {
             let Some(min) = self.region.values().copied().min() else {
                 return;
             };
@@ -170,13 +177,13 @@ impl Ranking {
     pub fn wants_rebuild(&self) -> bool {
         self.rebuild.is_none()
             && self.theta > 1
-            && self.region.len() < LOW
-            && self.region.len() as u64 + self.hist(self.theta - 1) <= (CAP / 2) as u64
+            && self.region.len() < self.cap / 4
+            && self.region.len() as u64 + self.hist(self.theta - 1) <= (self.cap / 2) as u64
     }
 
     /// The lowest threshold at which at most half of `CAP` users are at or above it.
     fn target(&self) -> u64 {
-        let room = (CAP / 2) as u64;
+        let room = (self.cap / 2) as u64;
         let mut above = 0u64;
         for (&c, &n) in self.high.iter().rev() {
             above += u64::from(n);
@@ -229,7 +236,7 @@ impl Ranking {
             }
             None => {}
         }
-        if self.region.len() > CAP {
+        if self.region.len() > self.cap {
             self.evict();
         }
     }
@@ -250,10 +257,10 @@ impl Ranking {
                 self.region.insert(key, count);
             }
         }
-        if self.region.len() > CAP {
+        if self.region.len() > self.cap {
             self.evict();
         }
-        self.region.shrink_to(CAP);
+        self.region.shrink_to(self.cap);
     }
 
     /// The region: `(key, count)`.
@@ -287,7 +294,7 @@ mod tests {
                 "user {key}"
             );
         }
-        assert!(r.region.len() <= CAP);
+        assert!(r.region.len() <= r.cap);
         let total: u64 = (1..=4000).map(|c| r.hist(c)).sum();
         assert_eq!(total, counts.values().filter(|&&c| c > 0).count() as u64);
     }

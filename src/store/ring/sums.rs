@@ -438,6 +438,28 @@ impl Ring {
         }
     }
 
+    /// Every occupied slot with its sum, correctly rounded, in slot order.
+    pub fn second_sums(&self, run: Running) -> Vec<(u32, f64)> {
+        let occ = self.occupancy();
+        let slots = (0..64u32).filter(|s| occ & (1 << s) != 0);
+        if !self.has_sums() {
+            let only = if self.n() == 1 {
+                self.running_exact(run).round()
+            } else {
+                0.0
+            };
+            return slots.map(|s| (s, only)).collect();
+        }
+        let u = self.unpack(run.tail());
+        slots
+            .enumerate()
+            .map(|(rank, s)| {
+                let sum = u.sums.as_ref().map_or(0.0, |x| x.exact(rank).round());
+                (s, sum)
+            })
+            .collect()
+    }
+
     /// Drops the per-second sums and the running sum's partials (the ring becomes a
     /// plain count ring; the owner drops `run`).
     pub fn strip_sums(&mut self, run: Running) {

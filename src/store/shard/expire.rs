@@ -130,6 +130,11 @@ impl Shard {
         let mut done = 0;
         while done < budget {
             let Some((key, slot)) = self.wheel.next_due() else {
+                // Caught up: the ranking's region, if expiry shrank it, is rebuilt in
+                // steps of reading (cheaper than expiring: more per step).
+                if self.rebuild_rank_step(budget.saturating_mul(16)) {
+                    return false;
+                }
                 self.compact_if_sparse();
                 return true;
             };

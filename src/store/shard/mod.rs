@@ -26,6 +26,7 @@ mod compact;
 mod expire;
 mod query;
 mod record;
+mod top;
 
 #[cfg(test)]
 mod tests;
