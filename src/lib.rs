@@ -12,6 +12,7 @@
 mod alloc;
 mod clients;
 mod clock;
+mod cluster;
 mod cmd;
 mod config;
 mod connection;
