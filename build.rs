@@ -1,5 +1,5 @@
 //! Finds the external programs some integration tests drive (`redis-cli`,
-//! `redis-benchmark`, `ss`, `ip`, `chromium`) and sets `have_<name>` for each one on
+//! `redis-benchmark`, `redis-server`, `ss`, `ip`, `chromium`) and sets `have_<name>` for each one on
 //! `PATH`. Tests that need a program are `#[cfg_attr(not(have_x), ignore = "...")]`:
 //! without it `cargo test` lists them as ignored, with the reason, instead of passing
 //! them silently. Under CI (`CI` set) every one is set whatever is installed, so a
@@ -10,6 +10,7 @@ use std::path::Path;
 const PROGRAMS: &[(&str, &str)] = &[
     ("redis-cli", "have_redis_cli"),
     ("redis-benchmark", "have_redis_benchmark"),
+    ("redis-server", "have_redis_server"),
     ("ss", "have_ss"),
     ("ip", "have_ip"),
     ("chromium", "have_chromium"),

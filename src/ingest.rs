@@ -253,7 +253,12 @@ pub fn admit_all(
 
 /// `Err` (with `whole`) or [`Rejection::Moved`] when another node serves `ev`'s user;
 /// an event given with its key was routed by the dispatcher already.
-fn route(shared: &Shared, sub: &Submitted<'_>, ev: &Event<'_>, whole: bool) -> Result<(), Rejection> {
+fn route(
+    shared: &Shared,
+    sub: &Submitted<'_>,
+    ev: &Event<'_>,
+    whole: bool,
+) -> Result<(), Rejection> {
     let Some(cluster) = shared.cluster.as_deref() else {
         return Ok(());
     };

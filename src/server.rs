@@ -106,7 +106,8 @@ pub fn build(
         // Users whose slots another node serves now (the map changed since the save)
         // are that node's: counted here they would be counted twice cluster-wide.
         let before = s.records.len();
-        s.records.retain(|r| cluster.foreign(r.user.as_bytes()).is_none());
+        s.records
+            .retain(|r| cluster.foreign(r.user.as_bytes()).is_none());
         if s.records.len() < before {
             tracing::warn!(
                 records = before - s.records.len(),

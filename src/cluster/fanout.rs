@@ -155,7 +155,11 @@ impl Pool {
     // `.await`; a poisoned list is still a list of connections.
     fn take(&self, node: usize) -> Option<Peer> {
         let me = std::thread::current().id();
-        let mut idle = self.idle.get(node)?.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self
+            .idle
+            .get(node)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let pos = idle.iter().rposition(|(t, _)| *t == me)?;
         Some(idle.swap_remove(pos).1)
     }
@@ -227,7 +231,11 @@ pub async fn join_all<T>(futures: Vec<Boxed<'_, T>>) -> Vec<T> {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().flatten().collect()

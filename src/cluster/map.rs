@@ -133,13 +133,16 @@ impl Map {
 
     /// The index of the node called `name`, or why there is none.
     pub fn find(&self, name: &str) -> Result<usize, String> {
-        self.nodes.iter().position(|n| n.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            format!(
-                "--cluster-node '{name}' is not one of its nodes ({})",
-                names.join(", ")
-            )
-        })
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                format!(
+                    "--cluster-node '{name}' is not one of its nodes ({})",
+                    names.join(", ")
+                )
+            })
     }
 
     /// The index of the node serving `slot`.

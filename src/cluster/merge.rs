@@ -65,7 +65,10 @@ impl Merge for SumEach {
             }
         }
         Ok(Reply::Array(
-            out.unwrap_or_default().into_iter().map(Reply::Int).collect(),
+            out.unwrap_or_default()
+                .into_iter()
+                .map(Reply::Int)
+                .collect(),
         ))
     }
 }
@@ -106,7 +109,10 @@ impl Merge for Same {
         let first = it.next().unwrap_or(Reply::Null);
         for (i, s) in it.enumerate() {
             if s != first {
-                return Err(format!("node #{} answered {s:?}, this one {first:?}", i + 1));
+                return Err(format!(
+                    "node #{} answered {s:?}, this one {first:?}",
+                    i + 1
+                ));
             }
         }
         Ok(first)
@@ -179,7 +185,11 @@ impl TopK {
                 .into_iter()
                 .map(|(i, s)| Ok((id(i)?, Score::of(&s)?)))
                 .collect(),
-            Reply::Array(items) if items.iter().all(|r| matches!(r, Reply::Array(p) if p.len() == 2)) => {
+            Reply::Array(items)
+                if items
+                    .iter()
+                    .all(|r| matches!(r, Reply::Array(p) if p.len() == 2)) =>
+            {
                 flat(
                     items
                         .into_iter()
@@ -286,7 +296,10 @@ mod tests {
         let shares = vec![Reply::Int(3), Reply::Int(4), Reply::Int(0)];
         assert_eq!(Sum.merge(shares), Ok(Reply::Int(7)));
         assert!(Sum.merge(vec![Reply::Int(1), Reply::bulk("x")]).is_err());
-        assert!(Sum.merge(vec![Reply::Int(i64::MAX), Reply::Int(1)]).is_err());
+        assert!(
+            Sum.merge(vec![Reply::Int(i64::MAX), Reply::Int(1)])
+                .is_err()
+        );
         let series = |v: &[i64]| Reply::Array(v.iter().map(|&i| Reply::Int(i)).collect());
         assert_eq!(
             SumEach.merge(vec![series(&[1, 0, 2]), series(&[0, 5, 1])]),
@@ -358,7 +371,10 @@ mod tests {
             k: 10,
             resp: Resp::V3,
         };
-        let a = Reply::Array(vec![pair("click", Reply::Int(5)), pair("view", Reply::Int(1))]);
+        let a = Reply::Array(vec![
+            pair("click", Reply::Int(5)),
+            pair("view", Reply::Int(1)),
+        ]);
         let b = Reply::Array(vec![pair("view", Reply::Int(6))]);
         assert_eq!(
             top.merge(vec![a, b]),

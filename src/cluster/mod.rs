@@ -74,10 +74,12 @@ pub fn from_config(config: &Config, port: u16) -> Result<Option<Arc<Cluster>>, S
         return Ok(None);
     };
     if config.clock == ClockMode::Event {
-        return Err("--clock event cannot be used in a cluster: each node's event clock \
+        return Err(
+            "--clock event cannot be used in a cluster: each node's event clock \
                     would follow only its own users' events, so the nodes would read the \
                     window at different seconds; use --clock wall or --clock manual"
-            .into());
+                .into(),
+        );
     }
     let map = Map::load(path)?;
     let timeout = Duration::from_millis(config.cluster_timeout);
@@ -194,7 +196,11 @@ impl Cluster {
                     }
                     Err(f) => f.to_string(),
                 };
-                failed.push(format!("node '{}' ({}) {why}", node.name, node.endpoint()));
+                failed.push(format!(
+                    "node '{}' at {}: {why}",
+                    node.name,
+                    node.endpoint()
+                ));
             }
             if !failed.is_empty() {
                 return Err(ReplyError::err(format!(
@@ -205,7 +211,10 @@ impl Cluster {
                 )));
             }
             ask.merge.merge(shares).map_err(|why| {
-                ReplyError::err(format!("{}: the nodes' shares do not merge: {why}", ask.what))
+                ReplyError::err(format!(
+                    "{}: the nodes' shares do not merge: {why}",
+                    ask.what
+                ))
             })
         })
     }

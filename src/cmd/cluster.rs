@@ -176,7 +176,11 @@ pub fn nodes_text(c: &Cluster) -> String {
     let runs = runs(c);
     let mut out = String::new();
     for (i, n) in c.nodes().iter().enumerate() {
-        let flags = if i == c.me() { "myself,master" } else { "master" };
+        let flags = if i == c.me() {
+            "myself,master"
+        } else {
+            "master"
+        };
         // `write!` into a String cannot fail.
         let _ = write!(
             out,

@@ -169,7 +169,10 @@ impl<'a> Cmd<'a> for GetKeys<'a> {
         SUB,
         "server",
         "Extracts the key names from an arbitrary command.",
-        &[arg("command", "string"), optional(multiple(arg("arg", "string")))],
+        &[
+            arg("command", "string"),
+            optional(multiple(arg("arg", "string"))),
+        ],
     );
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
@@ -181,11 +184,13 @@ impl<'a> Cmd<'a> for GetKeys<'a> {
     fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         // Redis's wording for each refusal.
         let (id, _) = super::resolve(self.request).map_err(|r| {
-            ReplyError::err(if r.id.is_some() || lookup(self.request.get(0).unwrap_or_default()).is_some() {
-                "Invalid number of arguments specified for command"
-            } else {
-                "Invalid command specified"
-            })
+            ReplyError::err(
+                if r.id.is_some() || lookup(self.request.get(0).unwrap_or_default()).is_some() {
+                    "Invalid number of arguments specified for command"
+                } else {
+                    "Invalid command specified"
+                },
+            )
         })?;
         match id.spec().key.find(self.request) {
             Some(key) => Ok(Reply::Array(vec![Reply::bulk(key)])),
@@ -294,7 +299,8 @@ fn info_of(spec: &Spec, subs: &[CommandId]) -> Reply {
         Reply::Int(step),
         Reply::Set(acl_categories(spec)),
         Reply::Array(Vec::new()),
-        Reply::Set(key_specs(spec)),
+        // Redis sends a RESP3 set here; the codec cannot put maps in a set.
+        Reply::Array(key_specs(spec)),
         Reply::Array(subs.iter().map(|id| info_of(id.spec(), &[])).collect()),
     ])
 }
@@ -324,7 +330,10 @@ fn key_specs(spec: &Spec) -> Vec<Reply> {
     let at = |n: usize| {
         Reply::Map(vec![
             (text("type"), text("index")),
-            (text("spec"), Reply::Map(vec![(text("index"), Reply::Int(n as i64))])),
+            (
+                text("spec"),
+                Reply::Map(vec![(text("index"), Reply::Int(n as i64))]),
+            ),
         ])
     };
     match spec.key {

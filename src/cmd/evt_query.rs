@@ -125,7 +125,8 @@ impl<'a> Cmd<'a> for Type<'a> {
         let mut request = vec![b"EVT.TYPE".to_vec(), self.event_type.to_vec()];
         request.extend(global::window_words(self.span));
         global::answer(ctx, self.scope, request, merge::Sum, |s, now| {
-            let n = id_arg(self.event_type).map_or(0, |t| s.store.type_count(t, span(s, self.span), now));
+            let n = id_arg(self.event_type)
+                .map_or(0, |t| s.store.type_count(t, span(s, self.span), now));
             Ok(Reply::Int(n as i64))
         })
     }

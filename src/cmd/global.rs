@@ -128,7 +128,11 @@ pub fn answer<M: Merge>(
         )));
     }
     let mut request = request;
-    request.extend([b"LOCAL".to_vec(), b"AT".to_vec(), now.to_string().into_bytes()]);
+    request.extend([
+        b"LOCAL".to_vec(),
+        b"AT".to_vec(),
+        now.to_string().into_bytes(),
+    ]);
     let ask = Ask {
         request,
         local: share,
@@ -160,7 +164,10 @@ mod tests {
     #[test]
     fn window_and_scope_in_either_order() {
         assert_eq!(parse("evt.total").unwrap(), (None, Scope::Cluster));
-        assert_eq!(parse("evt.total WINDOW 5").unwrap(), (Some(5), Scope::Cluster));
+        assert_eq!(
+            parse("evt.total WINDOW 5").unwrap(),
+            (Some(5), Scope::Cluster)
+        );
         assert_eq!(parse("evt.total local").unwrap(), (None, Scope::Local));
         assert_eq!(
             parse("evt.total WINDOW 5 LOCAL AT 100").unwrap(),

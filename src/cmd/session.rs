@@ -108,7 +108,9 @@ struct Pending {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,7 +139,14 @@ fn run_timed(
     let started = Instant::now();
     let reply = cmd.run(ctx);
     if ctx.later.is_none() {
-        record(ctx.shared, id, started.elapsed(), &reply, args, &ctx.client.info);
+        record(
+            ctx.shared,
+            id,
+            started.elapsed(),
+            &reply,
+            args,
+            &ctx.client.info,
+        );
     }
     reply
 }

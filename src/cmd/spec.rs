@@ -210,7 +210,8 @@ mod tests {
             let mut buf = crate::protocol::ArgBuf::default();
             crate::protocol::parse_request(line.as_bytes(), &limits, &mut buf).unwrap();
             let args = buf.args(line.as_bytes());
-            k.find(args).map(|b| String::from_utf8_lossy(b).into_owned())
+            k.find(args)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
         };
         assert_eq!(find(KeyPos::At(1), &["evt.user", "u1"]), Some("u1".into()));
         assert_eq!(find(KeyPos::None, &["evt.total"]), None);
@@ -218,7 +219,10 @@ mod tests {
         assert_eq!(find(add, &["evt.add", "u1", "{}"]), Some("u1".into()));
         assert_eq!(find(add, &["evt.add", "{}"]), None);
         let series = KeyPos::AfterWord(&["USER", "SUM"]);
-        assert_eq!(find(series, &["evt.series", "user", "u1"]), Some("u1".into()));
+        assert_eq!(
+            find(series, &["evt.series", "user", "u1"]),
+            Some("u1".into())
+        );
         assert_eq!(find(series, &["evt.series", "TYPE", "USER"]), None);
         assert_eq!(find(series, &["evt.series", "SUM"]), None);
     }

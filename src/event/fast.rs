@@ -254,7 +254,11 @@ pub fn parse(json: &[u8], max_id_len: usize) -> Option<Event<'_>> {
 
 /// [`parse`], with `user` standing for a `user_id` the JSON leaves out (the keyed
 /// `EVT.ADD <user_id> <json>`).
-pub fn parse_for<'a>(json: &'a [u8], max_id_len: usize, user: Option<&'a str>) -> Option<Event<'a>> {
+pub fn parse_for<'a>(
+    json: &'a [u8],
+    max_id_len: usize,
+    user: Option<&'a str>,
+) -> Option<Event<'a>> {
     let default_user = user;
     let text = std::str::from_utf8(json).ok()?;
     let mut scan = Scan {

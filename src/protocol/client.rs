@@ -108,5 +108,7 @@ mod tests {
             assert_eq!(decode_reply(&out[..out.len() - 1]).unwrap(), None);
         }
         assert!(decode_reply(b"?what\r\n").is_err());
+        // A set of maps cannot be hashed: refused, not a panic.
+        assert!(decode_reply(b"~1\r\n%0\r\n").is_err());
     }
 }
