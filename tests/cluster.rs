@@ -44,12 +44,24 @@ impl Drop for TempDir {
 /// Node names, in map order.
 const NAMES: [&str; 3] = ["a", "b", "c"];
 
-/// The slots of node `i` of `n`, split as `redis-cli --cluster create` splits them.
+/// The slots of node `i` of `n`, split as `redis-cli --cluster create` (and
+/// scripts/cluster) split them: 0-5460, 5461-10922, 10923-16383 for three.
 fn slots_of(i: usize, n: usize) -> (usize, usize) {
-    let per = 16384 / n;
-    let start = i * per;
-    let end = if i + 1 == n { 16383 } else { start + per - 1 };
-    (start, end)
+    let per = 16384.0 / n as f64;
+    let (mut first, mut cursor) = (0usize, 0.0f64);
+    for k in 0..n {
+        let last = if k + 1 == n {
+            16383
+        } else {
+            ((cursor + per - 1.0).round() as usize).max(first)
+        };
+        if k == i {
+            return (first, last);
+        }
+        first = last + 1;
+        cursor += per;
+    }
+    (first, 16383)
 }
 
 /// A map file for nodes at `ports`.
@@ -76,6 +88,8 @@ fn write_map(path: &Path, ports: &[u16]) {
 struct Nodes {
     servers: Vec<Option<TestServer>>,
     ports: Vec<u16>,
+    map: String,
+    flags: Vec<String>,
     _dir: TempDir,
 }
 
@@ -92,31 +106,41 @@ impl Nodes {
             .collect();
         let map = dir.path("map.json");
         write_map(&map, &ports);
-        let map = map.to_str().expect("utf-8 path").to_string();
-        let start = T.to_string();
-        let servers = listeners
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let mut argv = vec![
-                    "--cluster-config",
-                    &map,
-                    "--cluster-node",
-                    NAMES[i],
-                    "--clock",
-                    "manual",
-                    "--clock-start",
-                    &start,
-                ];
-                argv.extend_from_slice(flags);
-                Some(TestServer::start_on(l, &argv))
-            })
-            .collect();
-        Nodes {
-            servers,
+        let mut nodes = Nodes {
+            servers: Vec::new(),
             ports,
+            map: map.to_str().expect("utf-8 path").to_string(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             _dir: dir,
+        };
+        for (i, l) in listeners.into_iter().enumerate() {
+            let server = nodes.serve(i, l);
+            nodes.servers.push(Some(server));
         }
+        nodes
+    }
+
+    fn serve(&self, i: usize, listener: TcpListener) -> TestServer {
+        let start = T.to_string();
+        let mut argv = vec![
+            "--cluster-config",
+            &self.map,
+            "--cluster-node",
+            NAMES[i],
+            "--clock",
+            "manual",
+            "--clock-start",
+            &start,
+        ];
+        argv.extend(self.flags.iter().map(String::as_str));
+        TestServer::start_on(listener, &argv)
+    }
+
+    /// Starts node `i` again, on its port, with an empty window.
+    fn restart(&mut self, i: usize) {
+        self.stop(i);
+        let listener = TcpListener::bind(("127.0.0.1", self.ports[i])).expect("rebind");
+        self.servers[i] = Some(self.serve(i, listener));
     }
 
     fn node(&self, i: usize) -> &TestServer {
@@ -821,6 +845,63 @@ fn a_stopped_node_makes_global_answers_an_error_naming_it_while_users_elsewhere_
     for u in &users[..2] {
         let n: i64 = redis::cmd("EVT.USER").arg(u).query(&mut cc).unwrap();
         assert_eq!(n, 1, "{u}");
+    }
+}
+
+#[test]
+fn a_restarted_node_is_asked_again_on_a_fresh_connection() {
+    let mut nodes = Nodes::start(3, &[]);
+    let users: Vec<String> = (0..3).map(|i| nodes.user_on(i, "r")).collect();
+    for (i, u) in users.iter().enumerate() {
+        let mut c = nodes.client(i);
+        redis::cmd("EVT.ADD")
+            .arg(u)
+            .arg(keyless_json("click", T))
+            .exec(&mut c)
+            .unwrap();
+    }
+    let mut a = nodes.client(0);
+    // The links to b and c are open now.
+    assert_eq!(int(&mut a, &["EVT.TOTAL"]), 3);
+    nodes.restart(2);
+    // c lost its window; the link's old connection is closed, and the share is asked
+    // again on a new one.
+    assert_eq!(int(&mut a, &["EVT.TOTAL"]), 2);
+    assert_eq!(int(&mut a, &["EVT.TYPE", "click"]), 2);
+}
+
+#[test]
+fn many_clients_asking_at_once_each_get_their_own_answer() {
+    let nodes = Nodes::start(3, &[]);
+    let mut cc = nodes.cluster_client();
+    // One event in each of the last 60 seconds (T-59 .. T), users all over the map:
+    // EVT.TOTAL WINDOW w is w, so a reply given to the wrong asker shows.
+    for s in 0..60 {
+        redis::cmd("EVT.ADD")
+            .arg(format!("m{s}"))
+            .arg(keyless_json("click", T - s))
+            .exec(&mut cc)
+            .unwrap();
+    }
+    let threads: Vec<_> = (1..=24)
+        .map(|k| {
+            let url = nodes.node(k % 3).url();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for round in 0..40 {
+                    let w = 1 + (k * 7 + round) % 60;
+                    let got: i64 = redis::cmd("EVT.TOTAL")
+                        .arg("WINDOW")
+                        .arg(w)
+                        .query(&mut c)
+                        .unwrap();
+                    assert_eq!(got as usize, w, "client {k} round {round}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client saw a wrong answer");
     }
 }
 

@@ -99,7 +99,7 @@ impl Cluster {
                 node.host, node.port
             ));
         }
-        let pool = Pool::new(map.nodes.len());
+        let pool = Pool::default();
         Ok(Cluster {
             map,
             me,
@@ -163,7 +163,8 @@ impl Cluster {
     ) -> Boxed<'static, Result<Reply, ReplyError>> {
         let cluster = self.clone();
         Box::pin(async move {
-            let request = encode_request(&ask.request);
+            let request: Arc<[u8]> = encode_request(&ask.request).into();
+            let password: Option<Arc<str>> = password.map(Into::into);
             let deadline = tokio::time::Instant::now() + cluster.timeout;
             let peers: Vec<usize> = (0..cluster.map.nodes.len())
                 .filter(|&i| i != cluster.me)
@@ -174,8 +175,8 @@ impl Cluster {
                     let fut = cluster.pool.ask(
                         i,
                         &cluster.map.nodes[i],
-                        password.as_deref(),
-                        &request,
+                        password.clone(),
+                        request.clone(),
                         deadline,
                         cluster.timeout,
                     );
