@@ -251,9 +251,14 @@ impl Pause {
         self.ended.notify_waiters();
     }
 
+    /// Whether a pause may be in force (one relaxed load: checked per request).
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     /// Until when a command that writes (`write`) or not must wait, if it must.
     pub fn holds(&self, write: bool) -> Option<Instant> {
-        if !self.on.load(Ordering::Relaxed) {
+        if !self.is_on() {
             return None;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);

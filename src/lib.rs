@@ -4,7 +4,8 @@
 //! The data flows one way: socket bytes ([`connection`]) → requests ([`protocol`]) →
 //! typed commands ([`cmd`]) → events in ([`ingest`]) or queries of the global,
 //! sharded window ([`store`]) → reply bytes. [`server`] accepts connections and runs
-//! the background sweep. `docs/architecture.md` draws the map.
+//! the background sweep; [`http`] serves metrics and a live page beside it.
+//! `docs/architecture.md` draws the map.
 //!
 //! The modules are private to the crate; what the binary, the benchmarks, the fuzz
 //! targets and the tests need is re-exported here.
@@ -19,6 +20,7 @@ mod connection;
 mod error;
 mod event;
 mod gate;
+mod http;
 mod ingest;
 mod observe;
 mod persist;

@@ -17,6 +17,7 @@ use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
+use crate::http;
 use crate::persist::snapshot::{self, SnapshotError, SnapshotFile};
 use crate::shared::{LogFilterSetter, RateLimiter, Shared};
 use crate::stats::Stats;
@@ -44,6 +45,11 @@ impl Handle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.0.local_addr
+    }
+
+    /// The address of the HTTP view (`--http-port`), if it is on.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.0.http.addr()
     }
 
     /// Events counted since the start.
@@ -115,6 +121,13 @@ pub fn build(
             );
         }
     }
+    let http = http::Endpoint::bind(config.bind, config.http_port).map_err(|e| {
+        format!(
+            "cannot listen for HTTP on {}:{}: {e}; choose another --http-port",
+            config.bind,
+            config.http_port.unwrap_or(0)
+        )
+    })?;
     let store = Store::new(config.window, config.store_shards(), clock.now());
     if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
         let loaded = snapshot::apply(&store, clock.now(), s);
@@ -150,6 +163,7 @@ pub fn build(
         set_log_filter: options.set_log_filter,
         workers: options.workers,
         snapshot: SnapshotFile::new(config_snapshot),
+        http,
         connected: std::sync::atomic::AtomicUsize::new(0),
         gate: Default::default(),
         watches: Default::default(),
@@ -193,6 +207,7 @@ pub async fn serve(
     // Which thread gets the next connection: 0 is this one, then the workers.
     let mut next_thread = 0usize;
     let expiry = tokio::spawn(expire_forever(shared.clone()));
+    let http = http::spawn(&shared);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -252,6 +267,10 @@ pub async fn serve(
         }
     }
     expiry.abort();
+    if let Some(http) = http {
+        // It ends by itself once shutdown has begun, within its own grace.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
     if shared.snapshot.save_at_shutdown()
         && let Err(e) = shared
             .snapshot

@@ -74,6 +74,8 @@ pub struct Shared {
     /// Applies a new log filter (`CONFIG SET loglevel`); absent when logging was set
     /// up by someone else (tests).
     pub set_log_filter: Option<LogFilterSetter>,
+    /// The HTTP view's listener (`--http-port`), if it is on.
+    pub http: crate::http::Endpoint,
     /// The snapshot file, if one is configured.
     pub snapshot: SnapshotFile,
     /// Connected clients, for the `maxclients` check on accept.

@@ -240,7 +240,7 @@ struct Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 27] = [
+static PARAMS: [Param; 28] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -248,6 +248,11 @@ static PARAMS: [Param; 27] = [
     Param {
         name: "port",
         kind: Kind::Fixed(|s| s.local_addr.port().to_string()),
+    },
+    // The HTTP view's port as bound; 0 when it is off.
+    Param {
+        name: "http-port",
+        kind: Kind::Fixed(|s| s.http.addr().map_or(0, |a| a.port()).to_string()),
     },
     Param {
         name: "loglevel",

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use super::session::ClientState;
 use super::spec::{ArgDoc, Spec, arg, optional, token};
 use super::{After, Cmd, Ctx, Cursor, parse_int};
+use crate::config::password_matches;
 use crate::error::{ErrorKind, ReplyError, quote};
 use crate::protocol::{Reply, Resp};
 use crate::shared::{REDIS_COMPAT_VERSION, Shared};
@@ -243,18 +244,6 @@ impl<'a> Cmd<'a> for Auth<'a> {
             }
         }
     }
-}
-
-/// Whether `given` is the password, compared in constant time so that the reply's
-/// timing says nothing about how much of it matched.
-pub fn password_matches(given: &[u8], password: &[u8]) -> bool {
-    let mut diff = given.len() ^ password.len();
-    for i in 0..given.len().max(password.len()) {
-        let a = given.get(i).copied().unwrap_or(0);
-        let b = password.get(i).copied().unwrap_or(0);
-        diff |= usize::from(a ^ b);
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// Checks AUTH credentials: `user` may be absent or `default`.

@@ -253,7 +253,7 @@ fn server(shared: &Shared, out: &mut String) {
         out,
         "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
          redis_mode:{}\r\nscalable_analytics_version:{}\r\nos:{} {}\r\narch_bits:64\r\n\
-         multiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\n\
+         multiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nhttp_port:{}\r\n\
          server_time_usec:{usec}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
          executable:{}\r\nconfig_file:{}\r\n",
         redis_mode(shared),
@@ -263,6 +263,7 @@ fn server(shared: &Shared, out: &mut String) {
         std::process::id(),
         shared.run_id,
         shared.local_addr.port(),
+        shared.http.addr().map_or(0, |a| a.port()),
         uptime / 86400,
         std::env::current_exe()
             .map(|p| p.display().to_string())

@@ -181,7 +181,7 @@ fn latency_event(id: CommandId) -> &'static str {
 /// Until when `CLIENT PAUSE` holds command `id` back, if it does. `CLIENT UNPAUSE`
 /// is never held: it is how a pause ends early.
 fn paused(shared: &Shared, id: CommandId) -> Option<Instant> {
-    if id == CommandId::ClientUnpause {
+    if !shared.pause.is_on() || id == CommandId::ClientUnpause {
         return None;
     }
     shared.pause.holds(id.spec().has_flag("write"))

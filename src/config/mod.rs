@@ -222,6 +222,12 @@ pub struct Config {
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
+    /// Port for the HTTP view on `--bind`: Prometheus metrics at `/metrics`, a live
+    /// page of the window at `/`, its JSON at `/api/window`; 0 picks a free port (the
+    /// log line `http listening on` shows it). Off when absent.
+    #[arg(long)]
+    pub http_port: Option<u16>,
+
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive);
     /// `RUST_LOG` is used when this flag is absent.
     #[arg(long, alias = "loglevel")]
@@ -475,6 +481,18 @@ impl Settings {
     pub fn size(cell: &AtomicU64) -> usize {
         usize::try_from(cell.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
+}
+
+/// Whether `given` is the password, compared in constant time so that the reply's
+/// timing says nothing about how much of it matched (RESP `AUTH` and HTTP both use it).
+pub fn password_matches(given: &[u8], password: &[u8]) -> bool {
+    let mut diff = given.len() ^ password.len();
+    for i in 0..given.len().max(password.len()) {
+        let a = given.get(i).copied().unwrap_or(0);
+        let b = password.get(i).copied().unwrap_or(0);
+        diff |= usize::from(a ^ b);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// Parses a memory size as Redis does: `1024`, `64kb`, `64k`, `2mb`, `1gb` (case
