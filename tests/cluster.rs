@@ -1167,3 +1167,152 @@ fn redis_benchmark_in_cluster_mode_has_every_event_counted() {
     }
     assert_eq!(accepted, n);
 }
+
+#[test]
+#[cfg_attr(
+    not(have_redis_cli),
+    ignore = "needs redis-cli (apt-get install redis-tools)"
+)]
+fn the_readmes_cluster_example_prints_what_the_readme_shows() {
+    // The block after `<!-- readme-cluster-test: <flags> -->`: commands after a
+    // `127.0.0.1:<port>> ` prompt, each followed by what `redis-cli -c` prints. The
+    // README's nodes are on 7001-7003; ours are on free ports, put in their place.
+    const MARK: &str = "<!-- readme-cluster-test:";
+    let readme = include_str!("../README.md");
+    let mut lines = readme.lines().skip_while(|l| !l.starts_with(MARK));
+    let flags: Vec<&str> = lines
+        .next()
+        .expect("the README's cluster example")
+        .trim_start_matches(MARK)
+        .trim_end_matches("-->")
+        .split_whitespace()
+        .collect();
+    assert_eq!(lines.next(), Some("```text"));
+    let (mut commands, mut expected) = (Vec::new(), String::new());
+    for line in lines.take_while(|l| *l != "```") {
+        let prompt = line
+            .strip_prefix("127.0.0.1:")
+            .and_then(|rest| rest.split_once("> "))
+            .filter(|(port, _)| port.parse::<u16>().is_ok());
+        match prompt {
+            Some((_, cmd)) => commands.push(cmd.to_string()),
+            None => {
+                expected.push_str(line);
+                expected.push('\n');
+            }
+        }
+    }
+    assert!(commands.len() >= 8, "{commands:?}");
+    let nodes = Nodes::start(3, &flags);
+    for (i, port) in nodes.ports.iter().enumerate() {
+        expected = expected.replace(
+            &format!("127.0.0.1:{}", 7001 + i),
+            &format!("127.0.0.1:{port}"),
+        );
+    }
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["-c", "-p", &nodes.ports[0].to_string(), "--no-raw"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all((commands.join("\n") + "\n").as_bytes())
+        .expect("commands to redis-cli");
+    let out = child.wait_with_output().expect("redis-cli output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}
+
+/// Three consecutive free ports (for scripts/cluster, which numbers its nodes' ports
+/// from its first).
+fn free_ports_in_a_row() -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base < 65000
+            && (1..3).all(|k| TcpListener::bind(("127.0.0.1", base + k)).is_ok())
+            && TcpListener::bind(("127.0.0.1", base)).is_ok()
+        {
+            return base;
+        }
+    }
+    panic!("no three free ports in a row");
+}
+
+#[test]
+#[cfg_attr(not(have_python3), ignore = "needs python3")]
+fn scripts_cluster_starts_three_nodes_and_stops_them() {
+    let dir = TempDir::new("script");
+    let base = free_ports_in_a_row();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--dir")
+            .arg(&dir.0)
+            .args(args)
+            .output()
+            .expect("python3 scripts/cluster");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let base_s = base.to_string();
+    let (ok, out) = run(&[
+        "start",
+        "3",
+        "--bin",
+        env!("CARGO_BIN_EXE_scalable-analytics"),
+        "--port",
+        &base_s,
+        "--",
+        "--clock",
+        "manual",
+        "--clock-start",
+        "1700000000",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("redis-cli -c -p {base}")), "{out}");
+    assert!(
+        out.contains(&format!("c  127.0.0.1:{}  slots 10923-16383", base + 2)),
+        "{out}"
+    );
+    let map: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("cluster.json")).expect("map"))
+            .expect("the map is JSON");
+    assert_eq!(map["nodes"][1]["slots"], serde_json::json!([[5461, 10922]]));
+    assert_eq!(map["nodes"][1]["port"], serde_json::json!(base + 1));
+    let url = |k: u16| format!("redis://127.0.0.1:{}/", base + k);
+    let mut cc = redis::cluster::ClusterClient::new((0..3).map(url).collect::<Vec<_>>())
+        .and_then(|c| c.get_connection())
+        .expect("cluster client");
+    for u in ["alice", "bob", "user42"] {
+        redis::cmd("EVT.ADD")
+            .arg(u)
+            .arg(keyless_json("click", T))
+            .exec(&mut cc)
+            .unwrap();
+    }
+    let mut c = redis::Client::open(url(2))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(int(&mut c, &["EVT.TOTAL"]), 3);
+    drop(c);
+    drop(cc);
+    let (ok, again) = run(&["start", "3", "--port", &base_s]);
+    assert!(!ok && again.contains("already running"), "{again}");
+    let (ok, out) = run(&["stop"]);
+    assert!(ok && out.contains("stopped 3 node(s)"), "{out}");
+    for k in 0..3 {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", base + k)).is_err(),
+            "node {k} still listens"
+        );
+    }
+}
