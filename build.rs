@@ -1,9 +1,10 @@
 //! Finds the external programs some integration tests drive (`redis-cli`,
 //! `redis-benchmark`, `redis-server`, `python3`, `ss`, `ip`, `chromium`) and sets
 //! `have_<name>` for each one on `PATH`. Tests that need a program are
-//! `#[cfg_attr(not(have_x), ignore = "...")]`: without it `cargo test` lists them as ignored, with the reason, instead of passing
-//! them silently. Under CI (`CI` set) every one is set whatever is installed, so a
-//! missing program fails its tests: CI installs them, and a missing one is a broken CI.
+//! `#[cfg_attr(not(have_x), ignore = "...")]`: without it `cargo test` lists them as
+//! ignored, with the reason, instead of passing them silently. Under CI (`CI` set)
+//! every one is set whatever is installed, so a missing program fails its tests: CI
+//! installs them, and a missing one is a broken CI.
 
 use std::path::Path;
 
