@@ -6,6 +6,12 @@
 //! ([`Cmd::batched_event`](super::Cmd::batched_event): pipelined `EVT.ADD`s) gather in
 //! an [`ingest::Batch`] and are admitted together — before any other command runs,
 //! so replies keep the order of requests.
+//!
+//! In cluster mode a command naming a user another node serves (its spec's `key`) is
+//! answered `-MOVED` here, before it runs or is queued. A command whose reply must
+//! wait for other nodes hands a future to [`Ctx::reply_later`]; the request then
+//! answers [`Flow::Wait`], and the connection awaits [`Session::settle`] before it
+//! hands over the next request.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
