@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::{Ingest, Store};
+use scalable_analytics::{AddError, EXPIRE_BUDGET, Ingest, Store};
 
 const WINDOW: u32 = 60;
 const SHARDS: usize = 64;
@@ -99,8 +99,53 @@ fn bench_ingest(c: &mut Criterion) {
             black_box(&results);
         })
     });
+
+    // The clock moves: a second every `BATCHES_PER_SECOND` runs over 100,000 users
+    // with three types (a quarter of them use all three), so an event often starts a
+    // new second for its user and pair, and users leave the window and come back.
+    // Run for a window and a second before timing, so that what is timed is the
+    // steady state.
+    let names: Vec<String> = (0..QUERY_USERS).map(user_name).collect();
+    let store = Store::new(WINDOW, SHARDS, START);
+    let mut now = START;
+    let mut batches = 0u64;
+    let mut rng = Rng(0x5555_AAAA_1234_4321);
+    let mut step = |results: &mut [Result<(), AddError>]| {
+        batches += 1;
+        if batches.is_multiple_of(BATCHES_PER_SECOND) {
+            now += 1;
+        }
+        let evs: Vec<Ingest<'_>> = (0..BATCH)
+            .map(|_| {
+                let i = rng.below(QUERY_USERS);
+                let ty = if i.is_multiple_of(4) {
+                    TYPES[rng.below(3)]
+                } else {
+                    TYPES[i % 3]
+                };
+                ingest(&names[i], ty, now, now)
+            })
+            .collect();
+        store.add_batch(&evs, true, results);
+    };
+    for _ in 0..(u64::from(WINDOW) + 1) * BATCHES_PER_SECOND {
+        step(&mut results);
+    }
+    g.bench_function("batch64_moving_clock_100k_users", |b| {
+        b.iter(|| {
+            step(&mut results);
+            black_box(&results);
+        })
+    });
     g.finish();
 }
+
+/// Event types of the query store and the moving-clock benchmark.
+const TYPES: [&str; 3] = ["click", "view", "buy"];
+
+/// Runs of the moving-clock benchmark per second of its clock: 19,200 events a
+/// second over 100,000 users.
+const BATCHES_PER_SECOND: u64 = 300;
 
 /// Events per pipelined run in the batch benchmark.
 const BATCH: usize = 64;
@@ -110,7 +155,7 @@ const BATCH: usize = 64;
 fn query_store() -> (Store, i64, Vec<String>) {
     let store = Store::new(WINDOW, SHARDS, START);
     let names: Vec<String> = (0..QUERY_USERS).map(user_name).collect();
-    let types = ["click", "view", "buy"];
+    let types = TYPES;
     let now = START + i64::from(WINDOW) - 1;
     for s in 0..10i64 {
         let second = START + s * 6;
@@ -145,7 +190,7 @@ fn bench_queries(c: &mut Criterion) {
         g.bench_function(format!("sum/window_{span}"), |b| {
             b.iter(|| {
                 let i = rng.below(QUERY_USERS);
-                black_box(store.sum(&names[i], ["click", "view", "buy"][i % 3], span, now))
+                black_box(store.sum(&names[i], TYPES[i % 3], span, now))
             })
         });
     }
@@ -183,5 +228,50 @@ fn bench_expire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_ingest, bench_queries, bench_expire);
+/// The longest hold of a shard's lock in a sweep that ends by compacting the
+/// shard: a burst of `burst` users leaves the window while `stay` users remain, in
+/// one shard. The sweep runs in the server's bounded steps; the last step, which
+/// rebuilds the tables, is what is timed.
+fn bench_compact(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compact");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    for (burst, stay) in [(1_000_000, 100), (262_144, 100), (131_072, 32_000)] {
+        let names: Vec<String> = (0..burst).map(user_name).collect();
+        g.bench_function(format!("last_sweep_step_{burst}_leave_{stay}_stay"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let store = Store::new(WINDOW, 1, START);
+                    for (i, n) in names.iter().enumerate() {
+                        let second = if i < stay { START + 30 } else { START };
+                        store
+                            .add(&ingest(n, "click", second, START + 30))
+                            .expect("in window");
+                    }
+                    let now = START + i64::from(WINDOW) + 1;
+                    loop {
+                        let t = std::time::Instant::now();
+                        let done = store.expire_shard_step(0, now, EXPIRE_BUDGET);
+                        if done {
+                            timed += t.elapsed();
+                            break;
+                        }
+                    }
+                    assert_eq!(store.stats(now).active_users, stay);
+                }
+                timed
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_ingest,
+    bench_queries,
+    bench_expire,
+    bench_compact
+);
 criterion_main!(benches);

@@ -5,7 +5,9 @@
 //! disagreement to a minimal sequence.
 
 use proptest::prelude::*;
-use scalable_analytics::{AddError, Ingest, Store};
+use std::collections::BTreeSet;
+
+use scalable_analytics::{Active, AddError, Ingest, Store};
 
 const WINDOW: u32 = 60;
 const START: i64 = 1_700_000_000;
@@ -23,6 +25,8 @@ enum Op {
     Batch(Vec<(u8, u8, i64, Option<f64>)>),
     Advance(i64),
     Sweep(usize),
+    /// Tables rebuilt: every record under a new key.
+    Compact,
     User {
         user: u8,
         span: u32,
@@ -67,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => proptest::collection::vec(event, 1..20).prop_map(Op::Batch),
         3 => prop_oneof![0i64..3, 0i64..130].prop_map(Op::Advance),
         1 => (1usize..6).prop_map(Op::Sweep),
+        1 => Just(Op::Compact),
         2 => (0u8..12, span.clone()).prop_map(|(user, span)| Op::User { user, span }),
         1 => (0u8..5, span.clone()).prop_map(|(ty, span)| Op::Type { ty, span }),
         1 => span.clone().prop_map(|span| Op::Total { span }),
@@ -85,6 +90,51 @@ impl Model {
             .iter()
             .filter(move |e| e.2 > now - i64::from(span) && e.2 <= now)
     }
+}
+
+impl Model {
+    /// Distinct users, types and pairs with an event in the last `span` seconds.
+    fn active(&self, now: i64, span: u32) -> Active {
+        let live: Vec<_> = self.live(now, span).collect();
+        let users: BTreeSet<u8> = live.iter().map(|e| e.0).collect();
+        let types: BTreeSet<u8> = live.iter().map(|e| e.1).collect();
+        let pairs: BTreeSet<(u8, u8)> = live.iter().map(|e| (e.0, e.1)).collect();
+        Active {
+            users: users.len() as u64,
+            types: types.len() as u64,
+            pairs: pairs.len() as u64,
+        }
+    }
+}
+
+/// The distinct counts (INFO's `active_*`, `DBSIZE`) agree with the model at every
+/// moment, swept or not, over the whole window and shorter spans.
+fn check_active(store: &Store, model: &Model, now: i64, op: &Op) -> Result<(), TestCaseError> {
+    let stats = store.stats(now);
+    let want = model.active(now, WINDOW);
+    let got = (
+        stats.active_users as u64,
+        stats.active_event_types as u64,
+        stats.active_user_event_types as u64,
+    );
+    prop_assert_eq!(
+        got,
+        (want.users, want.types, want.pairs),
+        "stats after {:?}",
+        op
+    );
+    let events = model.live(now, WINDOW).count() as u64;
+    prop_assert_eq!(stats.window_events, events, "window_events after {:?}", op);
+    for span in [WINDOW, 1, 7, 59] {
+        prop_assert_eq!(
+            store.active(span, now),
+            model.active(now, span),
+            "active over {} s after {:?}",
+            span,
+            op
+        );
+    }
+    Ok(())
 }
 
 fn close(a: f64, b: f64, scale: f64) -> bool {
@@ -151,6 +201,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 }
             }
             Op::Advance(by) => now += by,
+            Op::Compact => store.compact(now),
             Op::Sweep(steps) => {
                 for _ in 0..*steps {
                     store.expire_step(now, 3);
@@ -199,6 +250,7 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 }
             }
         }
+        check_active(&store, &model, now, op)?;
     }
     // Once everything has left the window and the sweep has run, nothing is left.
     now += i64::from(WINDOW);
@@ -208,6 +260,8 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(stats.active_users, 0);
     prop_assert_eq!(stats.active_event_types, 0);
     prop_assert_eq!(stats.active_user_event_types, 0);
+    prop_assert_eq!(stats.held_records, 0, "the sweep leaves nothing behind");
+    prop_assert_eq!(stats.wheel_entries, 0);
     Ok(())
 }
 
@@ -251,4 +305,5 @@ fn sweep_reclaims_everything() {
     assert_eq!(stats.active_event_types, 0);
     assert_eq!(stats.active_user_event_types, 0);
     assert_eq!(stats.wheel_entries, 0);
+    assert_eq!(stats.held_records, 0);
 }

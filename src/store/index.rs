@@ -76,10 +76,35 @@ impl Index {
         hash_bits as usize & self.mask()
     }
 
+    /// An empty index sized for `n` keys at most 2/5 full, so that it neither grows
+    /// soon nor wastes much (a rebuilt index: see `Shard::compact`).
+    pub fn with_room_for(n: usize) -> Self {
+        let slots = (n.saturating_mul(5) / 2)
+            .max(INITIAL_SLOTS)
+            .next_power_of_two();
+        Index {
+            slots: vec![0; slots],
+            len: 0,
+        }
+    }
+
     /// Keys filed.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether one more key fits without growing the table.
+    pub fn has_room(&self) -> bool {
+        (self.len + 1) * 5 <= self.slots.len() * 4
+    }
+
+    /// Every key with a hash that files it in the same place (the stored hash bits),
+    /// for rebuilding the index under new keys without hashing any id again.
+    pub fn keys(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&slot| slot != 0)
+            .map(|&slot| (slot >> 32, key_of(slot)))
     }
 
     /// Starts loading the slot where a lookup of `hash` begins.
@@ -178,7 +203,6 @@ impl Index {
     }
 
     /// Slots allocated.
-    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
@@ -242,5 +266,15 @@ mod tests {
             assert_eq!(index.find(h, |c| c == k), want);
         }
         assert_eq!(index.len(), 500);
+        // Rebuilt from the stored bits under new keys, every key is found again.
+        let mut rebuilt = Index::with_room_for(index.len());
+        for (bits, key) in index.keys() {
+            rebuilt.insert(bits, key + 7);
+        }
+        assert_eq!(rebuilt.len(), 500);
+        for k in (1..1000u32).step_by(2) {
+            let h = u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            assert_eq!(rebuilt.find(h, |c| c == k + 7), Some(k + 7));
+        }
     }
 }

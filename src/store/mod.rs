@@ -5,21 +5,43 @@
 //!
 //! ```text
 //! Store ── shards[hash(user_id) → i]: Mutex<Shard>   (each on its own cache lines)
-//!   Shard
-//!   ├─ user_index: Index (8-byte slots: hash bits | slab key) ── users: Slab<UserRec>
-//!   │     UserRec (56 B) { name: Name (24 B, inline ≤ 22 B), anchor: u32,
-//!   │                      ty: u32 (the user's one type, or MANY),
-//!   │                      ring: Ring (16 B: occupancy + width | spill pointer),
-//!   │                      word: u64 (that pair's running sum, or its pair table) }
-//!   ├─ many: Slab<table of PairRec>                          users with several types
-//!   ├─ type_index: HashTable<u32> ── types: Slab<TypeRec>    this shard's share of a type
-//!   ├─ total: one u64 per second                             this shard's share of the total
-//!   └─ wheel: `window` slots of u32 keys, filed under each key's oldest second
+//!   ├─ Shard
+//!   │  ├─ user_index: Index (8-byte slots: hash bits | slab key) ── users: Slab<UserRec>
+//!   │  │     UserRec (56 B) { name: Name (24 B, inline ≤ 22 B), anchor: u32,
+//!   │  │                      ty: u32 (the user's one type, or MANY),
+//!   │  │                      ring: Ring (16 B: occupancy + width | spill pointer),
+//!   │  │                      word: u64 (that pair's running sum, or its pair table) }
+//!   │  ├─ many: Slab<table of PairRec>                          users with several types
+//!   │  ├─ type_index: HashTable<u32> ── types: Slab<TypeRec>    this shard's share of a type
+//!   │  ├─ total: one u64 per second                             this shard's share of the total
+//!   │  ├─ user_newest, pair_newest: SecondHist (64 × u64)       users, pairs by newest second
+//!   │  └─ wheel: `window` slots of u32 keys, filed under each key's oldest second
+//!   └─ registry: Mutex<Registry>   every type once: shards holding it, newest second,
+//!                                  and a SecondHist over those seconds
 //! ```
 //!
 //! Sharding is by user id, and each shard keeps its *own* per-type and total
 //! counters for the events it ingests, so an event touches exactly one lock and no
 //! shared cache line; `EVT.TYPE` and `EVT.TOTAL` add up the shards' shares.
+//!
+//! # Counting what is active
+//!
+//! DBSIZE and INFO's `active_*` are read, never computed by walking keys: each shard
+//! keeps its users and pairs in a histogram by their newest second (`hist.rs`),
+//! updated only when a key's newest second moves (its first event in a new
+//! second), and the registry of types (`registry.rs`) does the same for
+//! types across shards, touched only when a shard creates or removes its share of a
+//! type or that share's newest second moves. Keys active in the last `s` seconds
+//! are a sum of `s` counters per shard, exact at every moment: a key whose events
+//! have left counts no more, whether or not the sweep has removed it.
+//!
+//! # Memory
+//!
+//! Tables follow the keys in the window: once the sweep has caught up, a shard
+//! whose tables are at most a quarter full rebuilds them at twice what they hold
+//! (`shard/compact.rs`); old tables are freed on a background thread
+//! (`reclaim.rs`). Under the memory limit, only growth is refused: a new key that
+//! fits in room already allocated is taken.
 //!
 //! # Bytes per active user
 //!
@@ -50,23 +72,29 @@
 //! # Files
 //!
 //! `shard/` (`mod.rs` the shard and its lookups, `add.rs` counting, `expire.rs`
-//! expiry and reclaim, `query.rs` answers, `record.rs` the records' layout),
-//! `ring.rs` a key's packed per-second counts and sums, `total.rs` a shard's share
-//! of the total, `index.rs` the users' index, `wheel.rs` the expiry wheel, `name.rs`
-//! ids kept inline.
+//! expiry, `compact.rs` rebuilding sparse tables, `query.rs` answers, `record.rs`
+//! the records' layout), `ring.rs` a key's packed per-second counts and sums,
+//! `total.rs` a shard's share of the total, `hist.rs` keys by newest second,
+//! `registry.rs` the store's distinct types, `index.rs` the users' index,
+//! `wheel.rs` the expiry wheel, `reclaim.rs` freeing old tables off the serving
+//! threads, `name.rs` ids kept inline.
 
+mod hist;
 mod index;
 mod name;
+mod reclaim;
+mod registry;
 mod ring;
 mod shard;
 mod total;
 mod wheel;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
+use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
 use shard::{Keyed, Shard, ShardStats};
 
@@ -111,9 +139,13 @@ pub struct Store {
     window: u32,
     hasher: DefaultHashBuilder,
     shards: Box<[Padded]>,
+    /// The distinct event types across shards.
+    registry: Arc<Registry>,
 }
 
-/// What the store holds, summed over the shards.
+/// What the store holds, summed over the shards. The `active_*` counts are exact at
+/// every moment: a key whose events have all left the window is not counted, swept
+/// or not.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
     pub window_events: u64,
@@ -121,6 +153,16 @@ pub struct StoreStats {
     pub active_event_types: usize,
     pub active_user_event_types: usize,
     pub wheel_entries: usize,
+    /// Users, types and pairs held, whether in the window or left and not yet swept.
+    pub held_records: usize,
+}
+
+/// Distinct keys with at least one event in a span of seconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Active {
+    pub users: u64,
+    pub types: u64,
+    pub pairs: u64,
 }
 
 impl Store {
@@ -129,13 +171,18 @@ impl Store {
     pub fn new(window: u32, shards: usize, now: i64) -> Self {
         let window = window.clamp(1, MAX_WINDOW);
         let hasher = DefaultHashBuilder::default();
+        let registry = Arc::new(Registry::new(window, now));
         let shards = (0..shards.max(1))
-            .map(|_| Padded(Mutex::new(Shard::new(window, hasher.clone(), now))))
+            .map(|_| {
+                let shard = Shard::new(window, hasher.clone(), registry.clone(), now);
+                Padded(Mutex::new(shard))
+            })
             .collect();
         Store {
             window,
             hasher,
             shards,
+            registry,
         }
     }
 
@@ -314,31 +361,47 @@ impl Store {
         done
     }
 
+    /// Sweeps every shard and rebuilds its tables at the size of what they hold,
+    /// whatever their fill. The sweep does this by itself, in bounded steps, once a
+    /// shard's tables are sparse; this is the unbounded, explicit form.
+    pub fn compact(&self, now: i64) {
+        for i in 0..self.shards.len() {
+            self.lock(i).compact_now(now);
+        }
+    }
+
     /// Sweeps until every shard is done. For tests: the server's background task
     /// sweeps in bounded steps and lets clients in between them.
     pub fn expire_all(&self, now: i64) {
         while !self.expire_step(now, EXPIRE_BUDGET) {}
     }
 
-    /// What the store holds now.
+    /// What the store holds now: O(shards), whatever the number of keys.
     pub fn stats(&self, now: i64) -> StoreStats {
         let mut total = StoreStats::default();
-        let mut names = Vec::new();
         for i in 0..self.shards.len() {
-            let mut shard = self.lock(i);
-            let s: ShardStats = shard.stats(now);
-            shard.type_names(&mut names);
-            drop(shard);
+            let s: ShardStats = self.lock(i).stats(now);
             total.window_events += s.window_events;
-            total.active_users += s.users;
-            total.active_user_event_types += s.pairs;
+            total.active_users += s.users as usize;
+            total.active_user_event_types += s.pairs as usize;
             total.wheel_entries += s.wheel_entries;
+            total.held_records += s.held;
         }
-        // A type is counted once however many shards hold a share of it.
-        names.sort_unstable();
-        names.dedup();
-        total.active_event_types = names.len();
+        total.active_event_types = self.registry.active(self.window, now) as usize;
         total
+    }
+
+    /// Distinct users, event types and (user, type) pairs with an event in the last
+    /// `span` seconds: O(shards × span).
+    pub fn active(&self, span: u32, now: i64) -> Active {
+        let mut active = Active::default();
+        for i in 0..self.shards.len() {
+            let (users, pairs) = self.lock(i).active(span, now);
+            active.users += users;
+            active.pairs += pairs;
+        }
+        active.types = self.registry.active(span, now);
+        active
     }
 
     /// Hands every occupied second of every (user, type) pair to `f` as

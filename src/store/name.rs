@@ -30,6 +30,11 @@ impl Name {
         }
     }
 
+    /// Whether `s` is stored without an allocation.
+    pub fn is_inline(s: &str) -> bool {
+        s.len() <= INLINE_LEN
+    }
+
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {

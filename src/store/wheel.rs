@@ -103,6 +103,21 @@ impl Wheel {
     pub fn entries(&self) -> usize {
         self.slots.iter().map(Vec::len).sum::<usize>() + self.draining.len()
     }
+
+    /// Every key filed, stale hints and repeats included.
+    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .chain(self.draining.iter())
+            .copied()
+    }
+
+    /// Entries the slots' buffers can hold: a slot keeps the buffer of its busiest
+    /// second until the wheel is rebuilt.
+    pub fn capacity(&self) -> usize {
+        self.slots.iter().map(Vec::capacity).sum::<usize>() + self.draining.capacity()
+    }
 }
 
 #[cfg(test)]

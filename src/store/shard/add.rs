@@ -8,7 +8,7 @@ use super::super::index::prefetch;
 use super::super::name::Name;
 use super::super::ring::{Ring, slot_of};
 use super::record::{PairRec, TypeRec, Types, UserRec};
-use super::{Keyed, Shard, TYPE_KEY, hash_of, oldest};
+use super::{Keyed, Shard, TYPE_KEY, hash_of, newest, oldest};
 
 impl Shard {
     /// Counts one event.
@@ -22,7 +22,7 @@ impl Shard {
         if sec <= now - self.w() {
             return Err(AddError::Late);
         }
-        if !grow && self.needs_new_record(k, now) {
+        if !grow && !self.fits(k, now) {
             return Err(AddError::NoMemory);
         }
         let n = ev.count.max(1);
@@ -32,24 +32,40 @@ impl Shard {
         Ok(())
     }
 
-    /// Whether counting `k` would create a user, type or pair record.
-    fn needs_new_record(&mut self, k: &Keyed<'_>, now: i64) -> bool {
-        let Some(t) = self.find_type(k.ev.event_type, k.type_hash) else {
-            return true;
-        };
-        let Some(u) = self.find_user(k.ev.user, k.user_hash) else {
-            return true;
-        };
-        if !self.expire_user(u, now) {
-            return true;
+    /// Whether counting `k` needs no table to grow: the records exist, or new ones
+    /// fit in room already allocated (slots freed by expiry, index room, an inline
+    /// id). Under the memory limit only growth is refused, so a window that has
+    /// emptied takes new keys again before its tables are even compacted.
+    fn fits(&mut self, k: &Keyed<'_>, now: i64) -> bool {
+        let ev = k.ev;
+        // The user first: expiring it may release its types.
+        let user = self
+            .find_user(ev.user, k.user_hash)
+            .filter(|&u| self.expire_user(u, now));
+        let ty = self
+            .find_type(ev.event_type, k.type_hash)
+            .filter(|&t| self.expire_type(t, now));
+        let type_fits = ty.is_some()
+            || (Name::is_inline(ev.event_type)
+                && self.types.len() < self.types.capacity()
+                && self.type_index.len() < self.type_index.capacity()
+                && self.registry.fits(ev.event_type, k.type_hash));
+        if !type_fits {
+            return false;
         }
-        match self.users.get(u as usize).map(UserRec::types) {
-            Some(Types::One { ty, .. }) => ty != t,
-            Some(Types::Many(table)) => self
-                .many
-                .get(table)
-                .is_none_or(|table| table.find(u64::from(t), |p| p.ty == t).is_none()),
-            None => true,
+        let Some(user) = user.and_then(|u| self.users.get(u as usize)) else {
+            return Name::is_inline(ev.user)
+                && self.users.len() < self.users.capacity()
+                && self.user_index.has_room();
+        };
+        match (user.types(), ty) {
+            (Types::One { ty: own, .. }, Some(t)) => own == t,
+            // A second type needs a pair table.
+            (Types::One { .. }, None) => false,
+            (Types::Many(table), ty) => self.many.get(table).is_some_and(|table| {
+                ty.is_some_and(|t| table.find(u64::from(t), |p| p.ty == t).is_some())
+                    || table.len() < table.capacity()
+            }),
         }
     }
 
@@ -81,17 +97,19 @@ impl Shard {
 
     /// Counts `n` events of type `name` in second `sec`; returns the type's key.
     fn add_to_type(&mut self, name: &str, hash: u64, sec: i64, n: u64, now: i64) -> u32 {
-        let idx = match self.find_type(name, hash) {
-            Some(idx) => {
-                self.expire_type(idx, now);
-                idx
-            }
+        let existing = self
+            .find_type(name, hash)
+            .filter(|&idx| self.expire_type(idx, now));
+        let idx = match existing {
+            Some(idx) => idx,
             None => {
+                let id = self.registry.acquire(name, hash, sec, now);
                 let idx = self.types.insert(TypeRec {
                     name: Name::new(name),
                     anchor: sec as u32,
                     ring: Ring::new(),
                     pairs: 0,
+                    id,
                 }) as u32;
                 let (types, hasher) = (&self.types, &self.hasher);
                 self.type_index.insert_unique(hash, idx, |&i| {
@@ -105,7 +123,12 @@ impl Shard {
         let window = self.window;
         if let Some(t) = self.types.get_mut(idx as usize) {
             let before = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
-            t.anchor = t.anchor.max(sec as u32);
+            if sec > i64::from(t.anchor) {
+                // This shard's newest second of the type moved: the store-wide
+                // newest may have too (once per type, shard and second).
+                t.anchor = sec as u32;
+                self.registry.raise(t.id, sec, now);
+            }
             t.ring.add(slot_of(sec, window), n);
             let after = oldest(t.ring.occupancy(), i64::from(t.anchor), window);
             if after != before
@@ -134,14 +157,15 @@ impl Shard {
         let Some(u) = self.users.get_mut(idx as usize) else {
             return;
         };
-        let before = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        let anchor = i64::from(u.anchor);
+        let before = oldest(u.ring.occupancy(), anchor, window);
         u.anchor = u.anchor.max(sec as u32);
-        let new_pair = match u.types() {
+        let pair = match u.types() {
             Types::One { ty: own, running } if own == ty => {
                 let mut running = running;
                 u.ring.add_with_value(slot, n, value, &mut running);
                 u.set_one(ty, running);
-                false
+                PairNewest::from(anchor, sec)
             }
             Types::One { ty: own, running } => {
                 // A second type: each pair gets its own ring; the user's ring becomes
@@ -165,18 +189,28 @@ impl Shard {
                 table.insert_unique(u64::from(first.ty), first, |p| u64::from(p.ty));
                 table.insert_unique(u64::from(ty), second, |p| u64::from(p.ty));
                 u.set_many(self.many.insert(table));
-                true
+                PairNewest::New
             }
             Types::Many(table) => {
                 u.ring.add(slot, n);
-                self.many
-                    .get_mut(table)
-                    .is_some_and(|table| add_to_table(table, ty, slot, n, value))
+                match self.many.get_mut(table) {
+                    Some(table) => add_to_table(table, ty, (sec, slot), n, value, (anchor, window)),
+                    // Unreachable: a user's pair table lives as long as the user.
+                    None => PairNewest::Kept,
+                }
             }
         };
         let after = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
-        if new_pair {
-            self.count_new_pair(ty);
+        if sec > anchor {
+            self.user_newest.moved(anchor, sec);
+        }
+        match pair {
+            PairNewest::Kept => {}
+            PairNewest::Moved(was) => self.pair_newest.moved(was, sec),
+            PairNewest::New => {
+                self.pair_newest.add(sec);
+                self.count_new_pair(ty);
+            }
         }
         if after != before
             && let Some(o) = after
@@ -195,25 +229,67 @@ impl Shard {
         let rec = UserRec::new(Name::new(ev.user), sec as u32, ty, ring, running);
         let idx = self.users.insert(rec) as u32;
         self.user_index.insert(k.user_hash, idx);
+        self.user_newest.add(sec);
+        self.pair_newest.add(sec);
         self.count_new_pair(ty);
         self.wheel.register(idx, sec);
     }
 
     fn count_new_pair(&mut self, ty: u32) {
-        self.pairs += 1;
         if let Some(t) = self.types.get_mut(ty as usize) {
             t.pairs += 1;
         }
     }
 }
 
-/// Counts into the pair of type `ty` in a user's pair table; returns whether the pair
-/// is new.
-fn add_to_table(table: &mut HashTable<PairRec>, ty: u32, slot: u32, n: u64, value: f64) -> bool {
+/// What an event did to its pair's newest second.
+enum PairNewest {
+    /// Unchanged: the pair already held as late a second.
+    Kept,
+    /// Moved forward from this second to the event's.
+    Moved(i64),
+    /// The pair is new.
+    New,
+}
+
+impl PairNewest {
+    /// An event in second `sec` for a pair whose newest second was `was`.
+    #[inline]
+    fn from(was: i64, sec: i64) -> Self {
+        if sec > was {
+            PairNewest::Moved(was)
+        } else {
+            PairNewest::Kept
+        }
+    }
+}
+
+/// Counts an event of second `at.0` (in slot `at.1`) into the pair of type `ty` in a
+/// user's pair table; `owner` is the user's anchor (before this event) and window.
+fn add_to_table(
+    table: &mut HashTable<PairRec>,
+    ty: u32,
+    at: (i64, u32),
+    n: u64,
+    value: f64,
+    owner: (i64, u32),
+) -> PairNewest {
+    let (sec, slot) = at;
     match table.find_mut(u64::from(ty), |p| p.ty == ty) {
         Some(p) => {
+            let occ = p.ring.occupancy();
+            // The slot already holds this very second (an older one there would have
+            // been stale and cleared): nothing moves. Else find the newest second
+            // before the add changes it.
+            let news = if occ & (1 << slot) != 0 {
+                PairNewest::Kept
+            } else {
+                // A pair in the table always holds a second: the fallback is unused.
+                let was = newest(occ, owner.0, owner.1).unwrap_or(owner.0);
+                PairNewest::from(was, sec)
+            };
             p.ring.add_with_value(slot, n, value, &mut p.running);
-            false
+            news
         }
         None => {
             let mut p = PairRec {
@@ -223,7 +299,7 @@ fn add_to_table(table: &mut HashTable<PairRec>, ty: u32, slot: u32, n: u64, valu
             };
             p.ring.add_with_value(slot, n, value, &mut p.running);
             table.insert_unique(u64::from(ty), p, |p| u64::from(p.ty));
-            true
+            PairNewest::New
         }
     }
 }

@@ -2,14 +2,9 @@
 //! access) or due on the wheel (the background sweep), and removing records that
 //! are left empty.
 
-use hashbrown::HashTable;
-use slab::Slab;
-
-use super::super::index::Index;
 use super::super::ring::{seconds_mask, slot_of};
-use super::super::wheel::Wheel;
 use super::record::Types;
-use super::{Shard, TYPE_KEY, hash_of, oldest};
+use super::{Shard, TYPE_KEY, hash_of, newest, oldest};
 
 impl Shard {
     /// Clears the user's seconds at or before `now - window`; removes the user when
@@ -20,29 +15,30 @@ impl Shard {
         let Some(u) = self.users.get_mut(idx as usize) else {
             return false;
         };
-        let stale = seconds_mask(i64::from(u.anchor) - w, now - w, window) & u.ring.occupancy();
+        let anchor = i64::from(u.anchor);
+        let stale = seconds_mask(anchor - w, now - w, window) & u.ring.occupancy();
         if stale == 0 {
             return true;
         }
-        let mut dropped_types: Vec<u32> = Vec::new();
+        // The pairs that went away, with their newest seconds.
+        let mut dropped: Vec<(u32, i64)> = Vec::new();
         match u.types() {
             Types::One { ty, mut running } => {
                 u.ring.clear(stale, &mut running);
                 u.set_one(ty, running);
                 if u.ring.is_empty() {
-                    dropped_types.push(ty);
+                    dropped.push((ty, anchor));
                 }
             }
             Types::Many(table_idx) => {
                 u.ring.clear(stale, &mut 0.0);
                 let mut collapse = false;
                 if let Some(table) = self.many.get_mut(table_idx) {
-                    for p in table.iter_mut() {
-                        p.ring.clear(stale, &mut p.running);
-                    }
                     table.retain(|p| {
+                        let was = newest(p.ring.occupancy(), anchor, window);
+                        p.ring.clear(stale, &mut p.running);
                         if p.ring.is_empty() {
-                            dropped_types.push(p.ty);
+                            dropped.push((p.ty, was.unwrap_or(anchor)));
                             false
                         } else {
                             true
@@ -51,7 +47,8 @@ impl Shard {
                     collapse = table.len() <= 1;
                 }
                 if collapse {
-                    // Back to one type (or none): its ring equals the user's ring again.
+                    // Back to one type (or none): its ring equals the user's ring again,
+                    // and its newest second is the user's anchor.
                     let table = self.many.remove(table_idx);
                     match table.into_iter().next() {
                         Some(p) => {
@@ -65,9 +62,9 @@ impl Shard {
             }
         }
         let alive = !u.ring.is_empty();
-        let next = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
-        self.pairs -= dropped_types.len();
-        for ty in dropped_types {
+        let next = oldest(u.ring.occupancy(), anchor, window);
+        for (ty, was) in dropped {
+            self.pair_newest.remove(was);
             self.release_type(ty, now);
         }
         if alive {
@@ -76,6 +73,7 @@ impl Shard {
             }
         } else {
             let u = self.users.remove(idx as usize);
+            self.user_newest.remove(anchor);
             let hash = hash_of(&self.hasher, u.name.as_bytes());
             self.user_index.remove(hash, idx);
         }
@@ -111,6 +109,7 @@ impl Shard {
         };
         if t.ring.is_empty() && t.pairs == 0 {
             let t = self.types.remove(idx as usize);
+            self.registry.release(t.id, now);
             let hash = hash_of(&self.hasher, t.name.as_bytes());
             if let Ok(entry) = self.type_index.find_entry(hash, |&i| i == idx) {
                 entry.remove();
@@ -128,7 +127,7 @@ impl Shard {
         let mut done = 0;
         while done < budget {
             let Some((key, slot)) = self.wheel.next_due() else {
-                self.release_if_empty();
+                self.compact_if_sparse();
                 return true;
             };
             done += 1;
@@ -161,22 +160,5 @@ impl Shard {
             }
         }
         !self.wheel.pending()
-    }
-
-    /// Gives the tables' memory back once the shard holds nothing: a slab or an
-    /// index never shrinks while keys are in use, so after a busy window their
-    /// capacity would otherwise stay at the peak.
-    fn release_if_empty(&mut self) {
-        if self.users.is_empty() && self.types.is_empty() && self.users.capacity() > 0 {
-            // Every wheel entry left is a stale hint: with no user or type, none can
-            // be due.
-            let cutoff = self.wheel.cutoff();
-            self.users = Slab::new();
-            self.user_index = Index::new();
-            self.types = Slab::new();
-            self.type_index = HashTable::new();
-            self.many = Slab::new();
-            self.wheel = Wheel::new(self.window, cutoff);
-        }
     }
 }

@@ -13,20 +13,32 @@
 
 //!
 //! The work is split by concern: [`add`] counts events, [`expire`] clears what left
-//! the window and reclaims records, [`query`] answers; [`record`] holds the records'
-//! layout.
+//! the window and removes empty records, [`compact`] rebuilds tables left sparse,
+//! [`query`] answers; [`record`] holds the records' layout.
+//!
+//! Users and (user, type) pairs are also counted by their newest second
+//! (`user_newest`, `pair_newest`): a user's newest second is its anchor; a pair's is
+//! the user's anchor for a user with one type, and the newest occupied slot of the
+//! pair's ring otherwise. Each add, expiry and removal reports its moves there.
 
 mod add;
+mod compact;
 mod expire;
 mod query;
 mod record;
 
+#[cfg(test)]
+mod tests;
+
 use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use super::Ingest;
+use super::hist::SecondHist;
 use super::index::Index;
+use super::registry::Registry;
 use super::ring::{full_mask, slot_of};
 use super::total::TotalRing;
 use super::wheel::Wheel;
@@ -49,10 +61,14 @@ pub struct Keyed<'a> {
 /// Counts of what a shard holds.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {
-    pub users: usize,
-    pub pairs: usize,
+    /// Users with an event in the window.
+    pub users: u64,
+    /// (user, type) pairs with an event in the window.
+    pub pairs: u64,
     pub window_events: u64,
     pub wheel_entries: usize,
+    /// Users, types and pairs held, swept or not.
+    pub held: usize,
 }
 
 /// One shard; see the module doc.
@@ -67,17 +83,24 @@ pub struct Shard {
     type_index: HashTable<u32>,
     /// Pair tables of users with several event types.
     many: Slab<HashTable<PairRec>>,
-    pairs: usize,
+    /// Where this shard's shares of types are registered store-wide.
+    registry: Arc<Registry>,
+    /// Users by their newest second (their anchor).
+    user_newest: SecondHist,
+    /// (user, type) pairs by their newest second.
+    pair_newest: SecondHist,
     total: TotalRing,
     wheel: Wheel,
 }
 
 /// The second in `(anchor - window, anchor]` that occupies `slot`.
+#[inline]
 fn second_of(slot: u32, anchor: i64, window: u32) -> i64 {
     anchor - (anchor - i64::from(slot)).rem_euclid(i64::from(window))
 }
 
 /// The oldest second held by a ring with occupancy `occ` and anchor `anchor`.
+#[inline]
 fn oldest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
     if occ == 0 {
         return None;
@@ -92,6 +115,25 @@ fn oldest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
     Some(first + i64::from(rotated.trailing_zeros()))
 }
 
+/// The newest second held by a ring with occupancy `occ` and anchor `anchor` (the
+/// anchor itself for a user's ring; at most the anchor for a pair's).
+#[inline]
+fn newest(occ: u64, anchor: i64, window: u32) -> Option<i64> {
+    if occ == 0 {
+        return None;
+    }
+    let top = slot_of(anchor, window);
+    // Slots at or below the anchor's are its most recent seconds; above it, the
+    // seconds of the previous turn of the ring.
+    let below = occ & (u64::MAX >> (63 - top));
+    let back = if below != 0 {
+        top - (63 - below.leading_zeros())
+    } else {
+        top + window - (63 - occ.leading_zeros())
+    };
+    Some(anchor - i64::from(back))
+}
+
 fn hash_of(hasher: &DefaultHashBuilder, bytes: &[u8]) -> u64 {
     hasher.hash_one(bytes)
 }
@@ -99,7 +141,7 @@ fn hash_of(hasher: &DefaultHashBuilder, bytes: &[u8]) -> u64 {
 impl Shard {
     /// An empty shard for a window of `window` seconds; `hasher` must be the one the
     /// store hashes ids with, so that hashes computed outside the lock are valid here.
-    pub fn new(window: u32, hasher: DefaultHashBuilder, now: i64) -> Self {
+    pub fn new(window: u32, hasher: DefaultHashBuilder, registry: Arc<Registry>, now: i64) -> Self {
         Shard {
             window,
             now,
@@ -109,7 +151,9 @@ impl Shard {
             types: Slab::new(),
             type_index: HashTable::new(),
             many: Slab::new(),
-            pairs: 0,
+            registry,
+            user_newest: SecondHist::new(window, now),
+            pair_newest: SecondHist::new(window, now),
             total: TotalRing::new(window),
             wheel: Wheel::new(window, now - i64::from(window)),
         }
@@ -122,8 +166,13 @@ impl Shard {
     /// Moves this shard's clock to `now` unless it is already later: connections read
     /// the clock independently, and a slightly older reading must never bring back a
     /// second that was already expired here.
+    #[inline]
     fn advance(&mut self, now: i64) -> i64 {
-        self.now = self.now.max(now);
+        if now > self.now {
+            self.now = now;
+            self.user_newest.advance(now);
+            self.pair_newest.advance(now);
+        }
         self.now
     }
 
@@ -150,6 +199,8 @@ impl Shard {
     /// Forgets everything (FLUSHALL).
     pub fn clear(&mut self) {
         let now = self.now;
-        *self = Shard::new(self.window, self.hasher.clone(), now);
+        self.registry
+            .release_all(self.types.iter().map(|(_, t)| t.id), now);
+        *self = Shard::new(self.window, self.hasher.clone(), self.registry.clone(), now);
     }
 }

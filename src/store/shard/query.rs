@@ -77,11 +77,18 @@ impl Shard {
         let now = self.advance(now);
         let full = full_mask(self.window);
         ShardStats {
-            users: self.users.len(),
-            pairs: self.pairs,
+            users: self.user_newest.active(self.window),
+            pairs: self.pair_newest.active(self.window),
             window_events: self.total.count(full, now),
             wheel_entries: self.wheel.entries(),
+            held: self.users.len() + self.types.len() + self.pair_newest.len() as usize,
         }
+    }
+
+    /// Users and (user, type) pairs with an event in the last `span` seconds: O(span).
+    pub fn active(&mut self, span: u32, now: i64) -> (u64, u64) {
+        self.advance(now);
+        (self.user_newest.active(span), self.pair_newest.active(span))
     }
 
     /// Hands every occupied second of every (user, type) pair to `f` as
@@ -127,15 +134,5 @@ impl Shard {
                 }
             }
         }
-    }
-
-    /// The event types this shard holds, for counting distinct types across shards.
-    pub fn type_names(&self, out: &mut Vec<Vec<u8>>) {
-        out.extend(
-            self.types
-                .iter()
-                .filter(|(_, t)| !t.ring.is_empty())
-                .map(|(_, t)| t.name.as_bytes().to_vec()),
-        );
     }
 }

@@ -93,6 +93,8 @@ pub(super) struct TypeRec {
     /// Pairs of this shard that refer to the type: it outlives them, so a pair never
     /// refers to a reused type slot.
     pub pairs: u32,
+    /// The type's id in the store's [`Registry`](super::super::registry::Registry).
+    pub id: u32,
 }
 
 /// The layout of a `slab` slot (its own type is private), for the size test below.
@@ -116,6 +118,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<UserRec>(), 56);
         assert_eq!(std::mem::size_of::<SlabEntry<UserRec>>(), 56);
         assert_eq!(std::mem::size_of::<PairRec>(), 32);
+        assert_eq!(std::mem::size_of::<TypeRec>(), 56);
     }
 
     #[test]
