@@ -96,10 +96,34 @@ struct Nodes {
 impl Nodes {
     /// `n` nodes with the manual clock at [`T`] and `flags`.
     fn start(n: usize, flags: &[&str]) -> Nodes {
-        let dir = TempDir::new("nodes");
         let listeners: Vec<TcpListener> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
             .collect();
+        Nodes::start_on(listeners, flags)
+    }
+
+    /// [`Nodes::start`] on ports below the kernel's ephemeral range, so that a node
+    /// can be stopped and started again on its port: a free port of that range may be
+    /// taken meanwhile by any outgoing connection of the tests running alongside.
+    fn start_restartable(n: usize, flags: &[&str]) -> Nodes {
+        let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+            .unwrap_or(32768);
+        let mut candidate = 10_000 + (std::process::id() % 5000) as u16 * 3;
+        let mut listeners = Vec::new();
+        while listeners.len() < n {
+            assert!(candidate < low, "no free port below {low}");
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", candidate)) {
+                listeners.push(l);
+            }
+            candidate += 1;
+        }
+        Nodes::start_on(listeners, flags)
+    }
+
+    fn start_on(listeners: Vec<TcpListener>, flags: &[&str]) -> Nodes {
+        let dir = TempDir::new("nodes");
         let ports: Vec<u16> = listeners
             .iter()
             .map(|l| l.local_addr().expect("addr").port())
@@ -850,7 +874,7 @@ fn a_stopped_node_makes_global_answers_an_error_naming_it_while_users_elsewhere_
 
 #[test]
 fn a_restarted_node_is_asked_again_on_a_fresh_connection() {
-    let mut nodes = Nodes::start(3, &[]);
+    let mut nodes = Nodes::start_restartable(3, &[]);
     let users: Vec<String> = (0..3).map(|i| nodes.user_on(i, "r")).collect();
     for (i, u) in users.iter().enumerate() {
         let mut c = nodes.client(i);
