@@ -432,6 +432,20 @@ impl Conn {
                         _ = info.killed() => return,
                     }
                 }
+                Flow::Wait => {
+                    // Shutdown does not cut the wait short: the reply to a request
+                    // already read is written (the wait is bounded by its own
+                    // timeout, the cluster's).
+                    let info = self.session.info().clone();
+                    let killed = tokio::select! {
+                        _ = self.session.settle(&self.shared, &mut self.wbuf) => false,
+                        _ = info.killed() => true,
+                    };
+                    if killed {
+                        return;
+                    }
+                    continue;
+                }
                 Flow::Close => return self.finish().await,
                 Flow::Shutdown => {
                     tracing::info!(peer = %self.peer, "SHUTDOWN requested by a client");

@@ -5,6 +5,12 @@
 //! JSON is a slice of the connection's read buffer), refuses what is late, too far
 //! ahead or invalid, and hands the rest to the store, which takes each shard's lock
 //! once for the batch. Each event gets its own reply, in order.
+//!
+//! In cluster mode an event must be for a user this node serves: a keyed
+//! `EVT.ADD <user_id> <json>` was routed by the dispatcher already; an unkeyed one is
+//! routed here by its JSON's `user_id`, and one for another node's user is answered
+//! `-MOVED` without being counted. `EVT.MADD` is all-or-nothing: one foreign user
+//! refuses the whole command before anything is applied.
 
 use std::sync::atomic::Ordering;
 
@@ -21,28 +27,62 @@ use crate::store::{AddError, Ingest};
 /// (longer messages are cut), so the reply to `EVT.MADD` is bounded by its length.
 pub const MAX_EVENT_REPLY: usize = 256;
 
-/// Pipelined events waiting to be admitted together: byte ranges of their JSON in
-/// the connection's read buffer.
+/// One event as a client sent it: its JSON, and the user id given before it
+/// (`EVT.ADD <user_id> <json>`), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Submitted<'a> {
+    pub key: Option<&'a [u8]>,
+    pub json: &'a [u8],
+}
+
+impl<'a> Submitted<'a> {
+    /// An event given as its JSON alone.
+    pub fn json(json: &'a [u8]) -> Self {
+        Submitted { key: None, json }
+    }
+}
+
+/// Where an event's bytes are in the connection's read buffer.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    json: (usize, usize),
+    key: Option<(usize, usize)>,
+}
+
+/// Pipelined events waiting to be admitted together: byte ranges of their JSON (and
+/// key) in the connection's read buffer.
 #[derive(Debug, Default)]
 pub struct Batch {
-    ranges: Vec<(usize, usize)>,
+    waiting: Vec<Waiting>,
+}
+
+/// The range of `part`, a slice of `buf`.
+fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    (start <= buf.len() && part.len() <= buf.len() - start).then_some((start, start + part.len()))
 }
 
 impl Batch {
     /// Whether no event waits.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.waiting.is_empty()
     }
 
-    /// Adds the event whose JSON is `json`, a slice of `buf`.
-    pub fn push(&mut self, buf: &[u8], json: &[u8]) {
-        let start = (json.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-        if start <= buf.len() && json.len() <= buf.len() - start {
-            self.ranges.push((start, start + json.len()));
+    /// Adds `event`, whose slices are slices of `buf`.
+    pub fn push(&mut self, buf: &[u8], event: Submitted<'_>) {
+        let key = match event.key {
+            Some(k) => match range_in(buf, k) {
+                Some(r) => Some(r),
+                None => return,
+            },
+            None => None,
+        };
+        if let Some(json) = range_in(buf, event.json) {
+            self.waiting.push(Waiting { json, key });
         }
     }
 
-    /// Admits the waiting events (their JSON still in `buf`), one reply each.
+    /// Admits the waiting events (their bytes still in `buf`), one reply each.
     pub fn flush(
         &mut self,
         shared: &Shared,
@@ -50,13 +90,21 @@ impl Batch {
         peer: &ClientInfo,
         replies: &mut Vec<Reply>,
     ) {
-        let jsons: Vec<&[u8]> = self
-            .ranges
+        let events: Vec<Submitted<'_>> = self
+            .waiting
             .iter()
-            .filter_map(|&(s, e)| buf.get(s..e))
+            .filter_map(|w| {
+                Some(Submitted {
+                    json: buf.get(w.json.0..w.json.1)?,
+                    key: match w.key {
+                        Some((s, e)) => Some(buf.get(s..e)?),
+                        None => None,
+                    },
+                })
+            })
             .collect();
-        admit(shared, &jsons, peer, None, replies);
-        self.ranges.clear();
+        admit(shared, &events, peer, None, replies);
+        self.waiting.clear();
     }
 }
 
@@ -81,6 +129,8 @@ pub enum Rejection {
         jump: i64,
     },
     NoMemory,
+    /// Cluster mode: another node serves the user (`-MOVED`).
+    Moved(ReplyError),
 }
 
 impl Rejection {
@@ -113,6 +163,7 @@ impl Rejection {
                 ErrorKind::Oom,
                 "command not allowed when used memory > 'maxmemory'.",
             ),
+            Rejection::Moved(e) => e.clone(),
         }
     }
 }
@@ -174,24 +225,89 @@ impl Admission {
     }
 }
 
-/// Admits a batch of events (JSON texts), appending one reply per event to `replies`.
-/// `now` is the instant of a transaction, or `None` to read the clock.
+/// Admits a batch of events, appending one reply per event to `replies`. `now` is the
+/// instant of a transaction, or `None` to read the clock.
 pub fn admit(
     shared: &Shared,
-    jsons: &[&[u8]],
+    events: &[Submitted<'_>],
     peer: &ClientInfo,
     now: Option<i64>,
     replies: &mut Vec<Reply>,
 ) {
+    // Not all-or-nothing: never refused whole.
+    let _ = admit_events(shared, events, peer, now, false, replies);
+}
+
+/// [`admit`] for `EVT.MADD`: in cluster mode, when any event is for a user another
+/// node serves, nothing is applied and the error names the first such user and its
+/// node.
+pub fn admit_all(
+    shared: &Shared,
+    events: &[Submitted<'_>],
+    peer: &ClientInfo,
+    now: Option<i64>,
+    replies: &mut Vec<Reply>,
+) -> Result<(), ReplyError> {
+    admit_events(shared, events, peer, now, true, replies)
+}
+
+/// `Err` (with `whole`) or [`Rejection::Moved`] when another node serves `ev`'s user;
+/// an event given with its key was routed by the dispatcher already.
+fn route(
+    shared: &Shared,
+    sub: &Submitted<'_>,
+    ev: &Event<'_>,
+    whole: bool,
+) -> Result<(), Rejection> {
+    let Some(cluster) = shared.cluster.as_deref() else {
+        return Ok(());
+    };
+    if sub.key.is_some() {
+        return Ok(());
+    }
+    match cluster.foreign(ev.user_id.as_bytes()) {
+        None => Ok(()),
+        Some((slot, owner)) if whole => {
+            let node = &cluster.nodes()[owner];
+            Err(Rejection::Moved(ReplyError::err(format!(
+                "EVT.MADD applied nothing: user '{}' (slot {slot}) lives on node '{}' at {}; \
+                 send each user's events to its node (keyed EVT.ADD in a cluster pipeline)",
+                crate::error::quote(ev.user_id.as_bytes(), 128),
+                node.name,
+                node.endpoint()
+            ))))
+        }
+        Some((slot, owner)) => Err(Rejection::Moved(cluster.moved(slot, owner))),
+    }
+}
+
+fn admit_events(
+    shared: &Shared,
+    events: &[Submitted<'_>],
+    peer: &ClientInfo,
+    now: Option<i64>,
+    whole: bool,
+    replies: &mut Vec<Reply>,
+) -> Result<(), ReplyError> {
     let max_id = Settings::size(&shared.settings.max_id_len);
     let grow = memory_available(shared);
     let admission = Admission::new(shared, now);
-    let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(jsons.len());
-    let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(jsons.len());
-    for json in jsons {
-        let admitted = event::parse_event(json, max_id)
+    let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(events.len());
+    let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(events.len());
+    for sub in events {
+        let ev = match sub.key {
+            None => event::parse_event(sub.json, max_id),
+            Some(user) => event::parse_keyed(sub.json, max_id, user),
+        };
+        let admitted = ev
             .map_err(Rejection::Invalid)
-            .and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
+            .and_then(|ev| route(shared, sub, &ev, whole).map(|()| ev));
+        if whole && let Err(Rejection::Moved(e)) = admitted {
+            // Nothing was applied yet: the store is only touched below. (The event
+            // clock, which admission moves, cannot run in a cluster.)
+            return Err(e);
+        }
+        let admitted = admitted.and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
     let stored = store(shared, &parsed, grow);
@@ -204,7 +320,8 @@ pub fn admit(
     }
     let mut stored = stored.iter().zip(&parsed);
     let mut tally = Tally::default();
-    for (o, json) in outcome.into_iter().zip(jsons) {
+    for (o, sub) in outcome.into_iter().zip(events) {
+        let json = sub.json;
         let o = o.and_then(|()| match stored.next() {
             Some((Ok(()), _)) => Ok(()),
             Some((Err(AddError::NoMemory), _)) => Err(Rejection::NoMemory),
@@ -224,6 +341,7 @@ pub fn admit(
         replies.push(tally.reply(shared, peer, json, o));
     }
     tally.record(shared);
+    Ok(())
 }
 
 /// Hands the admitted events to the store; one result each.
@@ -268,13 +386,15 @@ impl Tally {
                 self.accepted += 1;
                 return Reply::Ok;
             }
+            // A redirection, not a refusal: the client sends it on to its node.
+            Err(Rejection::Moved(e)) => return Reply::Error(e),
             Err(r) => r,
         };
         self.rejected += 1;
         match r {
             Rejection::Late { .. } => self.late += 1,
             Rejection::Future { .. } | Rejection::Jump { .. } => self.future += 1,
-            Rejection::Invalid(_) | Rejection::NoMemory => {}
+            Rejection::Invalid(_) | Rejection::NoMemory | Rejection::Moved(_) => {}
         }
         let mut error = r.error();
         if error.msg.len() > MAX_EVENT_REPLY - 16 {

@@ -84,8 +84,9 @@ pub fn build(
     options: Options,
 ) -> Result<Handle, StartError> {
     let local_addr = listener.local_addr()?;
+    let cluster = crate::cluster::from_config(&config, local_addr.port())?;
     let clock = Clock::new(config.clock, config.clock_start);
-    let saved = match &config.snapshot {
+    let mut saved = match &config.snapshot {
         Some(path) => {
             let saved = snapshot::read(path)?;
             snapshot::check_writable(path).map_err(|e| {
@@ -105,6 +106,19 @@ pub fn build(
             snapshot::clock_mismatch(s, config.clock, clock.now(), config.window, path)
         {
             return Err(why.into());
+        }
+    }
+    if let (Some(s), Some(cluster)) = (&mut saved, &cluster) {
+        // Users whose slots another node serves now (the map changed since the save)
+        // are that node's: counted here they would be counted twice cluster-wide.
+        let before = s.records.len();
+        s.records
+            .retain(|r| cluster.foreign(r.user.as_bytes()).is_none());
+        if s.records.len() < before {
+            tracing::warn!(
+                records = before - s.records.len(),
+                "snapshot records of users served by other nodes dropped"
+            );
         }
     }
     let http = http::Endpoint::bind(config.bind, config.http_port).map_err(|e| {
@@ -157,6 +171,7 @@ pub fn build(
         slowlog,
         latency,
         monitors: Default::default(),
+        cluster,
     })))
 }
 

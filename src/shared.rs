@@ -2,6 +2,7 @@
 //! and the list of connected clients. Connections hold no aggregate state of their own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clients::{Clients, Pause};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::{Config, Settings};
 use crate::gate::Gate;
 use crate::observe::{Latency, Monitors, SlowLog};
@@ -92,6 +94,8 @@ pub struct Shared {
     pub latency: Latency,
     /// Connections in `MONITOR` mode.
     pub monitors: Monitors,
+    /// This server's place in a cluster; `None` when it runs alone.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Shared {

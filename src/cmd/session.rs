@@ -6,6 +6,12 @@
 //! ([`Cmd::batched_event`](super::Cmd::batched_event): pipelined `EVT.ADD`s) gather in
 //! an [`ingest::Batch`] and are admitted together — before any other command runs,
 //! so replies keep the order of requests.
+//!
+//! In cluster mode a command naming a user another node serves (its spec's `key`) is
+//! answered `-MOVED` here, before it runs or is queued. A command whose reply must
+//! wait for other nodes hands a future to [`Ctx::reply_later`]; the request then
+//! answers [`Flow::Wait`], and the connection awaits [`Session::settle`] before it
+//! hands over the next request.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,7 +30,7 @@ use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
 use crate::ingest::Batch;
 use crate::observe::MonitorFeed;
-use crate::protocol::{self, Args, Reply, Resp};
+use crate::protocol::{self, Args, OwnedArgs, Reply, Resp};
 use crate::shared::Shared;
 use crate::watch::Watching;
 
@@ -93,6 +99,25 @@ pub enum Flow {
     /// `CLIENT PAUSE` holds this request back until then (or until `CLIENT UNPAUSE`):
     /// it is not consumed, and runs when the connection comes back to it.
     Postpone(Instant),
+    /// The request's reply comes later (a cluster-wide answer): write the replies so
+    /// far, await [`Session::settle`], then go on with the pipeline.
+    Wait,
+}
+
+/// A reply on its way, and what INFO and the slow log record once it arrives.
+struct Pending {
+    later: super::Later,
+    id: CommandId,
+    started: Instant,
+    args: OwnedArgs,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A connection's command-layer state; see the module doc.
@@ -105,6 +130,8 @@ pub struct Session {
     batched_last: Option<CommandId>,
     /// Under `CLIENT REPLY SKIP`: the SKIP's own reply was dropped, the next one is.
     skipping: bool,
+    /// The reply [`Flow::Wait`] waits for.
+    pending: Option<Pending>,
 }
 
 /// Runs `cmd` (whose arguments are `args`), recording its time and outcome in the
@@ -117,15 +144,35 @@ fn run_timed(
     let id = cmd.id();
     let started = Instant::now();
     let reply = cmd.run(ctx);
-    let took = started.elapsed();
+    if ctx.later.is_none() {
+        record(
+            ctx.shared,
+            id,
+            started.elapsed(),
+            &reply,
+            args,
+            &ctx.client.info,
+        );
+    }
+    reply
+}
+
+/// Records a command's time and outcome in the per-command statistics, the slow log
+/// and the latency monitor.
+fn record(
+    shared: &Shared,
+    id: CommandId,
+    took: Duration,
+    reply: &Result<Reply, ReplyError>,
+    args: Args<'_>,
+    client: &ClientInfo,
+) {
     let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
-    let shared = ctx.shared;
     shared.stats.commands.record(id as usize, 1, took, failed);
     if shared.slowlog.is_slow(took) && !id.spec().has_flag("skip_slowlog") {
-        shared.slowlog.record(args, took, &ctx.client.info);
+        shared.slowlog.record(args, took, client);
     }
     shared.latency.observe(latency_event(id), took);
-    reply
 }
 
 /// The latency monitor's event for command `id`, as Redis names them.
@@ -188,6 +235,7 @@ impl Session {
             replies: Vec::new(),
             batched_last: None,
             skipping: false,
+            pending: None,
         }
     }
 
@@ -266,6 +314,20 @@ impl Session {
             }
         };
         let id = cmd.id();
+        // Cluster mode: a user another node serves is answered with where it lives.
+        // Standalone, this is one test of a `None`.
+        if let Some(cluster) = shared.cluster.as_deref()
+            && let Some(user) = id.spec().key.find(args)
+            && let Err(moved) = cluster.route(user)
+        {
+            self.flush(shared, buf, out);
+            shared.stats.commands.reject(id as usize);
+            if let Some(tx) = &mut self.client.multi {
+                tx.flag();
+            }
+            self.reply_error(shared, moved, out);
+            return Flow::Continue;
+        }
         if let Some(until) = paused(shared, id) {
             self.flush(shared, buf, out);
             return Flow::Postpone(until);
@@ -290,8 +352,8 @@ impl Session {
             self.encode(shared, out);
             return Flow::Continue;
         }
-        if !inline && let Some(json) = cmd.batched_event() {
-            self.batch.push(buf, json);
+        if !inline && let Some(event) = cmd.batched_event() {
+            self.batch.push(buf, event);
             self.batched_last = Some(id);
             return Flow::Continue;
         }
@@ -303,7 +365,9 @@ impl Session {
             client: &mut self.client,
             after: After::Continue,
             now: None,
+            later: None,
         };
+        let started = Instant::now();
         let reply = if id == CommandId::Exec {
             // EXEC closes the gate itself: a pass held here would never drain.
             run_timed(&mut ctx, cmd, args)
@@ -311,6 +375,15 @@ impl Session {
             let _pass = shared.gate.pass();
             run_timed(&mut ctx, cmd, args)
         };
+        if let Some(later) = ctx.later.take() {
+            self.pending = Some(Pending {
+                later,
+                id,
+                started,
+                args: OwnedArgs::copy(args),
+            });
+            return Flow::Wait;
+        }
         let after = ctx.after;
         if after == After::Shutdown {
             return Flow::Shutdown;
@@ -368,6 +441,20 @@ impl Session {
             shared.latency.observe(latency_event(id), each);
             self.note_command(shared, id);
         }
+        self.encode(shared, out);
+    }
+
+    /// Awaits the reply [`Flow::Wait`] announced and encodes it. The connection's
+    /// thread serves its other connections meanwhile.
+    pub async fn settle(&mut self, shared: &Shared, out: &mut BytesMut) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let reply = pending.later.await;
+        let took = pending.started.elapsed();
+        let args = pending.args.args();
+        record(shared, pending.id, took, &reply, args, &self.client.info);
+        self.replies.push(reply.unwrap_or_else(Reply::Error));
         self.encode(shared, out);
     }
 

@@ -185,6 +185,17 @@ pub const MAX_CLOCK_JUMP: Limit = Limit {
     unit: Unit::Plain,
 };
 
+/// How long a cluster-wide query waits for the other nodes' shares, in milliseconds:
+/// a second is a thousand round trips on a LAN, and short enough that a dead node
+/// turns into a clear error before a client's own timeout fires.
+pub const CLUSTER_TIMEOUT: Limit = Limit {
+    name: "cluster-timeout",
+    default: 1000,
+    min: 1,
+    max: 3_600_000,
+    unit: Unit::Plain,
+};
+
 /// A clap value parser for `limit`.
 fn ranged(limit: &'static Limit) -> impl Fn(&str) -> Result<u64, String> + Clone {
     move |s| limit.parse(s)
@@ -305,6 +316,20 @@ pub struct Config {
     /// a new user, type or pair are refused with -OOM; nothing is evicted.
     #[arg(long, default_value = "0", value_parser = ranged(&MAXMEMORY))]
     pub maxmemory: u64,
+
+    /// Run as one node of a cluster whose map is this JSON file (the same file on
+    /// every node; README "Cluster"); needs --cluster-node.
+    #[arg(long, requires = "cluster_node")]
+    pub cluster_config: Option<PathBuf>,
+
+    /// Which node of --cluster-config this server is (its "id" in the file).
+    #[arg(long, requires = "cluster_config")]
+    pub cluster_node: Option<String>,
+
+    /// Milliseconds a cluster-wide query waits for the other nodes' shares before it
+    /// answers with an error naming the node that did not answer (1 to 3600000).
+    #[arg(long, default_value_t = CLUSTER_TIMEOUT.default, value_parser = ranged(&CLUSTER_TIMEOUT))]
+    pub cluster_timeout: u64,
 
     /// Commands slower than this many microseconds go to the slow log (SLOWLOG);
     /// -1 turns it off, 0 logs every command.
@@ -526,6 +551,7 @@ mod tests {
             MAXMEMORY,
             TCP_KEEPALIVE,
             MAX_CLOCK_JUMP,
+            CLUSTER_TIMEOUT,
         ] {
             assert!(l.min <= l.default && l.default <= l.max, "{}", l.name);
             assert_eq!(l.parse(&l.default.to_string()), Ok(l.default), "{}", l.name);
