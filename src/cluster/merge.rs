@@ -39,7 +39,6 @@ impl Merge for Sum {
 
 /// Arrays of integers added element by element (`EVT.SERIES TOTAL|TYPE`: one count
 /// per second, oldest first); every share has the same length.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct SumEach;
 
@@ -75,7 +74,6 @@ impl Merge for SumEach {
 
 /// The number of distinct members of every share (each an array of ids):
 /// `EVT.ACTIVE TYPES`, whose shares are each node's list of active types.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct Distinct;
 
@@ -125,21 +123,18 @@ impl Merge for Same {
 /// the answer takes the shape of `resp`, as `ZRANGE ... WITHSCORES` does. Scores are
 /// integers (counts) or doubles (sums); doubles of one id are never added, as that
 /// sum would not be exact.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct TopK {
     pub k: usize,
     pub resp: Resp,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Score {
     Int(i64),
     Float(f64),
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl Score {
     fn as_f64(self) -> f64 {
         match self {

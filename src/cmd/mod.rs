@@ -22,6 +22,8 @@ mod cursor;
 mod evt_add;
 mod evt_clock;
 mod evt_query;
+mod evt_series;
+mod evt_top;
 mod glob;
 mod global;
 mod info;
@@ -183,6 +185,10 @@ commands! { 'a;
     EvtUser => evt_query::User<'a>,
     EvtType => evt_query::Type<'a>,
     EvtSum => evt_query::Sum<'a>,
+    EvtTop => evt_top::Top<'a>,
+    EvtActive => evt_top::Active,
+    EvtSeries => evt_series::Series<'a>,
+    EvtProfile => evt_series::Profile<'a>,
     EvtClock => evt_clock::EvtClock,
     Ping => conn::Ping<'a>,
     Echo => conn::Echo<'a>,
