@@ -127,6 +127,9 @@ impl Merge for Same {
 pub struct TopK {
     pub k: usize,
     pub resp: Resp,
+    /// The scores are sums (`EVT.TOP SUM`): doubles, even those a RESP2 share wrote
+    /// as whole numbers (`"10"`).
+    pub sums: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,7 +230,7 @@ impl Merge for TopK {
                 _ => merged.push((id, score)),
             }
         }
-        let floats = merged.iter().any(|(_, s)| matches!(s, Score::Float(_)));
+        let floats = self.sums || merged.iter().any(|(_, s)| matches!(s, Score::Float(_)));
         // Stable: ids are already ascending, so ties stay in id order.
         merged.sort_by(|a, b| b.1.as_f64().total_cmp(&a.1.as_f64()));
         merged.truncate(self.k);
@@ -336,6 +339,7 @@ mod tests {
         let top = TopK {
             k: 3,
             resp: Resp::V3,
+            sums: false,
         };
         assert_eq!(
             top.merge(vec![one.clone(), two.clone()]),
@@ -348,6 +352,7 @@ mod tests {
         let flat = TopK {
             k: 2,
             resp: Resp::V2,
+            sums: false,
         };
         assert_eq!(
             flat.merge(vec![one, two]),
@@ -365,6 +370,7 @@ mod tests {
         let top = TopK {
             k: 10,
             resp: Resp::V3,
+            sums: false,
         };
         let a = Reply::Array(vec![
             pair("click", Reply::Int(5)),
@@ -394,5 +400,15 @@ mod tests {
             Reply::Array(vec![pair("u1", Reply::Double(2.5))]),
         ];
         assert!(top.merge(twice).is_err());
+        // Whole sums from RESP2 shares stay doubles.
+        let sums = TopK { sums: true, ..top };
+        let whole = vec![
+            Reply::Array(vec![Reply::bulk("u1"), Reply::bulk("10")]),
+            Reply::Array(vec![]),
+        ];
+        assert_eq!(
+            sums.merge(whole),
+            Ok(Reply::Array(vec![pair("u1", Reply::Double(10.0))]))
+        );
     }
 }

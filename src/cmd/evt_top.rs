@@ -175,6 +175,7 @@ impl<'a> Cmd<'a> for Top<'a> {
         let merge = merge::TopK {
             k: self.count,
             resp,
+            sums: matches!(self.what, What::Sum(_)),
         };
         let request = self.request();
         let share = if done {
