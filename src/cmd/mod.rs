@@ -36,6 +36,7 @@ mod tx;
 use std::sync::OnceLock;
 
 pub use cursor::{Cursor, parse_int};
+pub use evt_top::MAX_TOP_COUNT;
 pub use session::{Flow, Session};
 pub use spec::Spec;
 
