@@ -202,6 +202,7 @@ impl Ring {
     /// which [`Ring::add_counted`] just counted into (`new_slot`: it was empty before).
     /// Called for every event of a pair, `x == 0` included, so that a second sum
     /// appearing next to a single one is noticed.
+    #[inline]
     fn add_part(&mut self, slot: u32, high: bool, x: f64, new_slot: bool, run: &mut Running) {
         let n = self.n();
         let rank = self.rank_of(slot);
@@ -296,6 +297,7 @@ impl Ring {
     }
 
     /// Adds partial `v` (of the high part when `high`) to the running sum.
+    #[inline]
     fn running_add(&mut self, run: &mut Running, high: bool, v: f64) {
         if v == 0.0 {
             return;
