@@ -4,6 +4,8 @@
 //! ```text
 //!  hist:   low[c] (c < 1024, 4 KB) + high: BTreeMap<c, users>    users by count
 //!  region: HashMap<key, count>   every user whose count is ≥ theta (at most CAP)
+//!  edge:   BTreeMap<id, key>     the smallest ids among the users whose count is
+//!                                theta - 1 (at most CAP / 4), when known
 //! ```
 //!
 //! A user's *count* here is what its ring holds: the events of its seconds in the
@@ -22,14 +24,24 @@
 //! the old one, so the region is at every moment exactly the users at or above their
 //! threshold.
 //!
+//! Users tied at the edge: when the region overflows, its lowest count is evicted,
+//! and those users are then exactly every user with count `theta - 1` — a million
+//! of them when a million users have one event each. The edge keeps the smallest of
+//! their ids (ties are broken by id), and stays a prefix of that count's users by id:
+//! a user reaching that count joins it if its id is below the edge's largest (or the
+//! edge holds them all), a user leaving that count leaves it. It is forgotten while
+//! a rebuild moves `theta` down, and made again at the next eviction or table
+//! rebuild.
+//!
 //! The query (`shard/top.rs`) orders the region by count, reads the true count of
 //! the first entries (a count is an upper bound of the true one: cleared seconds only
-//! lower it), and stops once the k-th best true count is above anything a user
-//! outside the region can have (`theta - 1`). When it cannot conclude — more than
-//! `CAP` users tie at the edge (a million users with one event each), or stale
-//! seconds pushed the region's counts down — it scans the shard instead, in bounded
+//! lower it), then the edge in id order, and stops once the k-th best is above
+//! anything a user outside both can have: a count below `theta - 1`, or that count
+//! with a larger id than the edge's. When it cannot conclude — stale seconds pushed
+//! the counts down, or no edge is known — it scans the shard instead, in bounded
 //! steps. The region holds a user's key and count: 4,096 entries of ~16 bytes per
-//! shard, ~100 KB with the table's room, whatever the number of users.
+//! shard, ~100 KB with the table's room; the edge up to 1,024 ids; whatever the
+//! number of users.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +70,70 @@ pub struct Ranking {
     region: HashMap<u32, u64>,
     theta: u64,
     rebuild: Option<Rebuild>,
+    /// The edge, when known (never during a rebuild).
+    edge: Option<Edge>,
+    /// Most ids the edge holds.
+    edge_cap: usize,
+}
+
+/// The smallest ids among the users whose count is `theta - 1`: always a prefix, by
+/// id, of those users.
+#[derive(Debug, Default)]
+pub struct Edge {
+    ids: BTreeMap<Box<[u8]>, u32>,
+    /// Whether every user with that count is here.
+    complete: bool,
+}
+
+impl Edge {
+    /// The smallest `cap` of `users` (`(key, id)`), which are every user of a count.
+    fn of<'n>(users: impl Iterator<Item = (u32, &'n [u8])>, cap: usize) -> Edge {
+        let mut edge = Edge {
+            ids: BTreeMap::new(),
+            complete: true,
+        };
+        for (key, id) in users {
+            edge.offer(key, id, cap);
+        }
+        edge
+    }
+
+    /// A user of the edge's count, not in the edge.
+    fn offer(&mut self, key: u32, id: &[u8], cap: usize) {
+        let below = self
+            .ids
+            .last_key_value()
+            .is_some_and(|(max, _)| id < &**max);
+        if (self.complete && self.ids.len() < cap) || below {
+            self.ids.insert(id.into(), key);
+            if self.ids.len() > cap {
+                self.ids.pop_last();
+                self.complete = false;
+            }
+        } else {
+            self.complete = false;
+        }
+    }
+
+    /// The ids and keys, smallest id first.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
+        self.ids.iter().map(|(id, &key)| (&**id, key))
+    }
+
+    /// Whether every user of the edge's count is in it.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Users in it.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Its largest id.
+    pub fn last(&self) -> Option<&[u8]> {
+        self.ids.last_key_value().map(|(id, _)| &**id)
+    }
 }
 
 impl Default for Ranking {
@@ -81,6 +157,8 @@ impl Ranking {
             region: HashMap::new(),
             theta: 1,
             rebuild: None,
+            edge: None,
+            edge_cap: (cap / 4).max(2),
         }
     }
 
@@ -128,14 +206,33 @@ impl Ranking {
         }
     }
 
-    /// User `key`'s count went from `from` to `to` (0: absent).
+    /// User `key`'s count went from `from` to `to` (0: absent); `ids` gives a user's
+    /// id by key (read only when the edge or an eviction needs it).
     #[inline]
-    pub fn moved(&mut self, key: u32, from: u64, to: u64) {
+    pub fn moved<'n>(
+        &mut self,
+        key: u32,
+        from: u64,
+        to: u64,
+        ids: impl Fn(u32) -> Option<&'n [u8]>,
+    ) {
         if from == to {
             return;
         }
         self.hist_sub(from);
         self.hist_add(to);
+        let e = self.theta - 1;
+        if e > 0
+            && (from == e || to == e)
+            && let Some(edge) = self.edge.as_mut()
+            && let Some(id) = ids(key)
+        {
+            if from == e {
+                edge.ids.remove(id);
+            } else {
+                edge.offer(key, id, self.edge_cap);
+            }
+        }
         let thr = self.threshold(key);
         match (from >= thr, to >= thr) {
             (true, true) => {
@@ -146,7 +243,7 @@ impl Ranking {
             (false, true) => {
                 self.region.insert(key, to);
                 if self.region.len() > self.cap {
-                    self.evict();
+                    self.evict(&ids);
                 }
             }
             (true, false) => {
@@ -157,12 +254,19 @@ impl Ranking {
     }
 
     /// Drops the region's lowest count until it fits, raising the thresholds past it.
-    fn evict(&mut self) {
+    /// Outside a rebuild the users dropped are every user of that count, `theta - 1`
+    /// now: they make the edge.
+    fn evict<'n>(&mut self, ids: &impl Fn(u32) -> Option<&'n [u8]>) {
         while self.region.len() > self.cap {
             let Some(min) = self.region.values().copied().min() else {
                 return;
             };
-            self.region.retain(|_, c| *c != min);
+            let dropped: Vec<u32> = self
+                .region
+                .extract_if(|_, c| *c == min)
+                .map(|(k, _)| k)
+                .collect();
+            let whole = self.rebuild.is_none() && min >= self.theta;
             self.theta = self.theta.max(min + 1);
             if let Some(r) = self.rebuild.as_mut() {
                 r.target = r.target.max(min + 1);
@@ -170,6 +274,12 @@ impl Ranking {
                     self.rebuild = None;
                 }
             }
+            self.edge = whole.then(|| {
+                Edge::of(
+                    dropped.iter().filter_map(|&k| Some((k, ids(k)?))),
+                    self.edge_cap,
+                )
+            });
         }
     }
 
@@ -208,6 +318,8 @@ impl Ranking {
         let target = self.target();
         if target < self.theta {
             self.rebuild = Some(Rebuild { next: 0, target });
+            // The edge's count moves down with theta: unknown until made again.
+            self.edge = None;
         }
     }
 
@@ -218,8 +330,14 @@ impl Ranking {
 
     /// One step of the rebuild: users `(key, count)` with keys from where it stopped
     /// up to `until` (exclusive), given in key order. `end` says whether `until` is
-    /// past the last key: the rebuild is then done.
-    pub fn rebuild_step(&mut self, users: impl Iterator<Item = (u32, u64)>, until: u32, end: bool) {
+    /// past the last key: the rebuild is then done. `ids` as for [`Ranking::moved`].
+    pub fn rebuild_step<'n>(
+        &mut self,
+        users: impl Iterator<Item = (u32, u64)>,
+        until: u32,
+        end: bool,
+        ids: impl Fn(u32) -> Option<&'n [u8]>,
+    ) {
         let Some(r) = self.rebuild else {
             return;
         };
@@ -237,7 +355,7 @@ impl Ranking {
             None => {}
         }
         if self.region.len() > self.cap {
-            self.evict();
+            self.evict(&ids);
         }
     }
 
@@ -246,19 +364,29 @@ impl Ranking {
         self.rebuild.map(|r| r.next)
     }
 
-    /// Every user under new keys (the shard's tables were rebuilt): the region is
-    /// made again from `users`, `(key, count)`, at the best threshold.
-    pub fn rekey(&mut self, users: impl Iterator<Item = (u32, u64)>) {
+    /// Every user under new keys (the shard's tables were rebuilt): the region and
+    /// the edge are made again from `users`, `(key, count, id)`, at the best threshold.
+    pub fn rekey<'n>(&mut self, users: impl Iterator<Item = (u32, u64, &'n [u8])> + Clone) {
         self.rebuild = None;
         self.region.clear();
         self.theta = self.target().max(1);
-        for (key, count) in users {
+        let e = self.theta - 1;
+        for (key, count, _) in users.clone() {
             if count >= self.theta {
                 self.region.insert(key, count);
             }
         }
+        self.edge = (e > 0).then(|| {
+            Edge::of(
+                users.filter(|&(_, c, _)| c == e).map(|(k, _, id)| (k, id)),
+                self.edge_cap,
+            )
+        });
         if self.region.len() > self.cap {
-            self.evict();
+            // Unreachable: the target leaves room; an eviction would make the edge.
+            self.edge = None;
+            let no_ids = |_| None;
+            self.evict(&no_ids);
         }
         self.region.shrink_to(self.cap);
     }
@@ -277,6 +405,11 @@ impl Ranking {
     pub fn outside_bound(&self) -> u64 {
         self.theta - 1
     }
+
+    /// The edge, when known: users with `outside_bound()` events, smallest ids.
+    pub fn edge(&self) -> Option<&Edge> {
+        self.edge.as_ref()
+    }
 }
 
 #[cfg(test)]
@@ -284,8 +417,24 @@ mod tests {
     use super::*;
     use std::collections::HashMap as Map;
 
-    /// The region is exactly the users at or above their threshold.
-    fn check(r: &Ranking, counts: &Map<u32, u64>) {
+    /// Ids by key, as the shard hands them: `k` followed by the key, zero-padded,
+    /// except that keys in the 9,000s sort before everyone ("a...").
+    fn ids() -> Vec<Vec<u8>> {
+        (0..10_000u32)
+            .map(|k| {
+                let prefix = if (9_000..10_000).contains(&k) {
+                    "a"
+                } else {
+                    "k"
+                };
+                format!("{prefix}{k:05}").into_bytes()
+            })
+            .collect()
+    }
+
+    /// The region is exactly the users at or above their threshold, and the edge a
+    /// prefix by id of the users one below `theta`.
+    fn check(r: &Ranking, counts: &Map<u32, u64>, ids: &[Vec<u8>]) {
         for (&key, &count) in counts {
             let inside = count >= r.threshold(key) && count > 0;
             assert_eq!(
@@ -297,52 +446,87 @@ mod tests {
         assert!(r.region.len() <= r.cap);
         let total: u64 = (1..=4000).map(|c| r.hist(c)).sum();
         assert_eq!(total, counts.values().filter(|&&c| c > 0).count() as u64);
+        if let Some(edge) = r.edge() {
+            assert!(r.rebuild.is_none() && r.theta > 1);
+            let e = r.theta - 1;
+            let mut at_e: Vec<&[u8]> = counts
+                .iter()
+                .filter(|&(_, &c)| c == e)
+                .map(|(&k, _)| ids[k as usize].as_slice())
+                .collect();
+            at_e.sort_unstable();
+            let held: Vec<&[u8]> = edge.iter().map(|(id, _)| id).collect();
+            assert!(held.len() <= r.edge_cap);
+            assert_eq!(held, at_e[..held.len()], "the edge is a prefix by id");
+            assert_eq!(edge.complete(), held.len() == at_e.len() && edge.complete());
+            if edge.complete() {
+                assert_eq!(held.len(), at_e.len());
+            }
+        }
     }
 
     #[test]
     fn the_region_follows_counts_up_and_down_and_is_rebuilt() {
+        let ids = ids();
+        let name = |k: u32| ids.get(k as usize).map(Vec::as_slice);
         let mut r = Ranking::new();
         let mut counts: Map<u32, u64> = Map::new();
         let set = |r: &mut Ranking, counts: &mut Map<u32, u64>, key: u32, to: u64| {
             let from = counts.get(&key).copied().unwrap_or(0);
-            r.moved(key, from, to);
+            r.moved(key, from, to, name);
             counts.insert(key, to);
         };
         // 10,000 users with one event each: the region cannot hold them, and none of
-        // them is above anyone else.
+        // them is above anyone else; the edge holds the smallest ids among them.
         for key in 0..10_000 {
             set(&mut r, &mut counts, key, 1);
         }
-        check(&r, &counts);
+        check(&r, &counts, &ids);
         assert_eq!((r.region_len(), r.outside_bound()), (0, 1));
-        // A hundred climb.
-        for key in 0..100 {
-            set(&mut r, &mut counts, key, 2 + u64::from(key));
+        let edge = r.edge().expect("an edge");
+        assert_eq!(edge.len(), CAP / 4);
+        assert_eq!(edge.iter().next(), Some((&b"a09000"[..], 9000)));
+        assert!(!edge.complete());
+        // A hundred climb; one user of the edge among them.
+        for key in (0..99).chain([9_000]) {
+            set(&mut r, &mut counts, key, 2 + u64::from(key % 100));
         }
-        check(&r, &counts);
+        check(&r, &counts, &ids);
         assert_eq!(r.region_len(), 100);
+        assert_eq!(
+            r.edge().and_then(|e| e.iter().next()),
+            Some((&b"a09001"[..], 9001))
+        );
         // Most of the others leave; the 1s are few enough to be held again.
-        for key in 100..9_000 {
+        for key in 99..8_999 {
             set(&mut r, &mut counts, key, 0);
         }
-        check(&r, &counts);
+        check(&r, &counts, &ids);
         assert!(r.wants_rebuild());
         r.start_rebuild();
-        assert!(r.rebuilding());
+        assert!(r.rebuilding() && r.edge().is_none());
         let mut key = 0;
         while r.rebuilding() {
             let until = key + 700;
             let users: Vec<(u32, u64)> = (key..until.min(10_000))
                 .map(|k| (k, counts.get(&k).copied().unwrap_or(0)))
                 .collect();
-            r.rebuild_step(users.into_iter(), until, until >= 10_000);
+            r.rebuild_step(users.into_iter(), until, until >= 10_000, name);
             // Changes between steps respect the two thresholds.
             set(&mut r, &mut counts, 9_500, 1 + u64::from(key % 3));
-            check(&r, &counts);
+            check(&r, &counts, &ids);
             key = until;
         }
-        check(&r, &counts);
+        check(&r, &counts, &ids);
         assert_eq!(r.outside_bound(), 0, "every user is held again");
         assert_eq!(r.region_len(), 1100);
+        // Re-keyed (tables rebuilt): region and edge are made from scratch.
+        let users: Vec<(u32, u64, &[u8])> = counts
+            .iter()
+            .filter(|&(_, &c)| c > 0)
+            .map(|(&k, &c)| (k, c, ids[k as usize].as_slice()))
+            .collect();
+        r.rekey(users.iter().copied());
+        check(&r, &counts, &ids);
     }
 }

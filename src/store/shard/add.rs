@@ -202,7 +202,7 @@ impl Shard {
         };
         let after = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
         let count_after = u.ring.total();
-        self.rank.moved(idx, count_before, count_after);
+        self.rank_moved(idx, count_before, count_after);
         if sec > anchor {
             self.user_newest.moved(anchor, sec);
         }
@@ -231,7 +231,7 @@ impl Shard {
         let count = ring.total();
         let rec = UserRec::new(Name::new(ev.user), sec as u32, ty, ring, running);
         let idx = self.users.insert(rec) as u32;
-        self.rank.moved(idx, 0, count);
+        self.rank_moved(idx, 0, count);
         self.user_index.insert(k.user_hash, idx);
         self.user_newest.add(sec);
         self.pair_newest.add(sec);

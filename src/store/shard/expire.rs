@@ -65,7 +65,7 @@ impl Shard {
         let alive = !u.ring.is_empty();
         let next = oldest(u.ring.occupancy(), anchor, window);
         let count_after = u.ring.total();
-        self.rank.moved(idx, count_before, count_after);
+        self.rank_moved(idx, count_before, count_after);
         for (ty, was) in dropped {
             self.pair_newest.remove(was);
             self.release_type(ty, now);

@@ -204,6 +204,16 @@ impl Shard {
             .copied()
     }
 
+    /// Reports user `idx`'s count going from `from` to `to` to the ranking (which
+    /// reads users' ids by key only when its edge needs them).
+    #[inline]
+    fn rank_moved(&mut self, idx: u32, from: u64, to: u64) {
+        let users = &self.users;
+        self.rank.moved(idx, from, to, |k| {
+            users.get(k as usize).map(|u| u.name.as_bytes())
+        });
+    }
+
     /// Forgets everything (FLUSHALL).
     pub fn clear(&mut self) {
         let now = self.now;

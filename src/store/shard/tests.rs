@@ -322,16 +322,17 @@ mod ranking {
         for i in (0..20_000u32).rev() {
             add_n(&mut s, &format!("user{i:06}"), START, START, 1);
         }
-        assert_eq!(
-            s.top_users_fast(10, 60, START),
-            None,
-            "20,000 tie at the edge"
-        );
-        let got = scan(&mut s, 10, 60, START);
         let want: Vec<(Score, Vec<u8>)> = (0..10)
             .map(|i| (Score::Count(1), format!("user{i:06}").into_bytes()))
             .collect();
-        assert_eq!(got, want);
+        assert_eq!(scan(&mut s, 10, 60, START), want);
+        assert_eq!(
+            s.top_users_fast(10, 60, START),
+            Some(want),
+            "20,000 tie: the edge holds the smallest ids"
+        );
+        // More than the edge holds are asked for: a scan.
+        assert_eq!(s.top_users_fast(2000, 60, START), None);
         // One climbs: the region holds it and the rest still ties.
         add_n(&mut s, "user019999", START, START, 1);
         let got = scan(&mut s, 2, 60, START);
@@ -346,5 +347,6 @@ mod ranking {
             s.top_users_fast(1, 60, START),
             Some(vec![(Score::Count(2), b"user019999".to_vec())])
         );
+        assert_eq!(s.top_users_fast(2, 60, START), Some(got));
     }
 }

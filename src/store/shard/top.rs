@@ -34,18 +34,85 @@ impl Shard {
         let window = self.window;
         let mut candidates: Vec<(u64, u32)> = self.rank.region().map(|(key, c)| (c, key)).collect();
         // Counts are upper bounds of the true ones: read in that order, and stop when
-        // no bound left can reach the k-th true count.
-        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+        // no bound left can reach the k-th true count. Usually only the first few
+        // are read, so only those are sorted at first (O(region), not a full sort):
+        // the rest is sorted if the reading goes past them.
+        let first = (2 * k + 4).min(candidates.len());
+        let desc = |a: &(u64, u32), b: &(u64, u32)| b.0.cmp(&a.0);
+        if first > 0 && first < candidates.len() {
+            candidates.select_nth_unstable_by(first - 1, desc);
+        }
+        if let Some(head) = candidates.get_mut(..first) {
+            head.sort_unstable_by(desc);
+        }
         let mut best = Best::new(k);
-        for (bound, key) in candidates {
+        for (i, &(bound, key)) in candidates.iter().enumerate() {
             if let Some(Score::Count(worst)) = best.worst()
                 && bound < worst
             {
                 break;
             }
-            let Some(u) = self.users.get(key as usize) else {
-                continue;
+            if i == first
+                && let Some(tail) = candidates.get(first..)
+            {
+                // Past the sorted head: the others, in order (rare; a copy keeps the
+                // iteration simple).
+                let mut tail = tail.to_vec();
+                tail.sort_unstable_by(desc);
+                for (bound, key) in tail {
+                    if let Some(Score::Count(worst)) = best.worst()
+                        && bound < worst
+                    {
+                        break;
+                    }
+                    self.offer_user(&mut best, key, span, now, window);
+                }
+                break;
+            }
+            self.offer_user(&mut best, key, span, now, window);
+        }
+        // Then the edge: users with `theta - 1` events, the smallest ids first.
+        let edge_count = self.rank.outside_bound();
+        if let Some(edge) = self.rank.edge() {
+            for (id, key) in edge.iter() {
+                if let Some((Score::Count(w), wid)) = best.worst_entry()
+                    && (w > edge_count || (w == edge_count && id > wid))
+                {
+                    break;
+                }
+                self.offer_user(&mut best, key, span, now, window);
+            }
+        }
+        // What a user outside the region and the edge can have: fewer events than the
+        // edge's count, or as many with a larger id than its largest.
+        let edge = self.rank.edge();
+        let complete = edge.is_some_and(|e| e.complete());
+        let held = self.rank.region_len()
+            + if complete {
+                edge.map_or(0, |e| e.len())
+            } else {
+                0
             };
+        let everyone = self.users.len() == held;
+        let bound = if complete {
+            edge_count.saturating_sub(1)
+        } else {
+            edge_count
+        };
+        let beyond = match best.worst_entry() {
+            Some((Score::Count(w), wid)) => {
+                w > bound
+                    || (w == edge_count
+                        && edge.and_then(|e| e.last()).is_some_and(|last| wid <= last))
+            }
+            _ => false,
+        };
+        (everyone || bound == 0 || beyond).then(|| best.into_vec())
+    }
+
+    /// Offers user `key`'s events in the last `span` seconds to `best`.
+    fn offer_user(&self, best: &mut Best, key: u32, span: u32, now: i64, window: u32) {
+        if let Some(u) = self.users.get(key as usize) {
             let n = u
                 .ring
                 .count_in(live_mask(i64::from(u.anchor), span, now, window));
@@ -53,10 +120,6 @@ impl Shard {
                 best.offer(Score::Count(n), u.name.as_bytes());
             }
         }
-        let everyone = self.users.len() == self.rank.region_len();
-        let bound = self.rank.outside_bound();
-        let beyond = matches!(best.worst(), Some(Score::Count(w)) if w > bound);
-        (everyone || bound == 0 || beyond).then(|| best.into_vec())
     }
 
     /// Moves `scan` on to this shard's `now` if the shard has passed it (the share is
@@ -172,7 +235,8 @@ impl Shard {
         let users = &self.users;
         let counts =
             (from as usize..until).filter_map(|k| users.get(k).map(|u| (k as u32, u.ring.total())));
-        self.rank.rebuild_step(counts, until as u32, last);
+        let ids = |k: u32| users.get(k as usize).map(|u| u.name.as_bytes());
+        self.rank.rebuild_step(counts, until as u32, last, ids);
         self.rank.rebuilding()
     }
 }
