@@ -5,7 +5,7 @@
 //!  hist:   low[c] (c < 1024, 4 KB) + high: BTreeMap<c, users>    users by count
 //!  region: HashMap<key, count>   every user whose count is ≥ theta (at most CAP)
 //!  edge:   BTreeMap<id, key>     the smallest ids among the users whose count is
-//!                                theta - 1 (at most CAP / 4), when known
+//!                                theta - 1 (at most EDGE), when known
 //! ```
 //!
 //! A user's *count* here is what its ring holds: the events of its seconds in the
@@ -40,16 +40,23 @@
 //! with a larger id than the edge's. When it cannot conclude — stale seconds pushed
 //! the counts down, or no edge is known — it scans the shard instead, in bounded
 //! steps. The region holds a user's key and count: 4,096 entries of ~16 bytes per
-//! shard, ~100 KB with the table's room; the edge up to 1,024 ids; whatever the
+//! shard, ~100 KB with the table's room; the edge up to 64 ids; whatever the
 //! number of users.
 
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
+use super::name::Name;
+
 /// Most users the region holds. A region smaller than a quarter of it is rebuilt
 /// when a lower threshold would bring it back to at most half of it.
 pub const CAP: usize = 4096;
+/// Most ids the edge holds: a top list of at most this many is answered from it
+/// even when its last entries tie with thousands of others; a longer one with such
+/// ties reads the shard. Kept small because a user reaching the edge's count with an
+/// id below the edge's largest is inserted in order: few are, and cheaply.
+pub const EDGE: usize = 64;
 /// Counts below this are counted in an array, the others in a map.
 const DIRECT: usize = 1024;
 
@@ -80,22 +87,30 @@ pub struct Ranking {
 /// id, of those users.
 #[derive(Debug, Default)]
 pub struct Edge {
-    ids: BTreeMap<Box<[u8]>, u32>,
+    /// Ids kept as records keep them: no allocation for the short ones.
+    ids: BTreeMap<Name, u32>,
     /// Whether every user with that count is here.
     complete: bool,
 }
 
 impl Edge {
-    /// The smallest `cap` of `users` (`(key, id)`), which are every user of a count.
+    /// The smallest `cap` of `users` (`(key, id)`), which are every user of a count:
+    /// selected in O(users), then built in order.
     fn of<'n>(users: impl Iterator<Item = (u32, &'n [u8])>, cap: usize) -> Edge {
-        let mut edge = Edge {
-            ids: BTreeMap::new(),
-            complete: true,
-        };
-        for (key, id) in users {
-            edge.offer(key, id, cap);
+        let mut all: Vec<(&[u8], u32)> = users.map(|(k, id)| (id, k)).collect();
+        let complete = all.len() <= cap;
+        if !complete {
+            all.select_nth_unstable(cap - 1);
+            all.truncate(cap);
         }
-        edge
+        all.sort_unstable();
+        Edge {
+            ids: all
+                .into_iter()
+                .map(|(id, k)| (Name::from_bytes(id), k))
+                .collect(),
+            complete,
+        }
     }
 
     /// A user of the edge's count, not in the edge.
@@ -103,9 +118,9 @@ impl Edge {
         let below = self
             .ids
             .last_key_value()
-            .is_some_and(|(max, _)| id < &**max);
+            .is_some_and(|(max, _)| id < max.as_bytes());
         if (self.complete && self.ids.len() < cap) || below {
-            self.ids.insert(id.into(), key);
+            self.ids.insert(Name::from_bytes(id), key);
             if self.ids.len() > cap {
                 self.ids.pop_last();
                 self.complete = false;
@@ -117,7 +132,7 @@ impl Edge {
 
     /// The ids and keys, smallest id first.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
-        self.ids.iter().map(|(id, &key)| (&**id, key))
+        self.ids.iter().map(|(id, &key)| (id.as_bytes(), key))
     }
 
     /// Whether every user of the edge's count is in it.
@@ -132,7 +147,7 @@ impl Edge {
 
     /// Its largest id.
     pub fn last(&self) -> Option<&[u8]> {
-        self.ids.last_key_value().map(|(id, _)| &**id)
+        self.ids.last_key_value().map(|(id, _)| id.as_bytes())
     }
 }
 
@@ -158,7 +173,7 @@ impl Ranking {
             theta: 1,
             rebuild: None,
             edge: None,
-            edge_cap: (cap / 4).max(2),
+            edge_cap: EDGE.min(cap / 4).max(2),
         }
     }
 
@@ -228,7 +243,10 @@ impl Ranking {
             && let Some(id) = ids(key)
         {
             if from == e {
-                edge.ids.remove(id);
+                // Only ids up to the largest held can be in it: most are past it.
+                if edge.last().is_some_and(|last| id <= last) {
+                    edge.ids.remove(id);
+                }
             } else {
                 edge.offer(key, id, self.edge_cap);
             }
@@ -484,7 +502,7 @@ mod tests {
         check(&r, &counts, &ids);
         assert_eq!((r.region_len(), r.outside_bound()), (0, 1));
         let edge = r.edge().expect("an edge");
-        assert_eq!(edge.len(), CAP / 4);
+        assert_eq!(edge.len(), EDGE);
         assert_eq!(edge.iter().next(), Some((&b"a09000"[..], 9000)));
         assert!(!edge.complete());
         // A hundred climb; one user of the edge among them.
