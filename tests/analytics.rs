@@ -484,21 +484,35 @@ fn a_scan_over_many_users_answers_while_other_clients_are_served() {
             pings
         })
     };
+    // The users with i % 50 < 10 have their event in the last 10 seconds: 40,000 tie
+    // at 1, and the smallest ids bytewise win ("u10" is at T - 10). A hundred is more
+    // than the ranking's edge holds: every user is read.
+    let mut tied: Vec<String> = (0..200_000)
+        .filter(|i| i % 50 < 10)
+        .map(|i| format!("u{i}"))
+        .collect();
+    tied.sort_unstable();
+    let want: Vec<Value> = tied[..100]
+        .iter()
+        .flat_map(|u| [bulk(u), Value::Int(1)])
+        .collect();
+    assert_eq!(
+        &want[..6],
+        &[
+            bulk("u0"),
+            Value::Int(1),
+            bulk("u1"),
+            Value::Int(1),
+            bulk("u100"),
+            Value::Int(1)
+        ]
+    );
     for _ in 0..5 {
-        let got = q(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "10"]);
-        // The users with i % 50 < 10 have their event in the last 10 seconds: 40,000
-        // tie at 1, and the smallest ids bytewise win ("u10" is at T - 10).
-        assert_eq!(
-            got,
-            Value::Array(vec![
-                bulk("u0"),
-                Value::Int(1),
-                bulk("u1"),
-                Value::Int(1),
-                bulk("u100"),
-                Value::Int(1)
-            ])
+        let got = q(
+            &mut c,
+            &["EVT.TOP", "USERS", "COUNT", "100", "WINDOW", "10"],
         );
+        assert_eq!(got, Value::Array(want.clone()));
     }
     done.store(true, Ordering::Relaxed);
     let pings = pinger.join().expect("pinger");
