@@ -2,20 +2,13 @@
 //! exposition-format parser and checked against INFO, `/api/window` against the
 //! commands, the password on every path, and the live page in a real browser.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{TestServer, add, bare_event, info, info_field, system_now};
+use crate::common::{self, TestServer, add, bare_event, info, info_field, system_now};
 use openmetrics_parser::{MetricNumber, PrometheusValue};
-
-/// `used_memory` is read from the counting allocator, as in the server binary.
-#[global_allocator]
-static ALLOCATOR: scalable_analytics::Counting<std::alloc::System> =
-    scalable_analytics::Counting(std::alloc::System);
 
 // ---------------------------------------------------------------------------------
 // A small HTTP/1.1 client: one request per connection.

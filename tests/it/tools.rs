@@ -2,13 +2,11 @@
 //! `redis-tools`). Each test checks that its tool is on PATH first and, when it is not,
 //! says plainly that it was skipped.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 

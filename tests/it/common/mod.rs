@@ -12,6 +12,12 @@ use std::time::Duration;
 use clap::Parser;
 use scalable_analytics::{Config, Handle, Options};
 
+mod query;
+mod raw;
+
+pub use query::*;
+pub use raw::*;
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: Handle,

@@ -1,25 +1,11 @@
 //! Transactions (issue 11): MULTI / EXEC / DISCARD / WATCH / UNWATCH through real
 //! clients, with Redis's replies, and EXEC's one instant under concurrent writers.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
-    cmd(args).query(c).map_err(|e| err_text(&e))
-}
 
 #[test]
 fn an_atomic_pipeline_runs_as_one_transaction_in_resp2_and_resp3() {

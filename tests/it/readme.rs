@@ -5,12 +5,10 @@
 //! ```` ```text ```` fence; its lines starting with `127.0.0.1:6379> ` are the
 //! commands, the lines after each the output `redis-cli` prints for it.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const PROMPT: &str = "127.0.0.1:6379> ";
 const MARK: &str = "<!-- readme-test:";
@@ -73,7 +71,7 @@ fn examples(readme: &str) -> Vec<Example> {
     ignore = "needs redis-cli (apt-get install redis-tools)"
 )]
 fn every_redis_cli_example_in_the_readme_prints_what_the_readme_shows() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let examples = examples(readme);
     assert!(examples.len() >= 2, "the README's examples were not found");
     for ex in examples {

@@ -1,26 +1,12 @@
 //! The tools operators reach for (issue 11): INFO's per-command sections, SLOWLOG,
 //! LATENCY, MONITOR, CLIENT KILL / PAUSE / REPLY, through real clients.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
-    cmd(args).query(c).map_err(|e| err_text(&e))
-}
 
 fn text(v: &Value) -> String {
     match v {

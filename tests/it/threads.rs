@@ -2,12 +2,10 @@
 //! single-threaded runtimes and the window stays one, exact across them; SIGTERM
 //! still stops every thread after their last replies.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Spawned, event, read_n, resp_str};
+use crate::common::{Spawned, event, read_n, resp_str};
 
 /// Reads one bulk-string reply.
 fn read_bulk(s: &mut std::net::TcpStream) -> String {
