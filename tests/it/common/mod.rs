@@ -158,14 +158,6 @@ pub fn info_field(info: &str, field: &str) -> Option<String> {
     })
 }
 
-/// Whether a program is on PATH.
-pub fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// A seed-like event JSON.
 pub fn event(user: &str, ty: &str, ts: i64, value: f64) -> String {
     format!(
