@@ -17,9 +17,7 @@ const NOAUTH: &str = "-NOAUTH Authentication required.\r\n";
 const WRONGPASS: &str = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
 
 fn authed(srv: &TestServer) -> redis::Connection {
-    redis::Client::open(format!("redis://:{PASS}@{}/", srv.addr))
-        .and_then(|c| c.get_connection())
-        .expect("connect with password")
+    redis_at(format!("redis://:{PASS}@{}/", srv.addr))
 }
 
 // ---------------------------------------------------------------------------------
@@ -113,7 +111,7 @@ fn requirepass_refuses_everything_but_auth_hello_and_quit_before_login() {
         format!("redis://default:{PASS}@127.0.0.1:{port}/?protocol=resp3"),
     ] {
         let mut c = redis_at(url.clone());
-        assert_eq!(evt_total(&mut c), 1, "{url}");
+        assert_eq!(total(&mut c, None), 1, "{url}");
     }
     let mut anon = redis_at(format!("redis://127.0.0.1:{port}/"));
     let e = redis::cmd("PING").query::<String>(&mut anon).unwrap_err();
@@ -267,11 +265,7 @@ fn clients_that_do_not_log_in_are_closed_after_a_short_idle_time() {
     let mut logged_in = Raw::connect(srv.addr);
     assert_eq!(logged_in.cmd(&["AUTH", PASS]), R::Simple("OK".into()));
     let mut stranger = Raw::connect(srv.addr);
-    stranger
-        .r
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(40)))
-        .ok();
+    stranger.set_timeout(Duration::from_secs(40));
     let (bytes, closed) = stranger.until_closed();
     assert!(closed, "an idle client that never logged in was kept open");
     assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));

@@ -65,7 +65,7 @@ fn an_http_request_is_dropped_without_a_reply_and_without_running_anything() {
     assert!(closed, "a GET request should be closed at its Host: line");
 
     // Nothing ran, and others are served as before.
-    assert_eq!(evt_total(&mut c), 0);
+    assert_eq!(total(&mut c, None), 0);
     assert!(pings(srv.addr));
     let mut s = srv.raw();
     assert_eq!(send_recv(&mut s, b"PING\r\n", 7), b"+PONG\r\n");
@@ -74,17 +74,6 @@ fn an_http_request_is_dropped_without_a_reply_and_without_running_anything() {
 // ---------------------------------------------------------------------------------
 // Connections: maxclients, timeout, keepalive
 // ---------------------------------------------------------------------------------
-
-/// Polls the INFO numeric `field` through `c` until `pred` holds; returns the last value.
-fn wait_num(c: &mut Raw, field: &str, timeout: Duration, pred: impl Fn(i64) -> bool) -> i64 {
-    let mut last = 0;
-    let ok = eventually(timeout, || {
-        last = num_field(&c.info(), field);
-        pred(last)
-    });
-    assert!(ok, "INFO {field} stayed at {last}");
-    last
-}
 
 #[test]
 fn maxclients_refuses_the_next_client_with_an_error_and_counts_it() {
@@ -107,9 +96,7 @@ fn maxclients_refuses_the_next_client_with_an_error_and_counts_it() {
 
     // A freed slot takes a new client.
     drop(b);
-    wait_num(&mut a, "connected_clients", Duration::from_secs(10), |n| {
-        n == 1
-    });
+    wait_info_num(&mut a, "connected_clients", 1);
     let mut d = Raw::connect(srv.addr);
     assert_eq!(d.cmd(&["PING"]), R::Simple("PONG".into()));
     // The limit holds again, and CONFIG SET raises it.
@@ -412,12 +399,7 @@ fn client_query_buffer_limit_closes_a_client_with_too_much_unprocessed_input() {
         text.is_empty() || text.starts_with("-ERR"),
         "unexpected reply {text:?}"
     );
-    wait_num(
-        &mut other,
-        "client_query_buffer_limit_disconnections",
-        Duration::from_secs(10),
-        |n| n == 1,
-    );
+    wait_info_num(&mut other, "client_query_buffer_limit_disconnections", 1);
     // The limit is on unprocessed bytes: a long pipeline of complete commands is fine.
     let mut p = srv.raw();
     let n = 20_000;
@@ -465,43 +447,6 @@ fn limit_client_query_buffer() {
 // ---------------------------------------------------------------------------------
 // Cheap requests that cost the server dearly
 // ---------------------------------------------------------------------------------
-
-/// Sends `EVT.MADD` with `events` on a raw socket and returns each reply line
-/// (`+OK` or `-ERR ...`), or the one error line that refused the whole command.
-fn madd_raw(s: &mut TcpStream, events: &[String]) -> Result<Vec<String>, String> {
-    // Debug builds of the server take a while over 100,000 events.
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok();
-    let mut args: Vec<&[u8]> = vec![b"EVT.MADD"];
-    args.extend(events.iter().map(|e| e.as_bytes()));
-    s.write_all(&resp(&args)).expect("write");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        s.read_exact(&mut byte).expect("reply");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).trim_end().to_string();
-    let Some(n) = head.strip_prefix('*') else {
-        return Err(head);
-    };
-    let n: usize = n.parse().expect("array length");
-    let mut body = Vec::new();
-    let mut lines = 0;
-    let mut buf = vec![0u8; 1 << 16];
-    while lines < n {
-        let k = s.read(&mut buf).expect("reply body");
-        assert!(k > 0, "closed after {lines} of {n} replies");
-        // A CRLF may straddle two reads: count from the last byte already held.
-        let from = body.len().saturating_sub(1);
-        body.extend_from_slice(&buf[..k]);
-        lines += body[from..].windows(2).filter(|w| w == b"\r\n").count();
-    }
-    Ok(String::from_utf8_lossy(&body)
-        .split("\r\n")
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
-}
 
 #[test]
 fn command_docs_names_each_command_once_however_often_it_is_asked() {
@@ -618,8 +563,8 @@ fn an_evt_madd_whose_reply_would_not_fit_is_refused_whole_and_the_client_stays()
     let events: Vec<String> = (0..2000)
         .map(|i| bare_event(&format!("u{i}"), "view", if i == 0 { now } else { 1 }))
         .collect();
-    let mut raw = srv.raw();
-    let replies = madd_raw(&mut raw, &events).expect("a MADD that fits");
+    let mut raw = Raw::connect(srv.addr);
+    let replies = raw.madd(&events).expect("a MADD that fits");
     assert_eq!(replies.len(), 2000);
     assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), 1);
     // Over the fixed ceiling, whatever the output limit.
@@ -777,26 +722,27 @@ fn maxmemory_refuses_new_users_with_oom_and_loses_nothing_accepted() {
 
 /// `used_memory` of a spawned server.
 fn spawned_used_memory(srv: &Spawned) -> i64 {
-    let mut s = srv.raw();
-    let text = String::from_utf8_lossy(&send_recv(&mut s, b"INFO memory\r\n", 300)).into_owned();
-    info_field(&text, "used_memory")
-        .and_then(|v| v.parse().ok())
-        .expect("used_memory")
+    let info = Raw::connect(srv.addr).cmd(&["INFO", "memory"]).text();
+    num_field(&info, "used_memory")
 }
 
 #[test]
 fn an_idle_connection_gives_back_the_buffers_of_its_largest_request() {
     // The real binary: the measure is its own allocator's count, without this test's.
     let srv = Spawned::start(&["--clock", "manual"]);
-    let mut c = srv.raw();
-    assert_eq!(send_recv(&mut c, b"PING\r\n", 7), b"+PONG\r\n");
+    let mut c = Raw::connect(srv.addr);
+    assert_eq!(c.cmd(&["PING"]), R::Simple("PONG".into()));
     let before = spawned_used_memory(&srv);
     // 90,000 late events: nothing is stored, but the request (~7 MB) and the
     // replies (~8 MB) pass through the connection's buffers.
     let late = vec![bare_event("someone", "view", 1); 90_000];
-    let replies = madd_raw(&mut c, &late).expect("EVT.MADD");
+    let replies = c.madd(&late).expect("EVT.MADD");
     assert_eq!(replies.len(), 90_000);
-    assert!(replies[0].starts_with("-ERR event is older than the window"));
+    assert!(
+        replies[0]
+            .text()
+            .starts_with("ERR event is older than the window")
+    );
     let after = spawned_used_memory(&srv);
     assert!(
         after - before < 4 << 20,
@@ -809,23 +755,19 @@ fn an_idle_connection_gives_back_the_buffers_of_its_largest_request() {
 fn a_large_batch_is_not_refused_for_the_memory_it_uses_only_while_it_runs() {
     // The real binary: the limit is on its own allocator's count.
     let srv = Spawned::start(&["--clock", "manual", "--maxmemory", "40mb"]);
-    let mut c = srv.raw();
-    let now = String::from_utf8_lossy(&send_recv(&mut c, b"EVT.CLOCK\r\n", 13))
-        .trim_start_matches(':')
-        .trim()
-        .parse::<i64>()
-        .expect("EVT.CLOCK");
+    let mut c = Raw::connect(srv.addr);
+    let now = c.cmd(&["EVT.CLOCK"]).int();
     let n = 100_000;
     let events: Vec<String> = (0..n)
         .map(|i| bare_event(&format!("user{i:08}"), "view", now))
         .collect();
-    let replies = madd_raw(&mut c, &events).expect("EVT.MADD");
-    let ok = replies.iter().filter(|r| *r == "+OK").count();
+    let replies = c.madd(&events).expect("EVT.MADD");
+    let ok = R::Simple("OK".into());
     assert_eq!(
-        ok,
+        replies.iter().filter(|r| **r == ok).count(),
         n,
         "every event of a batch whose result fits is counted: {:?}",
-        replies.iter().find(|r| *r != "+OK")
+        replies.iter().find(|r| **r != ok)
     );
 }
 

@@ -96,7 +96,7 @@ fn snapshot_round_trip_through_shutdown_keeps_every_total() {
     // Move on so that the oldest seconds leave the window before the save.
     assert_eq!(q_i64(&mut c, &["EVT.CLOCK", "ADVANCE", "15"]), t0 + 15);
     let before = window_view(&mut c, &users, &types);
-    assert!(evt_total(&mut c) > 0);
+    assert!(total(&mut c, None) > 0);
 
     let _ = redis::cmd("SHUTDOWN").query::<()>(&mut c);
     assert!(
@@ -116,9 +116,9 @@ fn snapshot_round_trip_through_shutdown_keeps_every_total() {
 
     // Restored events keep their own seconds: they leave the window on time.
     assert_eq!(q_i64(&mut c, &["EVT.CLOCK", "ADVANCE", "44"]), t0 + 59);
-    assert_eq!(evt_total(&mut c), expected_at_t0);
+    assert_eq!(total(&mut c, None), expected_at_t0);
     q_i64(&mut c, &["EVT.CLOCK", "ADVANCE", "1"]);
-    assert_eq!(evt_total(&mut c), 0);
+    assert_eq!(total(&mut c, None), 0);
 }
 
 /// Writes a snapshot file by the documented format (see src/snapshot.rs).
@@ -158,7 +158,7 @@ fn a_snapshot_loads_only_what_is_still_inside_the_window() {
     // The wall clock: now is (about) w, so `b` (85 s old) and `d` are gone.
     let srv = TestServer::start(&["--snapshot", p]);
     let mut c = srv.client();
-    assert_eq!(evt_total(&mut c), 4);
+    assert_eq!(total(&mut c, None), 4);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "a"]), 3);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "b"]), 0);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "d"]), 0);
@@ -174,7 +174,7 @@ fn a_snapshot_loads_only_what_is_still_inside_the_window() {
     let mut c = srv.client();
     assert_eq!(clock(&mut c), w - 30);
     assert_eq!(
-        evt_total(&mut c),
+        total(&mut c, None),
         5,
         "c (in the future of w - 30) is dropped too"
     );
@@ -241,7 +241,7 @@ fn sigterm_saves_and_kill_9_keeps_only_the_last_save() {
 
     let mut b = Spawned::start(&flags);
     let mut c = redis_at(url(&b));
-    assert_eq!(evt_total(&mut c), 40);
+    assert_eq!(total(&mut c, None), 40);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "u1"]), 10);
 
     // kill -9: what SAVE wrote survives, what came after it does not (README).
@@ -252,7 +252,7 @@ fn sigterm_saves_and_kill_9_keeps_only_the_last_save() {
     for i in 0..7 {
         add(&mut c, &event("after-save", "t", now - i, 1.0)).unwrap();
     }
-    assert_eq!(evt_total(&mut c), 52);
+    assert_eq!(total(&mut c, None), 52);
     let status = std::process::Command::new("kill")
         .args(["-KILL", &b.pid().to_string()])
         .status()
@@ -262,7 +262,7 @@ fn sigterm_saves_and_kill_9_keeps_only_the_last_save() {
 
     let d = Spawned::start(&flags);
     let mut c = redis_at(url(&d));
-    assert_eq!(evt_total(&mut c), 45);
+    assert_eq!(total(&mut c, None), 45);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "after-save"]), 0);
 }
 
@@ -340,7 +340,7 @@ fn corrupt_or_truncated_snapshots_refuse_to_start_and_a_missing_one_starts_empty
     // Missing: starts empty (and SHUTDOWN writes one).
     let mut srv = TestServer::start(&["--clock", "manual", "--snapshot", p]);
     let mut c = srv.client();
-    assert_eq!(evt_total(&mut c), 0);
+    assert_eq!(total(&mut c, None), 0);
     let now = clock(&mut c);
     for i in 0..20 {
         add(&mut c, &event(&format!("user-{i}"), "view", now - i, 2.0)).unwrap();
@@ -397,7 +397,7 @@ fn corrupt_or_truncated_snapshots_refuse_to_start_and_a_missing_one_starts_empty
     std::fs::write(&path, &good).unwrap();
     let srv = TestServer::start(&["--clock", "manual", "--snapshot", p]);
     let mut c = srv.client();
-    assert_eq!(evt_total(&mut c), 20);
+    assert_eq!(total(&mut c, None), 20);
 }
 
 #[test]

@@ -2,9 +2,8 @@
 //! `redis-tools`). A test whose tool is not installed is ignored, with the reason, so
 //! that `cargo test` lists it as such; under CI it runs, and fails without the tool.
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -16,52 +15,19 @@ struct Output {
     stderr: String,
 }
 
-/// Runs `program args`, feeding `stdin`, killing it after [`TOOL_TIMEOUT`].
+/// Runs `program args`, feeding `stdin`; the test fails when it is still running
+/// after [`TOOL_TIMEOUT`].
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-        // Dropping the pipe ends the input.
-    }
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish in {TOOL_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let done = run_program(cmd, stdin, TOOL_TIMEOUT);
+    let status = done
+        .status
+        .unwrap_or_else(|| panic!("{program} {args:?} did not finish in {TOOL_TIMEOUT:?}"));
     Output {
         success: status.success(),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+        stdout: done.stdout,
+        stderr: done.stderr,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum R {
 }
 
 impl R {
+    /// A string, bulk, error, double or integer reply as text (anything else as its
+    /// debug form, which no expected text matches).
     pub fn text(&self) -> String {
         match self {
             R::Simple(s) | R::Err(s) | R::Double(s) => s.clone(),
@@ -34,6 +36,7 @@ impl R {
         }
     }
 
+    /// An integer reply; the test fails on any other.
     pub fn int(&self) -> i64 {
         match self {
             R::Int(i) => *i,
@@ -42,12 +45,16 @@ impl R {
     }
 }
 
+/// A client connection that reads whole replies. Writes go straight to the socket and
+/// reads through a buffer, so a test can pipeline any bytes and then read the replies
+/// one by one.
 pub struct Raw {
     pub w: TcpStream,
     pub r: BufReader<TcpStream>,
 }
 
 impl Raw {
+    /// Connects, with a 20 s read timeout: a reply that never comes fails the test.
     pub fn connect(addr: SocketAddr) -> Raw {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).ok();
@@ -58,6 +65,12 @@ impl Raw {
         }
     }
 
+    /// How long a read waits before the test fails (or `until_closed` gives up).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.w.set_read_timeout(Some(timeout)).ok();
+    }
+
+    /// Writes `bytes` as they are.
     pub fn send(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).expect("write");
     }
@@ -68,6 +81,7 @@ impl Raw {
         self.reply()
     }
 
+    /// The next reply.
     pub fn reply(&mut self) -> R {
         read_reply(&mut self.r).expect("a reply")
     }
@@ -89,12 +103,27 @@ impl Raw {
         (out, closed)
     }
 
+    /// The default INFO text.
     pub fn info(&mut self) -> String {
         self.cmd(&["INFO"]).text()
     }
+
+    /// `EVT.MADD` with `events`: the reply to each event, or the error that refused
+    /// them all.
+    pub fn madd(&mut self, events: &[String]) -> Result<Vec<R>, String> {
+        // Debug builds of the server take a while over 100,000 events.
+        self.set_timeout(Duration::from_secs(120));
+        let mut args = vec!["EVT.MADD"];
+        args.extend(events.iter().map(String::as_str));
+        match self.cmd(&args) {
+            R::Array(replies) => Ok(replies),
+            R::Err(e) => Err(e),
+            other => panic!("EVT.MADD replied {other:?}"),
+        }
+    }
 }
 
-pub fn read_line(r: &mut impl BufRead) -> std::io::Result<String> {
+fn read_line(r: &mut impl BufRead) -> std::io::Result<String> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line)?;
     if !line.ends_with(b"\r\n") {
@@ -107,7 +136,7 @@ pub fn read_line(r: &mut impl BufRead) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-pub fn bad(what: String) -> std::io::Error {
+fn bad(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
@@ -188,18 +217,14 @@ pub fn parse_all(bytes: &[u8]) -> std::io::Result<Vec<R>> {
 // Small helpers over raw connections.
 // ---------------------------------------------------------------------------------
 
-/// A fresh connection answers PING.
+/// A fresh connection answers PING (within 10 s).
 pub fn pings(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return false;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    s.write_all(b"PING\r\n").is_ok() && read_n(&mut s, 7) == b"+PONG\r\n"
+    ping_within(addr, None, Duration::from_secs(10))
 }
 
 /// Whether another client's PING answers within `within` (logging in first when
 /// `password` is given).
-pub fn ping_within(addr: std::net::SocketAddr, password: Option<&str>, within: Duration) -> bool {
+pub fn ping_within(addr: SocketAddr, password: Option<&str>, within: Duration) -> bool {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return false;
     };
@@ -246,23 +271,19 @@ pub fn wait_info_num(c: &mut Raw, field: &str, want: i64) -> String {
 pub fn madd_accepted(s: &mut Raw, events: &[String]) -> Vec<bool> {
     let mut accepted = Vec::with_capacity(events.len());
     for chunk in events.chunks(5_000) {
-        let mut args = vec!["EVT.MADD"];
-        args.extend(chunk.iter().map(String::as_str));
-        match s.cmd(&args) {
-            R::Array(replies) => {
-                assert_eq!(replies.len(), chunk.len());
-                for r in replies {
-                    match r {
-                        R::Simple(ok) if ok == "OK" => accepted.push(true),
-                        R::Err(e) => {
-                            assert_eq!(e, OOM);
-                            accepted.push(false);
-                        }
-                        other => panic!("EVT.MADD replied {other:?}"),
-                    }
+        let replies = s
+            .madd(chunk)
+            .unwrap_or_else(|e| panic!("EVT.MADD refused: {e}"));
+        assert_eq!(replies.len(), chunk.len());
+        for r in replies {
+            match r {
+                R::Simple(ok) if ok == "OK" => accepted.push(true),
+                R::Err(e) => {
+                    assert_eq!(e, OOM);
+                    accepted.push(false);
                 }
+                other => panic!("EVT.MADD replied {other:?}"),
             }
-            other => panic!("EVT.MADD replied {other:?}"),
         }
     }
     accepted
