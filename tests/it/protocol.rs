@@ -508,10 +508,13 @@ fn limit_max_args() {
 // Properties
 // ---------------------------------------------------------------------------------
 
-/// A pipeline of several kinds of command, multibulk and inline, with its events at
-/// `now`.
+/// A pipeline of every kind of request, whose replies depend only on its own content
+/// (it starts with FLUSHALL): multibulk and inline, binary and quoted arguments, empty
+/// lines and an empty multibulk, valid, invalid and late events, `EVT.MADD`, queries
+/// with and without `WINDOW`, command errors, and `QUIT`, which ends it.
 fn sample_pipeline(now: i64) -> Vec<u8> {
     let mut p = Vec::new();
+    p.extend(resp_str(&["FLUSHALL"]));
     p.extend(resp_str(&["PING"]));
     p.extend(resp(&[b"ECHO", b"bin\r\n\x00"]));
     p.extend(resp_str(&["EVT.ADD", &event("u1", "click", now, 2.5)]));
@@ -532,74 +535,6 @@ fn sample_pipeline(now: i64) -> Vec<u8> {
     p.extend(resp_str(&["EVT.TYPE", "click"]));
     p.extend(resp_str(&["SELECT", "0"]));
     p.extend_from_slice(b"PING split\r\n");
-    p
-}
-
-/// Sends `chunks` one write each after a FLUSHALL and reads `expect_len` bytes.
-fn run_pipeline(server: &TestServer, chunks: &[&[u8]], expect_len: usize) -> Vec<u8> {
-    let mut s = server.raw();
-    assert_eq!(send_recv(&mut s, b"FLUSHALL\r\n", 5), b"+OK\r\n");
-    for chunk in chunks {
-        s.write_all(chunk).unwrap();
-    }
-    read_n(&mut s, expect_len)
-}
-
-#[test]
-fn any_split_of_a_pipeline_gets_the_same_replies() {
-    let server = manual();
-    let mut c = server.client();
-    let now = clock(&mut c);
-    let pipeline = sample_pipeline(now);
-
-    // The reference: the whole pipeline in one write, read until the last reply.
-    let reference = {
-        let mut s = server.raw();
-        assert_eq!(send_recv(&mut s, b"FLUSHALL\r\n", 5), b"+OK\r\n");
-        s.write_all(&pipeline).unwrap();
-        read_until_suffix(&mut s, b"$5\r\nsplit\r\n")
-    };
-    assert!(
-        reference.ends_with(b"$5\r\nsplit\r\n"),
-        "{}",
-        text(&reference)
-    );
-    assert!(
-        text(&reference)
-            .starts_with("+PONG\r\n$6\r\nbin\r\n\0\r\n+OK\r\n+OK\r\n:2\r\n-ERR invalid event"),
-        "{:?}",
-        text(&reference)
-    );
-
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 48,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    let sizes = proptest::collection::vec(1usize..40, 1..60);
-    runner
-        .run(&sizes, |sizes| {
-            let mut chunks = Vec::new();
-            let mut rest = &pipeline[..];
-            for size in sizes.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (head, tail) = rest.split_at((*size).min(rest.len()));
-                chunks.push(head);
-                rest = tail;
-            }
-            let got = run_pipeline(&server, &chunks, reference.len());
-            prop_assert_eq!(text(&got), text(&reference));
-            Ok(())
-        })
-        .unwrap();
-}
-
-/// A pipeline of every kind of request, whose replies depend only on its own content.
-fn sample(now: i64) -> Vec<u8> {
-    let mut p = Vec::new();
-    p.extend_from_slice(&resp_str(&["FLUSHALL"]));
     p.extend_from_slice(b"PING\r\n\r\n");
     p.extend_from_slice(&resp(&[b"ECHO", b"bin\r\n\0ary"]));
     for (i, (u, t)) in [("a", "view"), ("b", "view"), ("a", "click")]
@@ -633,13 +568,75 @@ fn sample(now: i64) -> Vec<u8> {
     p
 }
 
+/// How a pipeline is cut into writes.
+#[derive(Debug, Clone)]
+enum Split {
+    /// Chunks of these sizes, repeated until the pipeline is used up.
+    Sizes(Vec<usize>),
+    /// Cuts at these offsets; `bytewise` sends the start one byte at a time, so that
+    /// every header there is split every way.
+    Cuts { cuts: Vec<usize>, bytewise: bool },
+}
+
+impl Split {
+    fn chunks<'a>(&self, pipeline: &'a [u8]) -> Vec<&'a [u8]> {
+        let len = pipeline.len();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        match self {
+            Split::Sizes(sizes) => {
+                let mut rest = pipeline;
+                for size in sizes.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (head, tail) = rest.split_at((*size).min(rest.len()));
+                    chunks.push(head);
+                    rest = tail;
+                }
+            }
+            Split::Cuts { cuts, bytewise } => {
+                let mut cuts = cuts.clone();
+                cuts.sort_unstable();
+                cuts.dedup();
+                if *bytewise {
+                    let end = cuts.first().copied().unwrap_or(len).min(200);
+                    chunks.extend(pipeline[..end].chunks(1));
+                    cuts.retain(|&c| c > end);
+                    cuts.insert(0, end);
+                } else {
+                    cuts.insert(0, 0);
+                }
+                cuts.push(len);
+                for w in cuts.windows(2) {
+                    chunks.push(&pipeline[w[0]..w[1]]);
+                }
+            }
+        }
+        chunks
+    }
+}
+
+/// Any way of cutting a pipeline into writes: sizes that repeat, or random offsets
+/// with the start byte by byte or not; with or without a pause after each write.
+fn splits(len: usize) -> impl Strategy<Value = (Split, bool)> {
+    let split = prop_oneof![
+        prop::collection::vec(1usize..40, 1..60).prop_map(Split::Sizes),
+        (prop::collection::vec(1..len, 0..24), any::<bool>())
+            .prop_map(|(cuts, bytewise)| Split::Cuts { cuts, bytewise }),
+    ];
+    (split, any::<bool>())
+}
+
+/// One pipeline (33 requests, see [`sample_pipeline`]) cut into writes every way
+/// [`splits`] makes gets byte-identical replies, which are well-formed, 33 of them,
+/// and followed by the close QUIT asks for.
 #[test]
-fn prop_split_pipelines_get_the_same_replies() {
-    let srv = TestServer::start(&["--clock", "manual"]);
-    let addr = srv.addr;
-    let mut c = srv.client();
+fn any_split_of_a_pipeline_gets_the_same_replies() {
+    let server = manual();
+    let addr = server.addr;
+    let mut c = server.client();
     let now = clock(&mut c);
-    let pipeline = sample(now);
+    let pipeline = sample_pipeline(now);
     let run = |chunks: &[&[u8]], pause: bool| -> Vec<u8> {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_nodelay(true).ok();
@@ -654,90 +651,48 @@ fn prop_split_pipelines_get_the_same_replies() {
         assert!(closed, "QUIT did not close");
         out
     };
+
+    // The reference: the whole pipeline in one write.
     let reference = run(&[&pipeline], false);
+    assert!(
+        text(&reference).starts_with(
+            "+OK\r\n+PONG\r\n$6\r\nbin\r\n\0\r\n+OK\r\n+OK\r\n:2\r\n-ERR invalid event"
+        ),
+        "{:?}",
+        text(&reference)
+    );
     let parsed = parse_all(&reference).expect("well-formed replies");
-    assert_eq!(parsed.len(), 19, "{}", String::from_utf8_lossy(&reference));
+    assert_eq!(parsed.len(), 33, "{}", text(&reference));
+    assert_eq!(parsed[14], R::Bulk(b"split".to_vec()));
     assert_eq!(parsed.last(), Some(&R::Simple("OK".into())));
 
-    let len = pipeline.len();
-    let splits = (
-        prop::collection::vec(1..len, 0..24),
-        any::<bool>(),
-        any::<bool>(),
-    );
     let mut runner = TestRunner::new(PropConfig {
-        cases: 48,
+        cases: 96,
         failure_persistence: None,
         ..PropConfig::default()
     });
     runner
-        .run(&splits, |(mut cuts, bytewise, pause)| {
-            cuts.sort_unstable();
-            cuts.dedup();
-            let mut chunks: Vec<&[u8]> = Vec::new();
-            if bytewise {
-                // The start one byte at a time: every header split every way.
-                let end = cuts.first().copied().unwrap_or(len).min(200);
-                chunks.extend(pipeline[..end].chunks(1));
-                cuts.retain(|&c| c > end);
-                cuts.insert(0, end);
-            } else {
-                cuts.insert(0, 0);
-            }
-            cuts.push(len);
-            for w in cuts.windows(2) {
-                chunks.push(&pipeline[w[0]..w[1]]);
-            }
-            let got = run(&chunks, pause);
-            prop_assert_eq!(
-                String::from_utf8_lossy(&got),
-                String::from_utf8_lossy(&reference)
-            );
+        .run(&splits(pipeline.len()), |(split, pause)| {
+            let got = run(&split.chunks(&pipeline), pause);
+            prop_assert_eq!(text(&got), text(&reference));
             Ok(())
         })
         .unwrap();
     assert!(pings(addr));
 }
 
-fn garbage() -> impl Strategy<Value = Vec<u8>> {
-    let token = prop_oneof![
-        Just(b"*".to_vec()),
-        Just(b"$".to_vec()),
-        Just(b"\r\n".to_vec()),
-        Just(b"\n".to_vec()),
-        Just(b"\r".to_vec()),
-        Just(b"-1".to_vec()),
-        Just(b"0".to_vec()),
-        Just(b"2".to_vec()),
-        Just(b"4".to_vec()),
-        Just(b"99999999999999999999".to_vec()),
-        Just(b"2147483648".to_vec()),
-        Just(b"PING".to_vec()),
-        Just(b"ECHO".to_vec()),
-        Just(b"HELLO".to_vec()),
-        Just(b"EVT.ADD".to_vec()),
-        Just(b"EVT.SUM".to_vec()),
-        Just(b"{\"user_id\":".to_vec()),
-        Just(b"\"".to_vec()),
-        Just(b"'".to_vec()),
-        Just(b"\\x".to_vec()),
-        Just(b" ".to_vec()),
-        Just(b"\0".to_vec()),
-        proptest::collection::vec(any::<u8>(), 1..24),
-    ];
-    proptest::collection::vec(token, 0..48).prop_map(|parts| parts.concat())
-}
-
 /// Sends `bytes` on a fresh connection, ends our side, and reads until the server
-/// closes; `false` when the server kept the connection open (stuck on it).
-fn feed_and_hang_up(server: &Spawned, bytes: &[u8]) -> bool {
+/// closes: what it answered, and `false` when it kept the connection open (stuck on
+/// it).
+fn feed_and_hang_up(server: &Spawned, bytes: &[u8]) -> (Vec<u8>, bool) {
     let Ok(mut s) = TcpStream::connect(server.addr) else {
-        return true; // nothing left to hang: `pings` reports the dead server
+        return (Vec::new(), true); // nothing left to hang: `pings` reports the dead server
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    // The server may close first (a protocol error): then writes fail.
     let _ = s.write_all(bytes);
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    read_until_closed(&mut s).1
+    let _ = s.shutdown(Shutdown::Write);
+    read_until_closed(&mut s)
 }
 
 // These two run the real binary in a child process under a memory limit: the bug
@@ -748,7 +703,7 @@ fn feed_and_hang_up(server: &Spawned, bytes: &[u8]) -> bool {
 fn a_nul_byte_in_an_inline_command_does_not_wedge_the_server() {
     let mut server = Spawned::start(&["--clock", "manual"]);
     for line in [&b"PING\0\r\n"[..], b"\0\r\n", b"ECHO a\0b\r\n"] {
-        let closed = feed_and_hang_up(&server, line);
+        let (_, closed) = feed_and_hang_up(&server, line);
         assert!(
             server.alive(),
             "the server died on {line:?}; its log:\n{}",
@@ -762,34 +717,10 @@ fn a_nul_byte_in_an_inline_command_does_not_wedge_the_server() {
     }
 }
 
-#[test]
-fn arbitrary_bytes_never_take_the_server_down() {
-    let mut server = Spawned::start(&["--clock", "manual"]);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 64,
-        failure_persistence: None,
-        // Shrinking against a server that died would only shrink to "anything
-        // fails"; the input that killed it is the one worth reporting.
-        max_shrink_iters: 0,
-        ..ProptestConfig::default()
-    });
-    let result = runner.run(&garbage(), |bytes| {
-        // The server answers what it can, and closes once it sees our end.
-        let closed = feed_and_hang_up(&server, &bytes);
-        prop_assert!(server.pings(), "a fresh connection gets +PONG");
-        prop_assert!(closed, "the connection ends once the client is done");
-        Ok(())
-    });
-    assert!(
-        server.alive(),
-        "the server died; its log:\n{}",
-        server.log()
-    );
-    result.unwrap();
-}
-
-/// Protocol-looking pieces that random inputs are built from, plus raw bytes. Nothing
-/// here stops the server or changes its settings (no SHUTDOWN, CONFIG, FLUSHALL).
+/// Protocol-looking pieces that random inputs are built from, plus raw bytes: RESP
+/// and inline syntax, lengths at and past every limit, command names, JSON fragments.
+/// Nothing here stops the server or changes its settings (no SHUTDOWN, CONFIG,
+/// FLUSHALL).
 fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
     let token = prop_oneof![
         Just(b"*".to_vec()),
@@ -800,6 +731,7 @@ fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
         Just(b" ".to_vec()),
         Just(b"\"".to_vec()),
         Just(b"'".to_vec()),
+        Just(b"\\x".to_vec()),
         Just(b"\\x4".to_vec()),
         Just(b"\0".to_vec()),
         Just(b"-1".to_vec()),
@@ -807,7 +739,9 @@ fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
         Just(b"1".to_vec()),
         Just(b"2".to_vec()),
         Just(b"3".to_vec()),
+        Just(b"4".to_vec()),
         Just(b"10".to_vec()),
+        Just(b"2147483648".to_vec()),
         Just(b"99999999999999999999".to_vec()),
         Just(b"PING".to_vec()),
         Just(b"ECHO".to_vec()),
@@ -822,45 +756,50 @@ fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
         Just(b"SETNAME".to_vec()),
         Just(b"INFO".to_vec()),
         Just(b"POST".to_vec()),
+        Just(b"{\"user_id\":".to_vec()),
         Just(br#"{"user_id":"u","event_type":"t","timestamp":"#.to_vec()),
         Just(br#""attributes":{"value":1e400}}"#.to_vec()),
         Just(b"{".to_vec()),
         Just(b"}".to_vec()),
         Just(b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n".to_vec()),
-        prop::collection::vec(any::<u8>(), 1..16),
+        prop::collection::vec(any::<u8>(), 1..24),
     ];
     prop::collection::vec(token, 0..48).prop_map(|parts| parts.concat())
 }
 
+/// Hostile bytes (see [`hostile_bytes`]) on a fresh connection that the client then
+/// half-closes: the server stays up, closes the connection, answers only well-formed
+/// RESP, and a new client gets `+PONG` after each.
 #[test]
-fn prop_hostile_bytes_never_hurt_the_server() {
-    let srv = TestServer::start(&["--clock", "manual"]);
-    let addr = srv.addr;
+fn arbitrary_bytes_never_take_the_server_down() {
+    let mut server = Spawned::start(&["--clock", "manual"]);
     let mut runner = TestRunner::new(PropConfig {
-        cases: 64,
+        cases: 128,
         failure_persistence: None,
+        // Shrinking against a server that died would only shrink to "anything
+        // fails"; the input that killed it is the one worth reporting.
+        max_shrink_iters: 0,
         ..PropConfig::default()
     });
-    runner
-        .run(&hostile_bytes(), |bytes| {
-            let mut s = TcpStream::connect(addr).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            // The server may close first (a protocol error): then writes fail.
-            let _ = s.write_all(&bytes);
-            let _ = s.shutdown(Shutdown::Write);
-            let (replies, closed) = read_until_closed(&mut s);
-            prop_assert!(closed, "the server kept a half-closed connection open");
-            // Whatever it answered is well-formed RESP.
-            let parsed = parse_all(&replies);
-            prop_assert!(
-                parsed.is_ok(),
-                "malformed replies {:?}: {:?}",
-                String::from_utf8_lossy(&replies),
-                parsed.err()
-            );
-            prop_assert!(pings(addr), "the server stopped answering");
-            Ok(())
-        })
-        .unwrap();
-    assert!(pings(addr));
+    let result = runner.run(&hostile_bytes(), |bytes| {
+        // The server answers what it can, and closes once it sees our end.
+        let (replies, closed) = feed_and_hang_up(&server, &bytes);
+        prop_assert!(server.pings(), "a fresh connection gets +PONG");
+        prop_assert!(closed, "the connection ends once the client is done");
+        let parsed = parse_all(&replies);
+        prop_assert!(
+            parsed.is_ok(),
+            "malformed replies {:?}: {:?}",
+            text(&replies),
+            parsed.err()
+        );
+        Ok(())
+    });
+    assert!(
+        server.alive(),
+        "the server died; its log:\n{}",
+        server.log()
+    );
+    result.unwrap();
+    assert!(server.pings());
 }
