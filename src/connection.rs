@@ -158,15 +158,21 @@ impl Conn {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty { consumed }) => pos += consumed,
                 Ok(Parsed::Command { consumed, inline }) => {
-                    commands += 1;
-                    pos += consumed;
                     let args = self.args.args(rest);
                     flow = self
                         .session
                         .request(shared, buf, args, inline, &mut self.wbuf);
+                    // Not run yet (the replies before it wait): parsed again later.
+                    if flow != (Flow::Wait { again: true }) {
+                        commands += 1;
+                        pos += consumed;
+                    }
                 }
                 Err(e) => {
-                    self.session.flush(shared, buf, &mut self.wbuf);
+                    flow = self.session.flush(shared, buf, &mut self.wbuf);
+                    if flow != Flow::Continue {
+                        break;
+                    }
                     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %self.peer, error = %e, "protocol error");
                     self.session.reply_error(shared, e.reply(), &mut self.wbuf);
@@ -174,7 +180,10 @@ impl Conn {
                 }
             }
         }
-        self.session.flush(shared, buf, &mut self.wbuf);
+        let last = self.session.flush(shared, buf, &mut self.wbuf);
+        if last != Flow::Continue {
+            flow = last;
+        }
         if commands > 0 {
             shared.stats.total_commands_processed.add(commands);
         }
@@ -378,6 +387,19 @@ impl Conn {
                         _ = shutdown.changed() => return self.finish().await,
                         _ = info.killed() => return,
                     }
+                }
+                Flow::Wait { .. } => {
+                    // The replies so far are written; the held ones wait for the
+                    // log, and so does the rest of the pipeline.
+                    if let Some(ticket) = self.session.ticket() {
+                        let info = self.session.info().clone();
+                        tokio::select! {
+                            _ = ticket.wait() => {}
+                            _ = info.killed() => return,
+                        }
+                    }
+                    self.session.resume(&self.shared, &mut self.wbuf);
+                    continue;
                 }
                 Flow::Close => return self.finish().await,
                 Flow::Shutdown => {

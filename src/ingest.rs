@@ -5,7 +5,12 @@
 //! JSON is a slice of the connection's read buffer), refuses what is late, too far
 //! ahead or invalid, and hands the rest to the store, which takes each shard's lock
 //! once for the batch. Each event gets its own reply, in order.
+//!
+//! With the window log on ([`crate::persist::log`]), the accepted events are logged
+//! too; with `appendfsync always` they are counted only once durable, and
+//! [`admit`] hands back a [`Pending`] whose replies wait for the log's ticket.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::clients::ClientInfo;
@@ -13,6 +18,7 @@ use crate::clock::ClockMode;
 use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
 use crate::event::{self, Event, EventError};
+use crate::persist::log::{Appended, LogEvent, Ticket};
 use crate::protocol::Reply;
 use crate::shared::Shared;
 use crate::store::{AddError, Ingest};
@@ -42,21 +48,23 @@ impl Batch {
         }
     }
 
-    /// Admits the waiting events (their JSON still in `buf`), one reply each.
+    /// Admits the waiting events (their JSON still in `buf`), one reply each — or,
+    /// with `appendfsync always`, the replies to build once the events are durable.
     pub fn flush(
         &mut self,
         shared: &Shared,
         buf: &[u8],
         peer: &ClientInfo,
         replies: &mut Vec<Reply>,
-    ) {
+    ) -> Option<Pending> {
         let jsons: Vec<&[u8]> = self
             .ranges
             .iter()
             .filter_map(|&(s, e)| buf.get(s..e))
             .collect();
-        admit(shared, &jsons, peer, replies);
+        let pending = admit(shared, &jsons, peer, replies);
         self.ranges.clear();
+        pending
     }
 }
 
@@ -81,6 +89,8 @@ pub enum Rejection {
         jump: i64,
     },
     NoMemory,
+    /// The log could not be written (its error); nothing was counted.
+    Misconf(Arc<str>),
 }
 
 impl Rejection {
@@ -112,6 +122,10 @@ impl Rejection {
             Rejection::NoMemory => ReplyError::new(
                 ErrorKind::Oom,
                 "command not allowed when used memory > 'maxmemory'.",
+            ),
+            Rejection::Misconf(why) => ReplyError::new(
+                ErrorKind::Misconf,
+                format!("Errors writing to the AOF file: {why}"),
             ),
         }
     }
@@ -174,8 +188,85 @@ impl Admission {
     }
 }
 
-/// Admits a batch of events (JSON texts), appending one reply per event to `replies`.
-pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut Vec<Reply>) {
+/// Events admitted with `appendfsync always`: counted by the log thread once
+/// durable; their replies are built when the ticket is fulfilled.
+#[derive(Debug)]
+pub struct Pending {
+    /// Each event's admission; `Ok` went to the log.
+    outcome: Vec<Result<(), Rejection>>,
+    /// The timestamps of those that went to the log (for a late event's reply).
+    timestamps: Vec<u32>,
+    /// Each event's JSON length (for the log line of a refusal).
+    lens: Vec<usize>,
+    window: u32,
+    ticket: Ticket,
+}
+
+impl Pending {
+    /// What the replies wait for.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    /// The replies, once the ticket is fulfilled: one per event, in order.
+    pub fn finish(self, shared: &Shared, peer: &ClientInfo, replies: &mut Vec<Reply>) {
+        let stored: Vec<Result<(), Rejection>> = match self.ticket.outcome() {
+            Ok(late) => {
+                let mut v: Vec<Result<(), Rejection>> = vec![Ok(()); self.timestamps.len()];
+                for i in late {
+                    let i = i as usize;
+                    if let (Some(slot), Some(&ts)) = (v.get_mut(i), self.timestamps.get(i)) {
+                        *slot = Err(Rejection::Late {
+                            timestamp: ts.into(),
+                            now: shared.clock.now(),
+                            window: self.window,
+                        });
+                    }
+                }
+                v
+            }
+            Err(why) => self
+                .timestamps
+                .iter()
+                .map(|_| Err(Rejection::Misconf(why.clone())))
+                .collect(),
+        };
+        respond(
+            shared,
+            peer,
+            &self.lens,
+            self.outcome,
+            stored,
+            self.window,
+            replies,
+        );
+    }
+}
+
+/// The event as the log takes it.
+fn log_event<'e>(ev: &'e Event<'_>, now: i64) -> LogEvent<'e> {
+    LogEvent {
+        user: &ev.user_id,
+        event_type: &ev.event_type,
+        second: second_of(ev, now),
+        value: ev.value,
+        now,
+    }
+}
+
+/// An event's second as the store keeps it: at most `now`.
+fn second_of(ev: &Event<'_>, now: i64) -> u32 {
+    ev.timestamp.min(u32::try_from(now).unwrap_or(u32::MAX))
+}
+
+/// Admits a batch of events (JSON texts), appending one reply per event to `replies`;
+/// with `appendfsync always`, the replies to build once the events are durable.
+pub fn admit(
+    shared: &Shared,
+    jsons: &[&[u8]],
+    peer: &ClientInfo,
+    replies: &mut Vec<Reply>,
+) -> Option<Pending> {
     let max_id = Settings::size(&shared.settings.max_id_len);
     let grow = memory_available(shared);
     let admission = Admission::new(shared);
@@ -187,27 +278,77 @@ pub fn admit(shared: &Shared, jsons: &[&[u8]], peer: &ClientInfo, replies: &mut 
             .and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
-    let stored = store(shared, &parsed, grow);
-    let mut stored = stored.iter().zip(&parsed);
-    let mut tally = Tally::default();
-    for (o, json) in outcome.into_iter().zip(jsons) {
-        let o = o.and_then(|()| match stored.next() {
-            Some((Ok(()), _)) => Ok(()),
-            Some((Err(AddError::NoMemory), _)) => Err(Rejection::NoMemory),
-            // The store's clock had moved past the event's second (another
-            // connection read a later `now` first).
-            Some((Err(AddError::Late), (ev, _))) => Err(Rejection::Late {
-                timestamp: ev.timestamp.into(),
-                now: shared.clock.now(),
+    let lens = || jsons.iter().map(|j| j.len()).collect::<Vec<_>>();
+    let all = |r: Rejection| parsed.iter().map(|_| Err(r.clone())).collect();
+    let appended = if parsed.is_empty() {
+        Appended::Stored(Vec::new())
+    } else {
+        let events = parsed.iter().map(|(ev, now)| log_event(ev, *now));
+        shared
+            .log
+            .append(grow, events, || store(shared, &parsed, grow))
+    };
+    let stored: Vec<Result<(), Rejection>> = match appended {
+        Appended::Stored(results) => results
+            .iter()
+            .zip(&parsed)
+            .map(|(r, (ev, _))| match r {
+                Ok(()) => Ok(()),
+                Err(AddError::NoMemory) => Err(Rejection::NoMemory),
+                // The store's clock had moved past the event's second (another
+                // connection read a later `now` first).
+                Err(AddError::Late) => Err(Rejection::Late {
+                    timestamp: ev.timestamp.into(),
+                    now: shared.clock.now(),
+                    window: admission.window,
+                }),
+            })
+            .collect(),
+        Appended::Pending(ticket) => {
+            return Some(Pending {
+                timestamps: parsed.iter().map(|(ev, _)| ev.timestamp).collect(),
+                outcome,
+                lens: lens(),
                 window: admission.window,
-            }),
-            None => Err(Rejection::Late {
+                ticket,
+            });
+        }
+        Appended::Failing(why) => all(Rejection::Misconf(why)),
+        Appended::NoMemory => all(Rejection::NoMemory),
+    };
+    respond(
+        shared,
+        peer,
+        &lens(),
+        outcome,
+        stored,
+        admission.window,
+        replies,
+    );
+    None
+}
+
+/// One reply per event: its admission, then what the store (or the log) made of it.
+fn respond(
+    shared: &Shared,
+    peer: &ClientInfo,
+    lens: &[usize],
+    outcome: Vec<Result<(), Rejection>>,
+    stored: Vec<Result<(), Rejection>>,
+    window: u32,
+    replies: &mut Vec<Reply>,
+) {
+    let mut stored = stored.into_iter();
+    let mut tally = Tally::default();
+    for (o, &bytes) in outcome.into_iter().zip(lens) {
+        let o = o.and_then(|()| {
+            stored.next().unwrap_or(Err(Rejection::Late {
                 timestamp: 0,
                 now: shared.clock.now(),
-                window: admission.window,
-            }),
+                window,
+            }))
         });
-        replies.push(tally.reply(shared, peer, json, o));
+        replies.push(tally.reply(shared, peer, bytes, o));
     }
     tally.record(shared);
 }
@@ -229,7 +370,7 @@ fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result
                 }
                 last_type.1
             },
-            second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
+            second: second_of(ev, *now),
             value: ev.value,
             now: *now,
             count: 1,
@@ -255,7 +396,7 @@ impl Tally {
         &mut self,
         shared: &Shared,
         peer: &ClientInfo,
-        json: &[u8],
+        bytes: usize,
         outcome: Result<(), Rejection>,
     ) -> Reply {
         let r = match outcome {
@@ -269,7 +410,7 @@ impl Tally {
         match r {
             Rejection::Late { .. } => self.late += 1,
             Rejection::Future { .. } | Rejection::Jump { .. } => self.future += 1,
-            Rejection::Invalid(_) | Rejection::NoMemory => {}
+            Rejection::Invalid(_) | Rejection::NoMemory | Rejection::Misconf(_) => {}
         }
         let mut error = r.error();
         if error.msg.len() > MAX_EVENT_REPLY - 16 {
@@ -284,7 +425,7 @@ impl Tally {
                 peer = %peer.addr,
                 client_id = peer.id,
                 error = %error,
-                bytes = json.len(),
+                bytes,
                 suppressed,
                 "event rejected"
             );

@@ -17,7 +17,9 @@ use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
-use crate::persist::snapshot::{self, SnapshotError, SnapshotFile};
+use crate::persist::log::Log;
+use crate::persist::snapshot::{self, SnapshotFile};
+use crate::persist::{self, StopError};
 use crate::shared::{LogFilterSetter, RateLimiter, Shared};
 use crate::stats::Stats;
 use crate::store::{EXPIRE_BUDGET, Store};
@@ -79,7 +81,8 @@ pub fn build(
 ) -> Result<Handle, StartError> {
     let local_addr = listener.local_addr()?;
     let clock = Clock::new(config.clock, config.clock_start);
-    let saved = match &config.snapshot {
+    let snapshot_path = config.snapshot_path();
+    let saved = match &snapshot_path {
         Some(path) => {
             let saved = snapshot::read(path)?;
             snapshot::check_writable(path).map_err(|e| {
@@ -89,12 +92,12 @@ pub fn build(
         }
         None => None,
     };
+    // The log decides whether the snapshot still counts (a FLUSHALL since?).
+    let (log, opened) = Log::open(&config, saved.as_ref().map(|s| s.log_gen))?;
+    let saved = saved.filter(|_| opened.use_snapshot);
     if let Some(s) = &saved {
         clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
-        let path = config
-            .snapshot
-            .as_deref()
-            .unwrap_or(std::path::Path::new(""));
+        let path = snapshot_path.as_deref().unwrap_or(std::path::Path::new(""));
         if let Some(why) =
             snapshot::clock_mismatch(s, config.clock, clock.now(), config.window, path)
         {
@@ -102,7 +105,7 @@ pub fn build(
         }
     }
     let store = Store::new(config.window, config.store_shards(), clock.now());
-    if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
+    if let (Some(s), Some(path)) = (&saved, &snapshot_path) {
         let loaded = snapshot::apply(&store, clock.now(), s);
         tracing::info!(
             path = %path.display(),
@@ -112,8 +115,10 @@ pub fn build(
             "snapshot loaded"
         );
     }
+    if config.appendonly {
+        persist::log::ignore_file_size_signal();
+    }
     let (shutdown, _) = watch::channel(false);
-    let config_snapshot = config.snapshot.clone();
     Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),
         config,
@@ -129,7 +134,8 @@ pub fn build(
         bad_input_log: RateLimiter::default(),
         set_log_filter: options.set_log_filter,
         workers: options.workers,
-        snapshot: SnapshotFile::new(config_snapshot),
+        snapshot: SnapshotFile::new(snapshot_path),
+        log,
         connected: std::sync::atomic::AtomicUsize::new(0),
     })))
 }
@@ -154,13 +160,16 @@ fn run_id() -> String {
 /// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
 /// accepting, lets every connection finish the commands it has read and write their
 /// replies, saves the snapshot if one is configured, and returns. An error means the
-/// window could not be saved: the process should exit with a failure status.
+/// window could not be saved, or the log could not be loaded: the process should exit
+/// with a failure status.
 pub async fn serve(
     listener: TcpListener,
     handle: Handle,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), SnapshotError> {
+) -> Result<(), StopError> {
     let shared = handle.0;
+    // The log thread, and the replay of the log while clients get -LOADING.
+    persist::log::start(&shared)?;
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     // Which thread gets the next connection: 0 is this one, then the workers.
@@ -225,14 +234,7 @@ pub async fn serve(
         }
     }
     expiry.abort();
-    if shared.snapshot.save_at_shutdown()
-        && let Err(e) = shared
-            .snapshot
-            .save(&shared.store, shared.clock.mode(), shared.clock.now())
-    {
-        tracing::error!(error = %e, "snapshot not saved: the window is lost");
-        return Err(e);
-    }
+    persist::shutdown(&shared)?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{Config, Settings};
+use crate::persist::log::Log;
 use crate::persist::snapshot::SnapshotFile;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub set_log_filter: Option<LogFilterSetter>,
     /// The snapshot file, if one is configured.
     pub snapshot: SnapshotFile,
+    /// The window log (`--appendonly`).
+    pub log: Log,
     /// Connected clients, for the `maxclients` check on accept.
     pub connected: AtomicUsize,
     /// Runtimes (one thread each) that serve connections besides the main one.

@@ -49,8 +49,12 @@ impl<'a> Cmd<'a> for EvtClock {
             EvtClock::Advance(by) => clock.advance(by),
         };
         ctx.shared.expiry_wake.notify_one();
-        moved
-            .map(Reply::Int)
-            .map_err(|e| ReplyError::err(e.to_string()))
+        let now = moved.map_err(|e| ReplyError::err(e.to_string()))?;
+        // The log keeps the manual clock too (restarts resume it); with
+        // appendfsync always, the reply waits until that is on disk.
+        if let Some(ticket) = ctx.shared.log.clock_moved(now) {
+            ctx.defer(ticket, move |_, _| Reply::Int(now));
+        }
+        Ok(Reply::Int(now))
     }
 }

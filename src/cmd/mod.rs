@@ -31,7 +31,9 @@ pub use cursor::{Cursor, parse_int};
 pub use session::{Flow, Session};
 pub use spec::Spec;
 
+use crate::clients::ClientInfo;
 use crate::error::{ReplyError, quote};
+use crate::persist::log::Ticket;
 use crate::protocol::{Args, Reply};
 use crate::shared::Shared;
 use session::ClientState;
@@ -42,6 +44,33 @@ pub struct Ctx<'s> {
     pub client: &'s mut ClientState,
     /// What the connection does once the reply is written.
     pub after: After,
+    /// A reply that must wait for the log (`appendfsync always`); see [`Ctx::defer`].
+    pub deferred: Option<Deferred>,
+}
+
+/// Builds a held reply.
+pub type Finish = Box<dyn FnOnce(&Shared, &ClientInfo) -> Reply + Send>;
+
+/// A reply built once a log ticket is fulfilled.
+pub struct Deferred {
+    pub ticket: Ticket,
+    pub finish: Finish,
+}
+
+impl Ctx<'_> {
+    /// Holds the command's reply until `ticket` is fulfilled (its events are on
+    /// disk); `finish` builds it then, and the value the command returns is dropped.
+    /// The connection runs nothing else of its pipeline meanwhile.
+    pub fn defer(
+        &mut self,
+        ticket: Ticket,
+        finish: impl FnOnce(&Shared, &ClientInfo) -> Reply + Send + 'static,
+    ) {
+        self.deferred = Some(Deferred {
+            ticket,
+            finish: Box::new(finish),
+        });
+    }
 }
 
 /// What the connection does after a command's reply.

@@ -6,6 +6,12 @@
 //! ([`Cmd::batched_event`](super::Cmd::batched_event): pipelined `EVT.ADD`s) gather in
 //! an [`ingest::Batch`] and are admitted together — before any other command runs,
 //! so replies keep the order of requests.
+//!
+//! With `appendfsync always`, events are counted only once the log has them on
+//! disk: the session answers [`Flow::Wait`], the connection awaits
+//! [`Session::ticket`] (other connections of the thread keep running), then calls
+//! [`Session::resume`], which writes the held replies; only then does the pipeline
+//! go on.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::{After, CommandId, Ctx, lookup};
+use super::{After, CommandId, Ctx, Deferred, lookup};
 use crate::clients::ClientInfo;
 use crate::error::{ErrorKind, ReplyError};
-use crate::ingest::Batch;
+use crate::ingest::{self, Batch};
+use crate::persist::log::Ticket;
 use crate::protocol::{self, Args, Reply, Resp};
 use crate::shared::Shared;
 
@@ -74,7 +81,42 @@ pub enum Flow {
     /// Write the replies so far, then wait this long before the next request (a
     /// failed login).
     Throttle(Duration),
+    /// Write the replies so far, wait for [`Session::ticket`], call
+    /// [`Session::resume`], then go on with the pipeline. `again`: the request just
+    /// handed over was not run (a batch before it had to wait first) — hand it over
+    /// again.
+    Wait {
+        again: bool,
+    },
 }
+
+/// Replies held until the log has their events on disk.
+enum Waiting {
+    /// Pipelined events: one reply each.
+    Batch {
+        pending: ingest::Pending,
+        id: Option<CommandId>,
+        started: Instant,
+    },
+    /// One command's reply.
+    Command {
+        deferred: Deferred,
+        id: CommandId,
+        started: Instant,
+    },
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::Batch { id, .. } => write!(f, "Waiting::Batch({id:?})"),
+            Waiting::Command { id, .. } => write!(f, "Waiting::Command({id:?})"),
+        }
+    }
+}
+
+/// A request that cannot run before the batch ahead of it is durable.
+const AGAIN: Flow = Flow::Wait { again: true };
 
 /// A connection's command-layer state; see the module doc.
 #[derive(Debug)]
@@ -84,6 +126,8 @@ pub struct Session {
     replies: Vec<Reply>,
     /// The batched command not yet recorded as the client's last (`CLIENT LIST`).
     batched_last: Option<CommandId>,
+    /// Replies waiting for the log (`appendfsync always`).
+    waiting: Option<Waiting>,
 }
 
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
@@ -109,6 +153,7 @@ impl Session {
             batch: Batch::default(),
             replies: Vec::new(),
             batched_last: None,
+            waiting: None,
         }
     }
 
@@ -141,11 +186,15 @@ impl Session {
     ) -> Flow {
         let name = args.get(0).unwrap_or_default();
         if cross_protocol(name) {
-            self.flush(shared, buf, out);
+            if self.flush(shared, buf, out) != Flow::Continue {
+                return AGAIN;
+            }
             return Flow::Drop;
         }
         if !self.authenticated(shared) && !allowed_before_auth(name) {
-            self.flush(shared, buf, out);
+            if self.flush(shared, buf, out) != Flow::Continue {
+                return AGAIN;
+            }
             self.reply_error(
                 shared,
                 ReplyError::new(ErrorKind::NoAuth, "Authentication required."),
@@ -156,7 +205,9 @@ impl Session {
         let cmd = match super::parse(args, shared.store.window()) {
             Ok(cmd) => cmd,
             Err(refused) => {
-                self.flush(shared, buf, out);
+                if self.flush(shared, buf, out) != Flow::Continue {
+                    return AGAIN;
+                }
                 if let Some(id) = refused.id {
                     shared.stats.commands.reject(id as usize);
                 }
@@ -164,12 +215,24 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if shared.log.loading() && !cmd.id().spec().has_flag("loading") {
+            if self.flush(shared, buf, out) != Flow::Continue {
+                return AGAIN;
+            }
+            shared.stats.commands.reject(cmd.id() as usize);
+            let loading =
+                ReplyError::new(ErrorKind::Loading, "Redis is loading the dataset in memory");
+            self.reply_error(shared, loading, out);
+            return Flow::Continue;
+        }
         if !inline && let Some(json) = cmd.batched_event() {
             self.batch.push(buf, json);
             self.batched_last = Some(cmd.id());
             return Flow::Continue;
         }
-        self.flush(shared, buf, out);
+        if self.flush(shared, buf, out) != Flow::Continue {
+            return AGAIN;
+        }
         self.note_command(shared, cmd.id());
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
         let id = cmd.id();
@@ -177,9 +240,18 @@ impl Session {
             shared,
             client: &mut self.client,
             after: After::Continue,
+            deferred: None,
         };
         let started = Instant::now();
         let reply = cmd.run(&mut ctx);
+        if let Some(deferred) = ctx.deferred.take() {
+            self.waiting = Some(Waiting::Command {
+                deferred,
+                id,
+                started,
+            });
+            return Flow::Wait { again: false };
+        }
         let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
         shared
             .stats
@@ -217,16 +289,34 @@ impl Session {
 
     /// Admits the batched events and encodes their replies. The connection calls it
     /// once its read buffer holds no complete request, before it moves the buffer.
-    pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) {
+    /// [`Flow::Wait`] when the replies wait for the log.
+    pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) -> Flow {
         if self.batch.is_empty() {
-            return;
+            return Flow::Continue;
         }
         let first = self.replies.len();
         let started = Instant::now();
-        self.batch
+        let pending = self
+            .batch
             .flush(shared, buf, &self.client.info, &mut self.replies);
+        if let Some(pending) = pending {
+            self.waiting = Some(Waiting::Batch {
+                pending,
+                id: self.batched_last.take(),
+                started,
+            });
+            return Flow::Wait { again: false };
+        }
+        let id = self.batched_last.take();
+        self.record_batch(shared, first, started, id);
+        self.encode(shared, out);
+        Flow::Continue
+    }
+
+    /// Counts a batch's replies (from `first` on) in INFO's per-command figures.
+    fn record_batch(&self, shared: &Shared, first: usize, started: Instant, id: Option<CommandId>) {
         let took = started.elapsed();
-        if let Some(id) = self.batched_last.take() {
+        if let Some(id) = id {
             let done = self.replies.get(first..).unwrap_or_default();
             let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
             shared
@@ -234,6 +324,44 @@ impl Session {
                 .commands
                 .record(id as usize, done.len() as u64, took, failed as u64);
             self.note_command(shared, id);
+        }
+    }
+
+    /// What the held replies wait for ([`Flow::Wait`]).
+    pub fn ticket(&self) -> Option<Ticket> {
+        match &self.waiting {
+            Some(Waiting::Batch { pending, .. }) => Some(pending.ticket().clone()),
+            Some(Waiting::Command { deferred, .. }) => Some(deferred.ticket.clone()),
+            None => None,
+        }
+    }
+
+    /// Encodes the held replies once their ticket is fulfilled.
+    pub fn resume(&mut self, shared: &Shared, out: &mut BytesMut) {
+        match self.waiting.take() {
+            Some(Waiting::Batch {
+                pending,
+                id,
+                started,
+            }) => {
+                let first = self.replies.len();
+                pending.finish(shared, &self.client.info, &mut self.replies);
+                self.record_batch(shared, first, started, id);
+            }
+            Some(Waiting::Command {
+                deferred,
+                id,
+                started,
+            }) => {
+                let reply = (deferred.finish)(shared, &self.client.info);
+                let failed = u64::from(matches!(reply, Reply::Error(_)));
+                shared
+                    .stats
+                    .commands
+                    .record(id as usize, 1, started.elapsed(), failed);
+                self.replies.push(reply);
+            }
+            None => return,
         }
         self.encode(shared, out);
     }

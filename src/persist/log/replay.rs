@@ -1,0 +1,454 @@
+//! Start-up: the segments after the snapshot, counted again, in the background.
+//!
+//! The server listens while this runs; clients get `-LOADING` for everything not
+//! flagged `loading` (INFO, PING, ...). Order of work:
+//!
+//! 1. With the event or manual clock, the newest segment first: the clock resumes at
+//!    the newest `now` the log holds (its header carries the newest `now` written
+//!    before it was opened; its frames the rest).
+//! 2. Every segment, by a few threads at once (one segment each at a time): its
+//!    frames are checked first (CRC), then decoded and counted in chunks, each event
+//!    against the resumed `now` — what has left the window is not counted.
+//!
+//! A torn last frame is dropped with a warning and counted (INFO
+//! `aof_load_torn_frames`). Damage anywhere else stops the server, naming the file
+//! and the offset, unless `--aof-skip-damaged yes`: then the whole segment is left
+//! out and renamed `*.damaged`.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::format::{self, Header, Names, Next};
+use super::writer::Closed;
+use super::{Control, Log, MANIFEST};
+use crate::clock::ClockMode;
+use crate::persist::{Addition, add};
+use crate::shared::Shared;
+
+/// Events counted per call into the store while replaying.
+const CHUNK: usize = 8192;
+/// Most threads counting segments at once.
+const MAX_THREADS: usize = 8;
+
+/// A segment file found in the log directory.
+#[derive(Debug, Clone)]
+pub struct SegFile {
+    pub path: PathBuf,
+    pub generation: u64,
+    pub seq: u64,
+    pub bytes: u64,
+}
+
+/// The segments to replay, oldest first.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub segments: Vec<SegFile>,
+}
+
+/// `log-<generation>-<seq>.sal`.
+fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("log-")?.strip_suffix(".sal")?;
+    let (generation, seq) = rest.split_once('-')?;
+    Some((generation.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The segments in `dir`, oldest first (none when it does not exist).
+pub fn list(dir: &Path) -> io::Result<Vec<SegFile>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some((generation, seq)) = name.to_str().and_then(parse_name) else {
+            continue;
+        };
+        out.push(SegFile {
+            path: entry.path(),
+            generation,
+            seq,
+            bytes: entry.metadata().map_or(0, |m| m.len()),
+        });
+    }
+    out.sort_by_key(|s| (s.generation, s.seq));
+    Ok(out)
+}
+
+/// The oldest generation to replay, from the manifest (0: no manifest).
+pub fn read_manifest(dir: &Path) -> Result<u64, String> {
+    let path = dir.join(MANIFEST);
+    match fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .strip_prefix("min-gen ")
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("log manifest {} is damaged: {text:?}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(format!("log manifest {}: {e}", path.display())),
+    }
+}
+
+/// Writes the manifest: generations below `generation` are never replayed (temporary
+/// file, fsync, rename, directory fsync).
+pub fn write_manifest(dir: &Path, generation: u64) -> Result<(), String> {
+    let path = dir.join(MANIFEST);
+    let tmp = dir.join("manifest.tmp");
+    let err = |e: io::Error| format!("log manifest {}: {e}", path.display());
+    {
+        let mut f = File::create(&tmp).map_err(err)?;
+        io::Write::write_all(&mut f, format!("min-gen {generation}\n").as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    fs::rename(&tmp, &path).map_err(err)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Checks at start that the log directory takes new files.
+pub fn check_writable(dir: &Path) -> Result<(), String> {
+    let probe = dir.join("probe.tmp");
+    match File::create(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the log directory {} is not writable: {e} (check --dir)",
+            dir.display()
+        )),
+    }
+}
+
+/// What reading one segment found.
+#[derive(Debug, Default)]
+struct Counted {
+    events: u64,
+    counted: u64,
+    max_second: i64,
+    max_now: i64,
+    torn: bool,
+}
+
+/// Why a segment cannot be replayed.
+#[derive(Debug)]
+struct Damage {
+    offset: usize,
+    why: String,
+}
+
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Checks a segment's frames without counting anything: the end of its whole
+/// frames, whether a torn frame follows, and the newest `now`.
+fn check(bytes: &[u8]) -> Result<(Header, usize, bool, i64), Damage> {
+    let Some(header) = Header::decode(bytes) else {
+        return Err(Damage {
+            offset: 0,
+            why: "bad segment header".to_string(),
+        });
+    };
+    let mut pos = format::HEADER_LEN;
+    let mut max_now = header.now;
+    loop {
+        match format::next_frame(bytes, pos) {
+            Next::Frame { body, end } => {
+                let mut p = 0;
+                if let Some(now) =
+                    format::get_varint(body, &mut p).and_then(|n| i64::try_from(n).ok())
+                {
+                    max_now = max_now.max(now);
+                }
+                pos = end;
+            }
+            Next::End => return Ok((header, pos, false, max_now)),
+            Next::Torn => return Ok((header, pos, true, max_now)),
+            Next::Damaged(why) => {
+                return Err(Damage {
+                    offset: pos,
+                    why: why.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Whether a file is a segment that never got its header (a crash right after it
+/// was created): shorter than a header and all zeros, or empty.
+fn never_written(bytes: &[u8]) -> bool {
+    bytes.len() < format::HEADER_LEN && bytes.iter().all(|&b| b == 0)
+}
+
+/// Counts the whole frames of a checked segment (up to `end`) at `now`.
+fn count(
+    shared: &Shared,
+    bytes: &[u8],
+    end: usize,
+    now: i64,
+    stop: &AtomicBool,
+) -> Result<Counted, Damage> {
+    let mut r = Counted {
+        max_second: i64::MIN,
+        ..Counted::default()
+    };
+    let mut names = Names::default();
+    let mut chunk: Vec<Addition<'_>> = Vec::with_capacity(CHUNK);
+    let mut results = Vec::with_capacity(CHUNK);
+    let mut flush = |chunk: &mut Vec<Addition<'_>>, r: &mut Counted| {
+        results.clear();
+        add(&shared.store, chunk, true, &mut results);
+        r.counted += results.iter().filter(|x| x.is_ok()).count() as u64;
+        chunk.clear();
+    };
+    let mut pos = format::HEADER_LEN;
+    while pos < end {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let Next::Frame { body, end: next } = format::next_frame(bytes, pos) else {
+            break;
+        };
+        let mut bad = None;
+        let decoded = format::decode_frame(body, &mut names, &mut |rec| {
+            let Ok(second) = u32::try_from(rec.second) else {
+                bad = Some("event second out of range");
+                return;
+            };
+            r.events += rec.count;
+            r.max_second = r.max_second.max(rec.second);
+            chunk.push(Addition {
+                user: rec.user,
+                event_type: rec.ty,
+                second,
+                value: rec.value,
+                count: rec.count,
+                now,
+            });
+        });
+        if let Some(why) = bad.or(decoded.err()) {
+            return Err(Damage {
+                offset: pos,
+                why: why.to_string(),
+            });
+        }
+        if chunk.len() >= CHUNK {
+            flush(&mut chunk, &mut r);
+        }
+        pos = next;
+    }
+    flush(&mut chunk, &mut r);
+    Ok(r)
+}
+
+/// Replays `plan` into the store (see the module doc), then hands the segments it
+/// kept to the log thread and lets clients in.
+pub fn run(shared: Arc<Shared>, plan: Plan) {
+    let log = &shared.log;
+    let started = Instant::now();
+    log.stats
+        .loading_started
+        .store(crate::clock::wall_seconds(), Ordering::Relaxed);
+    let total: u64 = plan.segments.iter().map(|s| s.bytes).sum();
+    log.stats.loading_total.store(total, Ordering::Relaxed);
+    tracing::info!(
+        segments = plan.segments.len(),
+        bytes = total,
+        "loading the log"
+    );
+
+    // 1. Where the clock resumes.
+    let mut max_now = i64::MIN;
+    let mut first: Option<(usize, Vec<u8>)> = None;
+    if shared.clock.mode() != ClockMode::Wall {
+        for (i, seg) in plan.segments.iter().enumerate().rev() {
+            let Ok(bytes) = read_file(&seg.path) else {
+                continue;
+            };
+            if let Ok((_, _, _, now)) = check(&bytes) {
+                max_now = now;
+                first = Some((i, bytes));
+                break;
+            }
+        }
+        if max_now > shared.clock.now() {
+            shared.clock.resume(max_now);
+        }
+    }
+    let now = shared.clock.now();
+
+    // 2. Every segment.
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
+        .min(plan.segments.len().max(1));
+    let first = std::sync::Mutex::new(first);
+    let kept = std::sync::Mutex::new(Vec::new());
+    let totals = std::sync::Mutex::new((0u64, 0u64, i64::MIN));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(seg) = plan.segments.get(i) else {
+                        break;
+                    };
+                    if stop.load(Ordering::Relaxed) || shared.shutting_down() {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    let cached = {
+                        let mut f = first
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        match f.take() {
+                            Some((j, b)) if j == i => Some(b),
+                            other => {
+                                *f = other;
+                                None
+                            }
+                        }
+                    };
+                    match replay_one(&shared, seg, cached, now, &stop) {
+                        Ok(Some(c)) => {
+                            let (c, r) = c;
+                            let mut t = totals
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            t.0 += r.events;
+                            t.1 += r.counted;
+                            t.2 = t.2.max(r.max_now);
+                            kept.lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(c);
+                        }
+                        Ok(None) => {}
+                        Err(why) => {
+                            stop.store(true, Ordering::Relaxed);
+                            tracing::error!("{why}");
+                            log.set_fatal(why);
+                            shared.begin_shutdown();
+                        }
+                    }
+                    log.stats
+                        .loading_done
+                        .fetch_add(seg.bytes, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    if stop.load(Ordering::Relaxed) {
+        // Stopped (shutdown or damage): the server does not serve this window, and
+        // saves no snapshot of it.
+        return;
+    }
+    let (events, counted, seen_now) = totals
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut kept = kept
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    kept.sort_by_key(|c: &Closed| (c.generation, c.seq));
+    log.stats.replayed_events.store(counted, Ordering::Relaxed);
+    let bytes: u64 = kept.iter().map(|c| c.bytes).sum();
+    log.stats.current_size.store(bytes, Ordering::Relaxed);
+    log.stats
+        .segments
+        .store(kept.len() as u64, Ordering::Relaxed);
+    if let Some(tx) = log
+        .control
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+    {
+        let _ = tx.send(Control::Loaded(kept, max_now.max(seen_now)));
+    }
+    log.loading.store(false, Ordering::Relaxed);
+    tracing::info!(
+        events,
+        counted,
+        outside_window = events - counted.min(events),
+        torn = log.stats.torn.load(Ordering::Relaxed),
+        skipped = log.stats.skipped.load(Ordering::Relaxed),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "log loaded"
+    );
+}
+
+/// Replays one segment: the segment as kept (none when it was empty) and what it
+/// held, or why the server must stop.
+fn replay_one(
+    shared: &Shared,
+    seg: &SegFile,
+    cached: Option<Vec<u8>>,
+    now: i64,
+    stop: &AtomicBool,
+) -> Result<Option<(Closed, Counted)>, String> {
+    let log: &Log = &shared.log;
+    let path = seg.path.display();
+    let bytes = match cached {
+        Some(b) => b,
+        None => read_file(&seg.path).map_err(|e| format!("cannot read log segment {path}: {e}"))?,
+    };
+    if never_written(&bytes) {
+        tracing::warn!(%path, "log segment without a header (a crash as it was created): removed");
+        let _ = fs::remove_file(&seg.path);
+        return Ok(None);
+    }
+    let checked = check(&bytes).and_then(|(h, end, torn, max_now)| {
+        count(shared, &bytes, end, now, stop).map(|r| (h, end, torn, max_now, r))
+    });
+    let (header, end, torn, max_now, mut r) = match checked {
+        Ok(x) => x,
+        Err(d) if log.skip_damaged => {
+            let bad = seg.path.with_extension("damaged");
+            tracing::warn!(%path, offset = d.offset, why = %d.why, moved_to = %bad.display(),
+                "log segment damaged: skipped (--aof-skip-damaged yes)");
+            let _ = fs::rename(&seg.path, &bad);
+            log.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        Err(d) => {
+            return Err(format!(
+                "log segment {path} is damaged at offset {} ({}); move it away, or start with --aof-skip-damaged yes to leave it out",
+                d.offset, d.why
+            ));
+        }
+    };
+    if header.generation != seg.generation || header.seq != seg.seq {
+        tracing::warn!(%path, generation = header.generation, seq = header.seq, "log segment's header does not match its name");
+    }
+    r.torn = torn;
+    r.max_now = max_now;
+    if torn {
+        tracing::warn!(%path, offset = end, "torn last frame of a log segment dropped (a crash cut its write)");
+        log.stats.torn.fetch_add(1, Ordering::Relaxed);
+        // Cut it off, so the next frame written after it is not behind garbage.
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(&seg.path) {
+            let _ = f.set_len(end as u64);
+        }
+    }
+    Ok(Some((
+        Closed {
+            path: seg.path.clone(),
+            generation: seg.generation,
+            seq: seg.seq,
+            max_second: r.max_second,
+            bytes: end as u64,
+        },
+        r,
+    )))
+}
