@@ -104,6 +104,12 @@ pub fn build(
             return Err(why.into());
         }
     }
+    // The event and manual clocks resume where the log stopped, if it went on after
+    // the snapshot; the store is built at that `now`.
+    if let Some(log_now) = opened.log_now {
+        let floor = saved.as_ref().map_or(log_now, |s| s.saved_now.max(log_now));
+        clock.resume(floor.max(0));
+    }
     let store = Store::new(config.window, config.store_shards(), clock.now());
     if let (Some(s), Some(path)) = (&saved, &snapshot_path) {
         let loaded = snapshot::apply(&store, clock.now(), s);
@@ -115,9 +121,8 @@ pub fn build(
             "snapshot loaded"
         );
     }
-    if config.appendonly {
-        persist::log::ignore_file_size_signal();
-    }
+    // Before anything is written (the log may be switched on at run time).
+    persist::log::ignore_file_size_signal();
     let (shutdown, _) = watch::channel(false);
     Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),

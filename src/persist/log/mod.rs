@@ -206,6 +206,9 @@ pub struct Opened {
     /// after it (`FLUSHALL`, `CONFIG SET appendonly yes`), so the log alone holds
     /// the window.
     pub use_snapshot: bool,
+    /// With the event or manual clock: the newest `now` the log holds, where the
+    /// clock resumes (or at the snapshot's, if later) before the store is built.
+    pub log_now: Option<i64>,
 }
 
 impl Log {
@@ -243,6 +246,11 @@ impl Log {
                 );
             }
         }
+        let log_now = if config.clock == crate::clock::ClockMode::Wall {
+            None
+        } else {
+            replay::newest_now(&plan)
+        };
         let log = Log {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             dir,
@@ -261,7 +269,13 @@ impl Log {
             plan: Mutex::new(Some(replay::Plan { segments: plan })),
             stats: LogStats::default(),
         };
-        Ok((log, Opened { use_snapshot }))
+        Ok((
+            log,
+            Opened {
+                use_snapshot,
+                log_now,
+            },
+        ))
     }
 
     /// Whether events are logged (`appendonly`).

@@ -3,12 +3,11 @@
 //! The server listens while this runs; clients get `-LOADING` for everything not
 //! flagged `loading` (INFO, PING, ...). Order of work:
 //!
-//! 1. With the event or manual clock, the newest segment first: the clock resumes at
-//!    the newest `now` the log holds (its header carries the newest `now` written
-//!    before it was opened; its frames the rest).
-//! 2. Every segment, by a few threads at once (one segment each at a time): its
-//!    frames are checked first (CRC), then decoded and counted in chunks, each event
-//!    against the resumed `now` — what has left the window is not counted.
+//! 1. Before the store exists (in `build`), with the event or manual clock: the
+//!    clock resumes at the newest `now` the log holds ([`newest_now`]).
+//! 2. Here, every segment, by a few threads at once (one segment each at a time):
+//!    its frames are checked first (CRC), then decoded and counted in chunks, each
+//!    event against the resumed `now` — what has left the window is not counted.
 //!
 //! A torn last frame is dropped with a warning and counted (INFO
 //! `aof_load_torn_frames`). Damage anywhere else stops the server, naming the file
@@ -25,7 +24,6 @@ use std::time::Instant;
 use super::format::{self, Header, Names, Next};
 use super::writer::Closed;
 use super::{Control, Log, MANIFEST};
-use crate::clock::ClockMode;
 use crate::persist::{Addition, add};
 use crate::shared::Shared;
 
@@ -47,6 +45,16 @@ pub struct SegFile {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub segments: Vec<SegFile>,
+}
+
+/// The newest `now` the segments hold: read from the newest segment that has a
+/// valid header (its header carries the newest `now` written before it, its frames
+/// the rest). `None` when no segment has one.
+pub fn newest_now(segments: &[SegFile]) -> Option<i64> {
+    segments.iter().rev().find_map(|seg| {
+        let bytes = read_file(&seg.path).ok()?;
+        check(&bytes).ok().map(|(_, _, _, now)| now)
+    })
 }
 
 /// `log-<generation>-<seq>.sal`.
@@ -268,24 +276,7 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
         "loading the log"
     );
 
-    // 1. Where the clock resumes.
-    let mut max_now = i64::MIN;
-    let mut first: Option<(usize, Vec<u8>)> = None;
-    if shared.clock.mode() != ClockMode::Wall {
-        for (i, seg) in plan.segments.iter().enumerate().rev() {
-            let Ok(bytes) = read_file(&seg.path) else {
-                continue;
-            };
-            if let Ok((_, _, _, now)) = check(&bytes) {
-                max_now = now;
-                first = Some((i, bytes));
-                break;
-            }
-        }
-        if max_now > shared.clock.now() {
-            shared.clock.resume(max_now);
-        }
-    }
+    // The clock already resumed at the log's newest `now` (see `newest_now`).
     let now = shared.clock.now();
 
     // 2. Every segment.
@@ -295,7 +286,6 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
         .map_or(1, |n| n.get())
         .clamp(1, MAX_THREADS)
         .min(plan.segments.len().max(1));
-    let first = std::sync::Mutex::new(first);
     let kept = std::sync::Mutex::new(Vec::new());
     let totals = std::sync::Mutex::new((0u64, 0u64, i64::MIN));
     std::thread::scope(|scope| {
@@ -310,19 +300,7 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
-                    let cached = {
-                        let mut f = first
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        match f.take() {
-                            Some((j, b)) if j == i => Some(b),
-                            other => {
-                                *f = other;
-                                None
-                            }
-                        }
-                    };
-                    match replay_one(&shared, seg, cached, now, &stop) {
+                    match replay_one(&shared, seg, now, &stop) {
                         Ok(Some(c)) => {
                             let (c, r) = c;
                             let mut t = totals
@@ -374,7 +352,7 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .as_ref()
     {
-        let _ = tx.send(Control::Loaded(kept, max_now.max(seen_now)));
+        let _ = tx.send(Control::Loaded(kept, seen_now));
     }
     log.loading.store(false, Ordering::Relaxed);
     tracing::info!(
@@ -393,16 +371,12 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
 fn replay_one(
     shared: &Shared,
     seg: &SegFile,
-    cached: Option<Vec<u8>>,
     now: i64,
     stop: &AtomicBool,
 ) -> Result<Option<(Closed, Counted)>, String> {
     let log: &Log = &shared.log;
     let path = seg.path.display();
-    let bytes = match cached {
-        Some(b) => b,
-        None => read_file(&seg.path).map_err(|e| format!("cannot read log segment {path}: {e}"))?,
-    };
+    let bytes = read_file(&seg.path).map_err(|e| format!("cannot read log segment {path}: {e}"))?;
     if never_written(&bytes) {
         tracing::warn!(%path, "log segment without a header (a crash as it was created): removed");
         let _ = fs::remove_file(&seg.path);
