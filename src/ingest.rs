@@ -234,9 +234,9 @@ impl Pending {
         respond(
             shared,
             peer,
-            &self.lens,
+            self.lens.into_iter(),
             self.outcome,
-            stored,
+            stored.into_iter(),
             self.window,
             replies,
         );
@@ -278,8 +278,6 @@ pub fn admit(
             .and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
-    let lens = || jsons.iter().map(|j| j.len()).collect::<Vec<_>>();
-    let all = |r: Rejection| parsed.iter().map(|_| Err(r.clone())).collect();
     let appended = if parsed.is_empty() {
         Appended::Stored(Vec::new())
     } else {
@@ -288,11 +286,11 @@ pub fn admit(
             .log
             .append(grow, events, || store(shared, &parsed, grow))
     };
-    let stored: Vec<Result<(), Rejection>> = match appended {
-        Appended::Stored(results) => results
-            .iter()
-            .zip(&parsed)
-            .map(|(r, (ev, _))| match r {
+    let lens = jsons.iter().map(|j| j.len());
+    let window = admission.window;
+    match appended {
+        Appended::Stored(results) => {
+            let stored = results.iter().zip(&parsed).map(|(r, (ev, _))| match r {
                 Ok(()) => Ok(()),
                 Err(AddError::NoMemory) => Err(Rejection::NoMemory),
                 // The store's clock had moved past the event's second (another
@@ -300,47 +298,45 @@ pub fn admit(
                 Err(AddError::Late) => Err(Rejection::Late {
                     timestamp: ev.timestamp.into(),
                     now: shared.clock.now(),
-                    window: admission.window,
+                    window,
                 }),
-            })
-            .collect(),
+            });
+            respond(shared, peer, lens, outcome, stored, window, replies);
+        }
         Appended::Pending(ticket) => {
             return Some(Pending {
                 timestamps: parsed.iter().map(|(ev, _)| ev.timestamp).collect(),
                 outcome,
-                lens: lens(),
-                window: admission.window,
+                lens: lens.collect(),
+                window,
                 ticket,
             });
         }
-        Appended::Failing(why) => all(Rejection::Misconf(why)),
-        Appended::NoMemory => all(Rejection::NoMemory),
-    };
-    respond(
-        shared,
-        peer,
-        &lens(),
-        outcome,
-        stored,
-        admission.window,
-        replies,
-    );
+        Appended::Failing(why) => {
+            let all = std::iter::repeat_with(|| Err(Rejection::Misconf(why.clone())));
+            respond(shared, peer, lens, outcome, all, window, replies);
+        }
+        Appended::NoMemory => {
+            let all = std::iter::repeat_with(|| Err(Rejection::NoMemory));
+            respond(shared, peer, lens, outcome, all, window, replies);
+        }
+    }
     None
 }
 
-/// One reply per event: its admission, then what the store (or the log) made of it.
+/// One reply per event: its admission, then (for the admitted ones, in order) what
+/// the store or the log made of it.
 fn respond(
     shared: &Shared,
     peer: &ClientInfo,
-    lens: &[usize],
+    lens: impl Iterator<Item = usize>,
     outcome: Vec<Result<(), Rejection>>,
-    stored: Vec<Result<(), Rejection>>,
+    mut stored: impl Iterator<Item = Result<(), Rejection>>,
     window: u32,
     replies: &mut Vec<Reply>,
 ) {
-    let mut stored = stored.into_iter();
     let mut tally = Tally::default();
-    for (o, &bytes) in outcome.into_iter().zip(lens) {
+    for (o, bytes) in outcome.into_iter().zip(lens) {
         let o = o.and_then(|()| {
             stored.next().unwrap_or(Err(Rejection::Late {
                 timestamp: 0,

@@ -45,9 +45,7 @@
 //! *torn* tail (a crash cut the last write): it is dropped and counted. Anything
 //! else that fails a check is *damage*, reported with its offset.
 
-use hashbrown::{DefaultHashBuilder, HashTable};
-use std::hash::BuildHasher;
-
+use super::dict::Dict;
 use crate::clock::ClockMode;
 
 /// The first bytes of every segment.
@@ -174,58 +172,34 @@ fn put_value(out: &mut Vec<u8>, kind: u8, v: f64) {
     }
 }
 
-/// Ids already defined in a segment: refs handed out in order of first use. The
-/// ids live in one arena and the table holds only refs (≈ 27 bytes per id).
-#[derive(Debug, Default)]
-pub struct Dict {
-    hasher: DefaultHashBuilder,
-    table: HashTable<u32>,
-    ends: Vec<usize>,
-    arena: Vec<u8>,
-}
-
-impl Dict {
-    fn get(&self, r: u32) -> &[u8] {
-        let i = r as usize;
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends.get(i - 1).copied().unwrap_or(0)
-        };
-        let end = self.ends.get(i).copied().unwrap_or(start);
-        self.arena.get(start..end).unwrap_or_default()
-    }
-
-    /// The ref of `id`, and whether it was new (and must be defined first).
-    pub fn intern(&mut self, id: &[u8]) -> (u32, bool) {
-        let hash = self.hasher.hash_one(id);
-        if let Some(&r) = self.table.find(hash, |&r| self.get(r) == id) {
-            return (r, false);
-        }
-        let r = self.ends.len() as u32;
-        self.arena.extend_from_slice(id);
-        self.ends.push(self.arena.len());
-        let (hasher, ends, arena) = (&self.hasher, &self.ends, &self.arena);
-        self.table.insert_unique(hash, r, |&r| {
-            let i = r as usize;
-            let start = if i == 0 { 0 } else { ends[i - 1] };
-            hasher.hash_one(&arena[start..ends[i]])
-        });
-        (r, true)
-    }
-}
-
 /// Encodes records into frames for one segment, defining ids at first use.
 #[derive(Debug, Default)]
 pub struct Encoder {
     users: Dict,
     types: Dict,
+    /// The last event type and its ref.
+    last_type: Option<(Vec<u8>, u32)>,
 }
 
 impl Encoder {
-    fn refs(&mut self, out: &mut Vec<u8>, user: &[u8], ty: &[u8]) -> (u32, u32) {
-        let mut define = |dict: &mut Dict, tag: u8, id: &[u8]| {
-            let (r, new) = dict.intern(id);
+    /// The hash [`Encoder::event`] wants for a user id.
+    pub fn user_hash(&self, user: &[u8]) -> u64 {
+        self.users.hash(user)
+    }
+
+    /// Starts loading what interning the user of hash `h` will read: its slot
+    /// (`far`: a few events ahead) or its bytes (the next event).
+    pub fn prefetch(&self, h: u64, far: bool) {
+        if far {
+            self.users.prefetch_slot(h);
+        } else {
+            self.users.prefetch_id(h);
+        }
+    }
+
+    fn refs(&mut self, out: &mut Vec<u8>, user: &[u8], uh: u64, ty: &[u8]) -> (u32, u32) {
+        let mut define = |dict: &mut Dict, tag: u8, id: &[u8], h: u64| {
+            let (r, new) = dict.intern(id, h);
             if new {
                 out.push(tag);
                 put_varint(out, id.len() as u64);
@@ -233,14 +207,32 @@ impl Encoder {
             }
             r
         };
-        let u = define(&mut self.users, TAG_USER, user);
-        let t = define(&mut self.types, TAG_TYPE, ty);
+        let u = define(&mut self.users, TAG_USER, user, uh);
+        // Most events of a run share their type.
+        let t = match &self.last_type {
+            Some((bytes, r)) if bytes.as_slice() == ty => *r,
+            _ => {
+                let th = self.types.hash(ty);
+                let t = define(&mut self.types, TAG_TYPE, ty, th);
+                self.last_type = Some((ty.to_vec(), t));
+                t
+            }
+        };
         (u, t)
     }
 
-    /// Appends one event to the frame being built in `out`.
-    pub fn event(&mut self, out: &mut Vec<u8>, user: &[u8], ty: &[u8], age: u64, v: Option<f64>) {
-        let (u, t) = self.refs(out, user, ty);
+    /// Appends one event to the frame being built in `out`; `uh` is
+    /// [`Encoder::user_hash`] of `user`.
+    pub fn event(
+        &mut self,
+        out: &mut Vec<u8>,
+        user: &[u8],
+        uh: u64,
+        ty: &[u8],
+        age: u64,
+        v: Option<f64>,
+    ) {
+        let (u, t) = self.refs(out, user, uh, ty);
         let kind = value_kind(v);
         out.push(TAG_EVENT | kind);
         put_varint(out, u64::from(u));
@@ -259,7 +251,8 @@ impl Encoder {
         count: u64,
         sum: f64,
     ) {
-        let (u, t) = self.refs(out, user, ty);
+        let uh = self.users.hash(user);
+        let (u, t) = self.refs(out, user, uh, ty);
         out.push(TAG_AGG);
         put_varint(out, u64::from(u));
         put_varint(out, u64::from(t));
@@ -344,6 +337,9 @@ pub fn next_frame(b: &[u8], pos: usize) -> Next<'_> {
 pub struct Record<'a> {
     pub user: &'a str,
     pub ty: &'a str,
+    /// The user's and the type's refs in the segment (dense from 0).
+    pub user_ref: u32,
+    pub type_ref: u32,
     pub second: i64,
     pub count: u64,
     pub value: Option<f64>,
@@ -354,6 +350,23 @@ pub struct Record<'a> {
 pub struct Names<'a> {
     users: Vec<&'a str>,
     types: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    /// The user of a ref.
+    pub fn user(&self, r: u32) -> Option<&'a str> {
+        self.users.get(r as usize).copied()
+    }
+
+    /// The event type of a ref.
+    pub fn ty(&self, r: u32) -> Option<&'a str> {
+        self.types.get(r as usize).copied()
+    }
+
+    /// Users defined so far (refs are below it).
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
 }
 
 /// Decodes a frame's body: returns its `now`, handing each record to `f`.
@@ -383,14 +396,10 @@ pub fn decode_frame<'a>(
                 }
             }
             t if t & 0xf0 == TAG_EVENT || t == TAG_AGG => {
-                let user = *usize::try_from(var(&mut pos)?)
-                    .ok()
-                    .and_then(|u| names.users.get(u))
-                    .ok_or("undefined user ref")?;
-                let ty = *usize::try_from(var(&mut pos)?)
-                    .ok()
-                    .and_then(|u| names.types.get(u))
-                    .ok_or("undefined type ref")?;
+                let user_ref = u32::try_from(var(&mut pos)?).map_err(|_| "undefined user ref")?;
+                let user = names.user(user_ref).ok_or("undefined user ref")?;
+                let type_ref = u32::try_from(var(&mut pos)?).map_err(|_| "undefined type ref")?;
+                let ty = names.ty(type_ref).ok_or("undefined type ref")?;
                 let age = i64::try_from(var(&mut pos)?).map_err(|_| "bad age")?;
                 let (count, value) = if t == TAG_AGG {
                     let count = var(&mut pos)?;
@@ -423,6 +432,8 @@ pub fn decode_frame<'a>(
                 f(Record {
                     user,
                     ty,
+                    user_ref,
+                    type_ref,
                     second: now - age,
                     count,
                     value,
@@ -442,7 +453,8 @@ mod tests {
         let mut out = Vec::new();
         let start = begin_frame(&mut out, now);
         for (u, t, age, v) in events {
-            enc.event(&mut out, u.as_bytes(), t.as_bytes(), *age, *v);
+            let h = enc.user_hash(u.as_bytes());
+            enc.event(&mut out, u.as_bytes(), h, t.as_bytes(), *age, *v);
         }
         end_frame(&mut out, start);
         out
@@ -487,7 +499,8 @@ mod tests {
         }
         // 10.5 fits an f32: tag, user, type, age and 4 bytes.
         let mut one = Vec::new();
-        enc.event(&mut one, b"u", b"t", 0, Some(10.5));
+        let h = enc.user_hash(b"u");
+        enc.event(&mut one, b"u", h, b"t", 0, Some(10.5));
         assert_eq!(one.len(), 1 + 1 + 1 + 1 + 4);
     }
 
@@ -575,6 +588,8 @@ mod tests {
             vec![Record {
                 user: "u",
                 ty: "t",
+                user_ref: 0,
+                type_ref: 0,
                 second: 95,
                 count: 7,
                 value: Some(3.25)

@@ -48,6 +48,16 @@ pub struct LogEvent<'a> {
     pub now: i64,
 }
 
+/// An event read back from a lane: its ids as bytes (they came from `&str`s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawEvent<'a> {
+    pub user: &'a [u8],
+    pub event_type: &'a [u8],
+    pub second: u32,
+    pub value: Option<f64>,
+    pub now: i64,
+}
+
 /// What a lane holds.
 #[derive(Debug, Default)]
 pub struct LaneBuf {
@@ -200,9 +210,9 @@ pub struct Events<'a> {
 }
 
 impl<'a> Iterator for Events<'a> {
-    type Item = LogEvent<'a>;
+    type Item = RawEvent<'a>;
 
-    fn next(&mut self) -> Option<LogEvent<'a>> {
+    fn next(&mut self) -> Option<RawEvent<'a>> {
         let b = self.b;
         let mut take = |n: usize| {
             let s = b.get(self.pos..self.pos + n)?;
@@ -214,12 +224,10 @@ impl<'a> Iterator for Events<'a> {
         let has = take(1)?[0] != 0;
         let value = f64::from_ne_bytes(take(8)?.try_into().ok()?);
         let ulen = u16::from_ne_bytes(take(2)?.try_into().ok()?);
-        // The bytes came from `&str`s cut at a length that may split a character
-        // only beyond `u16::MAX`, which ids never reach.
-        let user = std::str::from_utf8(take(usize::from(ulen))?).ok()?;
+        let user = take(usize::from(ulen))?;
         let tlen = u16::from_ne_bytes(take(2)?.try_into().ok()?);
-        let event_type = std::str::from_utf8(take(usize::from(tlen))?).ok()?;
-        Some(LogEvent {
+        let event_type = take(usize::from(tlen))?;
+        Some(RawEvent {
             user,
             event_type,
             second,
@@ -261,11 +269,23 @@ mod tests {
             (got[0].kind, got[0].flags, got[0].now),
             (APPLIED, FLAG_GROW, 102)
         );
-        assert_eq!(got[0].events().collect::<Vec<_>>(), evs.to_vec());
+        fn back(e: RawEvent<'_>) -> LogEvent<'_> {
+            LogEvent {
+                user: std::str::from_utf8(e.user).unwrap(),
+                event_type: std::str::from_utf8(e.event_type).unwrap(),
+                second: e.second,
+                value: e.value,
+                now: e.now,
+            }
+        }
+        assert_eq!(got[0].events().map(back).collect::<Vec<_>>(), evs.to_vec());
         assert_eq!(
             (got[1].kind, got[1].now, got[1].events().count()),
             (CLOCK, 500, 0)
         );
-        assert_eq!(got[2].events().collect::<Vec<_>>(), evs[..1].to_vec());
+        assert_eq!(
+            got[2].events().map(back).collect::<Vec<_>>(),
+            evs[..1].to_vec()
+        );
     }
 }

@@ -37,6 +37,7 @@
 //! ([`replay`]) loads the snapshot, then the segments after it, in the background
 //! while clients get `-LOADING`.
 
+mod dict;
 mod format;
 mod lane;
 mod replay;
@@ -177,6 +178,9 @@ pub struct Log {
     loading: AtomicBool,
     /// Set while writes fail: events are refused until one succeeds.
     failing: AtomicBool,
+    /// Set while the log thread sleeps long (it wrote nothing lately): appends must
+    /// wake it.
+    idle: AtomicBool,
     last_error: Mutex<Option<Arc<str>>>,
     /// Why the server must not start (damage found by the replay).
     fatal: Mutex<Option<String>>,
@@ -258,6 +262,7 @@ impl Log {
             enabled: AtomicBool::new(config.appendonly),
             loading: AtomicBool::new(!plan.is_empty()),
             failing: AtomicBool::new(false),
+            idle: AtomicBool::new(true),
             last_error: Mutex::new(None),
             fatal: Mutex::new(None),
             lanes: Mutex::new(Vec::new()),
@@ -396,26 +401,38 @@ impl Log {
             return Appended::Failing(self.last_error());
         }
         let was_empty = buf.raw.is_empty();
-        let out = if self.fsync() == Fsync::Always {
+        let (out, urgent) = if self.fsync() == Fsync::Always {
             if !grow {
                 return Appended::NoMemory;
             }
             let (ticket, promise) = ticket::pair();
             buf.push(PENDING, FLAG_GROW, events, Some(promise));
-            Appended::Pending(ticket)
+            (Appended::Pending(ticket), true)
         } else {
             let results = apply();
             let mut each = results.iter();
             let accepted = events.filter(|_| matches!(each.next(), Some(Ok(()))));
             buf.push(APPLIED, 0, accepted, None);
-            Appended::Stored(results)
+            (Appended::Stored(results), false)
         };
         let wake = was_empty && !buf.raw.is_empty();
         drop(buf);
         if wake {
-            self.wake();
+            self.nudge(urgent);
         }
         out
+    }
+
+    /// After a lane went from empty to not: a connection waits on it (`urgent`),
+    /// or the log thread sleeps long (nothing was written lately) — wake it; else it
+    /// comes by within [`writer::FLUSH_EVERY`] anyway, and the serving thread
+    /// makes no system call.
+    fn nudge(&self, urgent: bool) {
+        // Pairs with the log thread's store of `idle` and its look at the lanes.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if urgent || self.idle.load(Ordering::Relaxed) {
+            self.wake();
+        }
     }
 
     /// Logs a move of the manual clock to `now`; with `always`, the ticket the
@@ -437,7 +454,7 @@ impl Log {
         };
         drop(buf);
         if was_empty {
-            self.wake();
+            self.nudge(ticket.is_some());
         }
         ticket
     }

@@ -41,13 +41,18 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// The periodic work (everysec fsync, deleting old segments, closing an idle
 /// segment) runs this often.
 const TICK: Duration = Duration::from_secs(1);
+/// While events arrive, the log thread writes what the lanes hold this often
+/// (`everysec`, `no`), instead of being woken by every batch: at `EVT.ADD -P 64`,
+/// a wake-up and a write per batch cost more CPU than encoding the events. A crash
+/// of the process loses at most this much of what was acknowledged (`always` is
+/// woken at once: a connection waits).
+pub const FLUSH_EVERY: Duration = Duration::from_millis(2);
 
 /// A segment no longer written to.
 #[derive(Debug, Clone)]
 pub struct Closed {
     pub path: PathBuf,
     pub generation: u64,
-    pub seq: u64,
     /// Its newest event second (`i64::MIN`: none): it is deleted once this second
     /// has left the window.
     pub max_second: i64,
@@ -118,9 +123,23 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
         out: Vec::new(),
         spare: Vec::new(),
     };
+    let mut busy = false;
     loop {
-        let wait = TICK.saturating_sub(w.last_tick.elapsed());
-        std::thread::park_timeout(wait);
+        let tick = TICK.saturating_sub(w.last_tick.elapsed());
+        if busy {
+            std::thread::park_timeout(tick.min(FLUSH_EVERY));
+        } else {
+            // Long sleep: appends wake us from now on. Look at the lanes once more
+            // after saying so, or an append made just before would wait a second.
+            w.log().idle.store(true, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !w.lanes_empty() {
+                w.log().idle.store(false, Ordering::Relaxed);
+            } else {
+                std::thread::park_timeout(tick);
+                w.log().idle.store(false, Ordering::Relaxed);
+            }
+        }
         loop {
             match rx.try_recv() {
                 Ok(Control::Stop(done)) => {
@@ -137,6 +156,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
             }
         }
         let batches = w.take_lanes();
+        busy = !batches.is_empty();
         w.process(batches, false);
         if w.last_tick.elapsed() >= TICK {
             w.last_tick = Instant::now();
@@ -148,6 +168,16 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
 impl Writer {
     fn log(&self) -> &Log {
         log(&self.shared)
+    }
+
+    /// Whether no lane holds anything.
+    fn lanes_empty(&self) -> bool {
+        let lanes = self
+            .log()
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lanes.iter().all(|l| l.lock().raw.is_empty())
     }
 
     /// Swaps out every lane that holds something.
@@ -257,21 +287,27 @@ impl Writer {
             );
         }
         let mut start = format::begin_frame(out, round_now);
+        let mut evs = Vec::new();
         for b in batches {
             for (_, item) in lane::items(&b.raw) {
                 need_sync |= item.kind == PENDING || item.flags & FLAG_PROMISE != 0;
                 if item.kind == CLOCK {
                     continue;
                 }
-                for ev in item.events() {
+                // With a million users, each id's slot and bytes are cache misses:
+                // hashes first, so the events ahead can be prefetched.
+                evs.clear();
+                evs.extend(item.events().map(|e| (seg.enc.user_hash(e.user), e)));
+                for (k, (uh, ev)) in evs.iter().enumerate() {
+                    if let Some((h, _)) = evs.get(k + 4) {
+                        seg.enc.prefetch(*h, true);
+                    }
+                    if let Some((h, _)) = evs.get(k + 1) {
+                        seg.enc.prefetch(*h, false);
+                    }
                     let age = u64::try_from(round_now - i64::from(ev.second)).unwrap_or(0);
-                    seg.enc.event(
-                        out,
-                        ev.user.as_bytes(),
-                        ev.event_type.as_bytes(),
-                        age,
-                        ev.value,
-                    );
+                    seg.enc
+                        .event(out, ev.user, *uh, ev.event_type, age, ev.value);
                     seg.max_second = seg.max_second.max(i64::from(ev.second));
                     if out.len() - start > format::FRAME_TARGET {
                         format::end_frame(out, start);
@@ -349,15 +385,18 @@ impl Writer {
 
     /// Counts a pending item's events; the indexes of those too late by now.
     fn count(&self, item: &lane::Item<'_>) -> Vec<u32> {
+        // The ids came from `&str`s: the check cannot fail.
         let adds: Vec<Addition<'_>> = item
             .events()
-            .map(|e| Addition {
-                user: e.user,
-                event_type: e.event_type,
-                second: e.second,
-                value: e.value,
-                count: 1,
-                now: e.now,
+            .filter_map(|e| {
+                Some(Addition {
+                    user: std::str::from_utf8(e.user).ok()?,
+                    event_type: std::str::from_utf8(e.event_type).ok()?,
+                    second: e.second,
+                    value: e.value,
+                    count: 1,
+                    now: e.now,
+                })
             })
             .collect();
         let mut results = Vec::new();
@@ -428,7 +467,6 @@ impl Writer {
             self.closed.push_back(Closed {
                 path: seg.path,
                 generation: seg.generation,
-                seq: seg.seq,
                 max_second: seg.max_second,
                 bytes: seg.len,
             });
@@ -511,7 +549,6 @@ impl Writer {
             self.closed.push_back(Closed {
                 path: seg.path,
                 generation: seg.generation,
-                seq: seg.seq,
                 max_second: seg.max_second,
                 bytes: seg.len,
             });
