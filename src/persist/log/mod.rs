@@ -181,6 +181,8 @@ pub struct Log {
     /// Set while the log thread sleeps long (it wrote nothing lately): appends must
     /// wake it.
     idle: AtomicBool,
+    /// Set while the log thread gathers a group commit: every waiting append wakes it.
+    gathering: AtomicBool,
     last_error: Mutex<Option<Arc<str>>>,
     /// Why the server must not start (damage found by the replay).
     fatal: Mutex<Option<String>>,
@@ -263,6 +265,7 @@ impl Log {
             loading: AtomicBool::new(!plan.is_empty()),
             failing: AtomicBool::new(false),
             idle: AtomicBool::new(true),
+            gathering: AtomicBool::new(false),
             last_error: Mutex::new(None),
             fatal: Mutex::new(None),
             lanes: Mutex::new(Vec::new()),
@@ -419,6 +422,9 @@ impl Log {
         drop(buf);
         if wake {
             self.nudge(urgent);
+        } else if urgent && self.gathering.load(Ordering::Relaxed) {
+            // The log thread counts the connections coming back for its next round.
+            self.wake();
         }
         out
     }

@@ -47,6 +47,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// of the process loses at most this much of what was acknowledged (`always` is
 /// woken at once: a connection waits).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(2);
+/// The longest a group commit waits for the connections of the last one to come
+/// back (see `Writer::gather`).
+const GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// A segment no longer written to.
 #[derive(Debug, Clone)]
@@ -98,6 +101,9 @@ struct Writer {
     loading: bool,
     out: Vec<u8>,
     spare: Vec<Vec<u8>>,
+    /// Promises the last round fulfilled, and how long its fsync took (gathering).
+    fulfilled_last: usize,
+    last_sync_took: Duration,
 }
 
 fn log(shared: &Shared) -> &Log {
@@ -122,6 +128,8 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
         loading,
         out: Vec::new(),
         spare: Vec::new(),
+        fulfilled_last: 0,
+        last_sync_took: Duration::ZERO,
     };
     let mut busy = false;
     loop {
@@ -155,6 +163,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
                 }
             }
         }
+        w.gather();
         let batches = w.take_lanes();
         busy = !batches.is_empty();
         w.process(batches, false);
@@ -349,9 +358,11 @@ impl Writer {
         if !seg.dirty {
             return Ok(());
         }
+        let started = Instant::now();
         seg.file.sync_data().map_err(|e| e.to_string())?;
         seg.dirty = false;
         self.last_fsync = Instant::now();
+        self.last_sync_took = self.last_fsync - started;
         let stats = &log(&self.shared).stats;
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats
@@ -360,8 +371,11 @@ impl Writer {
         Ok(())
     }
 
-    /// After a durable round: counts pending events, fulfils promises.
+    /// After a durable round: counts pending events, then fulfils all promises at
+    /// once (the serving threads then answer the whole round in one go, and its
+    /// clients come back together for the next one).
     fn settle(&mut self, batches: Vec<Batch>) {
+        let mut done = Vec::new();
         for b in batches {
             let mut promises = b.promises.into_iter();
             for (_, item) in lane::items(&b.raw) {
@@ -376,11 +390,52 @@ impl Writer {
                     Ok(Vec::new())
                 };
                 if let Some(p) = promise {
-                    p.fulfil(outcome);
+                    done.push((p, outcome));
                 }
             }
             self.recycle(b.raw);
         }
+        self.fulfilled_last = done.len();
+        for (p, outcome) in done {
+            p.fulfil(outcome);
+        }
+    }
+
+    /// Connections waiting on promises not yet written.
+    fn pending_promises(&self) -> usize {
+        let lanes = self
+            .log()
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lanes.iter().map(|l| l.lock().promises.len()).sum()
+    }
+
+    /// Group commit's gathering: the connections answered by the last round are
+    /// likely to come back at once; a round started at the first of them would
+    /// leave the rest for the one after (at `-P 1` with 50 clients, 21 events per
+    /// fsync instead of Redis's 49, measured). So, while fewer than that many wait,
+    /// wait for them — at most the last fsync's duration, capped at [`GATHER_MAX`].
+    fn gather(&mut self) {
+        let expect = self.fulfilled_last;
+        if expect < 2 || self.log().fsync() != Fsync::Always {
+            return;
+        }
+        let waiting = self.pending_promises();
+        if waiting == 0 || waiting >= expect {
+            return;
+        }
+        let deadline = Instant::now() + self.last_sync_took.min(GATHER_MAX);
+        self.log().gathering.store(true, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        while self.pending_promises() < expect {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+        self.log().gathering.store(false, Ordering::Relaxed);
     }
 
     /// Counts a pending item's events; the indexes of those too late by now.
@@ -638,17 +693,18 @@ impl Writer {
     }
 
     fn remove(&self, c: &Closed, why: &str) {
+        // Counted out first: whoever sees the file gone sees the size without it.
+        let stats = &log(&self.shared).stats;
+        let size = stats.current_size.load(Ordering::Relaxed);
+        stats
+            .current_size
+            .fetch_sub(c.bytes.min(size), Ordering::Relaxed);
+        stats.segments.fetch_sub(1, Ordering::Relaxed);
         match std::fs::remove_file(&c.path) {
-            Ok(()) => {
-                tracing::debug!(path = %c.path.display(), why, "log segment deleted");
-                let stats = &log(&self.shared).stats;
-                let size = stats.current_size.load(Ordering::Relaxed);
-                stats
-                    .current_size
-                    .fetch_sub(c.bytes.min(size), Ordering::Relaxed);
-                stats.segments.fetch_sub(1, Ordering::Relaxed);
-            }
+            Ok(()) => tracing::debug!(path = %c.path.display(), why, "log segment deleted"),
             Err(e) => {
+                stats.current_size.fetch_add(c.bytes, Ordering::Relaxed);
+                stats.segments.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(path = %c.path.display(), error = %e, "cannot delete a log segment");
             }
         }
