@@ -192,38 +192,16 @@ impl Session {
             return Flow::Drop;
         }
         if !self.authenticated(shared) && !allowed_before_auth(name) {
-            if self.flush(shared, buf, out) != Flow::Continue {
-                return AGAIN;
-            }
-            self.reply_error(
-                shared,
-                ReplyError::new(ErrorKind::NoAuth, "Authentication required."),
-                out,
-            );
-            return Flow::Continue;
+            let e = ReplyError::new(ErrorKind::NoAuth, "Authentication required.");
+            return self.refuse(shared, buf, None, e, out);
         }
         let cmd = match super::parse(args, shared.store.window()) {
             Ok(cmd) => cmd,
-            Err(refused) => {
-                if self.flush(shared, buf, out) != Flow::Continue {
-                    return AGAIN;
-                }
-                if let Some(id) = refused.id {
-                    shared.stats.commands.reject(id as usize);
-                }
-                self.reply_error(shared, refused.error, out);
-                return Flow::Continue;
-            }
+            Err(refused) => return self.refuse(shared, buf, refused.id, refused.error, out),
         };
         if shared.log.loading() && !cmd.id().spec().has_flag("loading") {
-            if self.flush(shared, buf, out) != Flow::Continue {
-                return AGAIN;
-            }
-            shared.stats.commands.reject(cmd.id() as usize);
-            let loading =
-                ReplyError::new(ErrorKind::Loading, "Redis is loading the dataset in memory");
-            self.reply_error(shared, loading, out);
-            return Flow::Continue;
+            let e = ReplyError::new(ErrorKind::Loading, "Redis is loading the dataset in memory");
+            return self.refuse(shared, buf, Some(cmd.id()), e, out);
         }
         if !inline && let Some(json) = cmd.batched_event() {
             self.batch.push(buf, json);
@@ -285,6 +263,26 @@ impl Session {
             }
             After::Continue => Flow::Continue,
         }
+    }
+
+    /// Answers a request refused before it runs (of command `id`, if known), after
+    /// the batch before it.
+    fn refuse(
+        &mut self,
+        shared: &Shared,
+        buf: &[u8],
+        id: Option<CommandId>,
+        e: ReplyError,
+        out: &mut BytesMut,
+    ) -> Flow {
+        if self.flush(shared, buf, out) != Flow::Continue {
+            return AGAIN;
+        }
+        if let Some(id) = id {
+            shared.stats.commands.reject(id as usize);
+        }
+        self.reply_error(shared, e, out);
+        Flow::Continue
     }
 
     /// Admits the batched events and encodes their replies. The connection calls it

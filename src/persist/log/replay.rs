@@ -396,59 +396,11 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
     );
 
     // The clock already resumed at the log's newest `now` (see `newest_now`).
-    let now = shared.clock.now();
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
-    // One segment per thread at a time (decoding is then spread too); when fewer
-    // segments than cores remain, a segment's batches are counted by several.
-    let threads = cores.min(plan.segments.len()).max(1);
-    let inner = (cores / threads).max(1);
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let kept = Mutex::new(Vec::new());
-    let totals = Mutex::new((0u64, 0u64, i64::MIN));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    if failed.load(Ordering::Relaxed) || shared.shutting_down() {
-                        return;
-                    }
-                    let Some(seg) = plan.segments.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return;
-                    };
-                    match replay_one(&shared, seg, now, inner) {
-                        Ok(Some((c, r))) => {
-                            let mut t = totals.lock().unwrap_or_else(PoisonError::into_inner);
-                            t.0 += r.events;
-                            t.1 += r.counted;
-                            t.2 = t.2.max(r.max_now);
-                            kept.lock().unwrap_or_else(PoisonError::into_inner).push(c);
-                        }
-                        Ok(None) => {}
-                        Err(why) => {
-                            failed.store(true, Ordering::Relaxed);
-                            tracing::error!("{why}");
-                            log.set_fatal(why);
-                            shared.begin_shutdown();
-                            return;
-                        }
-                    }
-                    log.stats
-                        .loading_done
-                        .fetch_add(seg.bytes, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    if failed.load(Ordering::Relaxed) || shared.shutting_down() {
+    let Some((mut kept, totals)) = replay_all(&shared, &plan, shared.clock.now()) else {
         // Stopped (damage, or a shutdown while loading): the server does not serve
         // this window, and saves no snapshot of it.
         return;
-    }
-    let totals = totals.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let mut kept = kept.into_inner().unwrap_or_else(PoisonError::into_inner);
+    };
     kept.sort_by_key(|c: &Closed| c.path.clone());
     let (events, counted, seen_now) = totals;
     log.stats.replayed_events.store(counted, Ordering::Relaxed);
@@ -475,6 +427,63 @@ pub fn run(shared: Arc<Shared>, plan: Plan) {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "log loaded"
     );
+}
+
+/// Replays every segment of `plan` at `now`: the segments kept, and (events,
+/// counted, newest `now`); `None` when stopped by damage or a shutdown.
+fn replay_all(shared: &Shared, plan: &Plan, now: i64) -> Option<(Vec<Closed>, (u64, u64, i64))> {
+    let log = &shared.log;
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    // One segment per thread at a time (decoding is then spread too); when fewer
+    // segments than cores remain, a segment's batches are counted by several.
+    let threads = cores.min(plan.segments.len()).max(1);
+    let inner = (cores / threads).max(1);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let kept = Mutex::new(Vec::new());
+    let totals = Mutex::new((0u64, 0u64, i64::MIN));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) || shared.shutting_down() {
+                        return;
+                    }
+                    let Some(seg) = plan.segments.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return;
+                    };
+                    match replay_one(shared, seg, now, inner) {
+                        Ok(Some((c, r))) => {
+                            let mut t = totals.lock().unwrap_or_else(PoisonError::into_inner);
+                            t.0 += r.events;
+                            t.1 += r.counted;
+                            t.2 = t.2.max(r.max_now);
+                            kept.lock().unwrap_or_else(PoisonError::into_inner).push(c);
+                        }
+                        Ok(None) => {}
+                        Err(why) => {
+                            failed.store(true, Ordering::Relaxed);
+                            tracing::error!("{why}");
+                            log.set_fatal(why);
+                            shared.begin_shutdown();
+                            return;
+                        }
+                    }
+                    log.stats
+                        .loading_done
+                        .fetch_add(seg.bytes, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    if failed.load(Ordering::Relaxed) || shared.shutting_down() {
+        return None;
+    }
+    let totals = totals.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let kept = kept.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Some((kept, totals))
 }
 
 /// Replays one segment: the segment as kept (none when it was empty) and what it
