@@ -18,7 +18,7 @@ use crate::clock::ClockMode;
 use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
 use crate::event::{self, Event, EventError};
-use crate::persist::log::{Appended, LogEvent, Ticket};
+use crate::persist::log::{Appended, LogEvent, Outcome, Ticket};
 use crate::protocol::Reply;
 use crate::shared::Shared;
 use crate::store::{AddError, Ingest};
@@ -199,6 +199,8 @@ pub struct Pending {
     /// Each event's JSON length (for the log line of a refusal).
     lens: Vec<usize>,
     window: u32,
+    /// Already counted (the log's lane was full): what the store made of them.
+    stored: Option<Vec<Result<(), Rejection>>>,
     ticket: Ticket,
 }
 
@@ -210,26 +212,10 @@ impl Pending {
 
     /// The replies, once the ticket is fulfilled: one per event, in order.
     pub fn finish(self, shared: &Shared, peer: &ClientInfo, replies: &mut Vec<Reply>) {
-        let stored: Vec<Result<(), Rejection>> = match self.ticket.outcome() {
-            Ok(late) => {
-                let mut v: Vec<Result<(), Rejection>> = vec![Ok(()); self.timestamps.len()];
-                for i in late {
-                    let i = i as usize;
-                    if let (Some(slot), Some(&ts)) = (v.get_mut(i), self.timestamps.get(i)) {
-                        *slot = Err(Rejection::Late {
-                            timestamp: ts.into(),
-                            now: shared.clock.now(),
-                            window: self.window,
-                        });
-                    }
-                }
-                v
-            }
-            Err(why) => self
-                .timestamps
-                .iter()
-                .map(|_| Err(Rejection::Misconf(why.clone())))
-                .collect(),
+        let outcome = self.ticket.outcome();
+        let stored: Vec<Result<(), Rejection>> = match (self.stored, outcome) {
+            (Some(stored), _) => stored,
+            (None, outcome) => Self::durable(outcome, &self.timestamps, self.window, shared),
         };
         respond(
             shared,
@@ -240,6 +226,35 @@ impl Pending {
             self.window,
             replies,
         );
+    }
+
+    /// What the log thread made of events counted once durable.
+    fn durable(
+        outcome: Outcome,
+        timestamps: &[u32],
+        window: u32,
+        shared: &Shared,
+    ) -> Vec<Result<(), Rejection>> {
+        match outcome {
+            Ok(late) => {
+                let mut v: Vec<Result<(), Rejection>> = vec![Ok(()); timestamps.len()];
+                for i in late {
+                    let i = i as usize;
+                    if let (Some(slot), Some(&ts)) = (v.get_mut(i), timestamps.get(i)) {
+                        *slot = Err(Rejection::Late {
+                            timestamp: ts.into(),
+                            now: shared.clock.now(),
+                            window,
+                        });
+                    }
+                }
+                v
+            }
+            Err(why) => timestamps
+                .iter()
+                .map(|_| Err(Rejection::Misconf(why.clone())))
+                .collect(),
+        }
     }
 }
 
@@ -288,24 +303,43 @@ pub fn admit(
     };
     let lens = jsons.iter().map(|j| j.len());
     let window = admission.window;
+    let rejection = |r: &Result<(), AddError>, ev: &Event<'_>| match r {
+        Ok(()) => Ok(()),
+        Err(AddError::NoMemory) => Err(Rejection::NoMemory),
+        // The store's clock had moved past the event's second (another connection
+        // read a later `now` first).
+        Err(AddError::Late) => Err(Rejection::Late {
+            timestamp: ev.timestamp.into(),
+            now: shared.clock.now(),
+            window,
+        }),
+    };
     match appended {
         Appended::Stored(results) => {
-            let stored = results.iter().zip(&parsed).map(|(r, (ev, _))| match r {
-                Ok(()) => Ok(()),
-                Err(AddError::NoMemory) => Err(Rejection::NoMemory),
-                // The store's clock had moved past the event's second (another
-                // connection read a later `now` first).
-                Err(AddError::Late) => Err(Rejection::Late {
-                    timestamp: ev.timestamp.into(),
-                    now: shared.clock.now(),
-                    window,
-                }),
-            });
+            let stored = results
+                .iter()
+                .zip(&parsed)
+                .map(|(r, (ev, _))| rejection(r, ev));
             respond(shared, peer, lens, outcome, stored, window, replies);
         }
         Appended::Pending(ticket) => {
             return Some(Pending {
                 timestamps: parsed.iter().map(|(ev, _)| ev.timestamp).collect(),
+                outcome,
+                lens: lens.collect(),
+                window,
+                stored: None,
+                ticket,
+            });
+        }
+        Appended::Held(results, ticket) => {
+            let stored = results
+                .iter()
+                .zip(&parsed)
+                .map(|(r, (ev, _))| rejection(r, ev));
+            return Some(Pending {
+                timestamps: Vec::new(),
+                stored: Some(stored.collect()),
                 outcome,
                 lens: lens.collect(),
                 window,

@@ -16,7 +16,7 @@
 //! Kinds: [`APPLIED`] events are already counted by the store (`everysec`, `no`);
 //! [`PENDING`] events are counted by the log thread once they are on disk
 //! (`always`), and the item's reply waits on a [`Promise`]; [`CLOCK`] records a move
-//! of the manual clock.
+//! of the manual clock; [`MARK`] holds a connection back until the lane is written.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -28,6 +28,9 @@ pub const APPLIED: u8 = 1;
 pub const PENDING: u8 = 2;
 /// A clock move.
 pub const CLOCK: u8 = 3;
+/// No event: its promise is fulfilled once what the lane held before it is
+/// written (a connection held back while the lane is too full).
+pub const MARK: u8 = 4;
 
 /// The item's events may create records (the memory limit was not reached).
 pub const FLAG_GROW: u8 = 1;
@@ -106,7 +109,7 @@ impl LaneBuf {
             push_event(&mut self.raw, &ev);
             n += 1;
         }
-        if n == 0 && kind != CLOCK {
+        if n == 0 && kind != CLOCK && kind != MARK {
             // Nothing to keep: leave no empty item behind.
             self.raw.truncate(start);
             return 0;
@@ -123,6 +126,11 @@ impl LaneBuf {
             self.promises.push(p);
         }
         n
+    }
+
+    /// Appends a mark whose promise is fulfilled once what comes before is written.
+    pub fn push_mark(&mut self, promise: Promise) {
+        self.push(MARK, 0, std::iter::empty(), Some(promise));
     }
 
     /// Appends a clock move to `now`.

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 pub use lane::LogEvent;
-pub use ticket::Ticket;
+pub use ticket::{Outcome, Ticket};
 
 use crate::config::Config;
 use crate::store::AddError;
@@ -66,6 +66,10 @@ pub const MANIFEST: &str = "manifest";
 /// A segment is closed at this size even before its span of seconds ends: a reader
 /// holds one whole segment in memory.
 pub const SEGMENT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes a serving thread's lane may hold before the connection appending to it
+/// waits for the log thread to write them (`everysec`, `no`: while the disk is
+/// slow, connections wait instead of memory growing; ~500,000 events).
+pub const LANE_LIMIT: usize = 32 * 1024 * 1024;
 /// Longest time covered by one segment, in seconds (a tenth of the window, at least
 /// one second): the disk holds about `window + span` seconds of events.
 pub const SEGMENT_MAX_SPAN: i64 = 10;
@@ -125,6 +129,9 @@ pub enum Appended {
     Stored(Vec<Result<(), AddError>>),
     /// To be counted once durable (always): wait for the ticket.
     Pending(Ticket),
+    /// Counted now, but the lane is full: answer once the ticket is fulfilled
+    /// (what the lane holds is written).
+    Held(Vec<Result<(), AddError>>, Ticket),
     /// Refused whole: the last write to the log failed (its error).
     Failing(Arc<str>),
     /// Refused whole: at the memory limit, with `always` (which events would need a
@@ -416,7 +423,13 @@ impl Log {
             let mut each = results.iter();
             let accepted = events.filter(|_| matches!(each.next(), Some(Ok(()))));
             buf.push(APPLIED, 0, accepted, None);
-            (Appended::Stored(results), false)
+            if buf.raw.len() > LANE_LIMIT {
+                let (ticket, promise) = ticket::pair();
+                buf.push_mark(promise);
+                (Appended::Held(results, ticket), true)
+            } else {
+                (Appended::Stored(results), false)
+            }
         };
         let wake = was_empty && !buf.raw.is_empty();
         drop(buf);
@@ -572,5 +585,109 @@ pub fn ignore_file_size_signal() {
     // handler code runs, and nothing else in the process handles SIGXFSZ.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn open_in(dir: &Path, fsync: &str) -> Log {
+        let config = Config::try_parse_from([
+            "x",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            fsync,
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .unwrap();
+        Log::open(&config, None).unwrap().0
+    }
+
+    #[test]
+    fn a_full_lane_holds_its_connection_back_instead_of_growing() {
+        let dir = std::env::temp_dir().join(format!("sa-lane-limit-{}", std::process::id()));
+        let log = open_in(&dir, "everysec");
+        // No log thread here: nothing drains the lane.
+        let user = "u".repeat(500);
+        let ev = LogEvent {
+            user: &user,
+            event_type: "t",
+            second: 100,
+            value: Some(1.0),
+            now: 100,
+        };
+        let batch = [ev; 1000];
+        let mut held = None;
+        for round in 0..200 {
+            match log.append(true, batch.iter().copied(), || vec![Ok(()); batch.len()]) {
+                Appended::Stored(r) => assert_eq!(r.len(), 1000, "round {round}"),
+                Appended::Held(r, t) => {
+                    assert_eq!(r.len(), 1000);
+                    held = Some((round, t));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let (round, ticket) = held.expect("the lane never filled up");
+        // ~530 bytes an event: held once past the limit, not before.
+        assert!(
+            round >= LANE_LIMIT / (1000 * 540),
+            "held too early: {round}"
+        );
+        assert!(
+            round <= LANE_LIMIT / (1000 * 500) + 1,
+            "held too late: {round}"
+        );
+        // The ticket waits for the log thread; its lane (and promise) going away
+        // fails it rather than leaving the connection waiting.
+        drop(log);
+        MINE.with(|m| m.borrow_mut().clear());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(ticket.wait());
+        assert!(ticket.outcome().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn with_always_events_wait_and_at_the_memory_limit_the_batch_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sa-always-{}", std::process::id()));
+        let log = open_in(&dir, "always");
+        let ev = LogEvent {
+            user: "a",
+            event_type: "t",
+            second: 5,
+            value: None,
+            now: 5,
+        };
+        let applied = std::cell::Cell::new(false);
+        let apply = || {
+            applied.set(true);
+            vec![Ok(())]
+        };
+        assert!(matches!(
+            log.append(true, [ev].into_iter(), apply),
+            Appended::Pending(_)
+        ));
+        assert!(
+            !applied.get(),
+            "with always, nothing is counted before it is durable"
+        );
+        assert!(matches!(
+            log.append(false, [ev].into_iter(), || vec![Ok(())]),
+            Appended::NoMemory
+        ));
+        log.set_failing(Some(Arc::from("disk full")));
+        match log.append(true, [ev].into_iter(), || vec![Ok(())]) {
+            Appended::Failing(why) => assert_eq!(&*why, "disk full"),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

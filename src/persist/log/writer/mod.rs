@@ -33,7 +33,7 @@ mod cut;
 mod segments;
 
 use super::format::{self, Encoder, Header};
-use super::lane::{self, CLOCK, FLAG_PROMISE, LaneBuf, PENDING};
+use super::lane::{self, CLOCK, FLAG_PROMISE, LaneBuf, MARK, PENDING};
 use super::ticket::Promise;
 use super::{Control, Fsync, Log};
 use crate::persist::{Addition, add};
@@ -302,8 +302,9 @@ impl Writer {
         let mut evs = Vec::new();
         for b in batches {
             for (_, item) in lane::items(&b.raw) {
-                need_sync |= item.kind == PENDING || item.flags & FLAG_PROMISE != 0;
-                if item.kind == CLOCK {
+                need_sync |=
+                    item.kind == PENDING || (item.kind != MARK && item.flags & FLAG_PROMISE != 0);
+                if item.kind == CLOCK || item.kind == MARK {
                     continue;
                 }
                 // With a million users, each id's slot and bytes are cache misses:
