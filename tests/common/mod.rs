@@ -352,17 +352,32 @@ impl Spawned {
     /// Starts the binary on `127.0.0.1:0` with `flags`, and waits for its
     /// `listening on` line.
     pub fn start(flags: &[&str]) -> Spawned {
-        Spawned::start_with_file(None, flags)
+        Spawned::spawn(None, flags, "")
     }
 
     /// [`Spawned::start`] with a configuration file as the first argument.
     pub fn start_with_file(file: Option<&str>, flags: &[&str]) -> Spawned {
+        Spawned::spawn(file, flags, "")
+    }
+
+    /// [`Spawned::start`] under a file-size limit of `bytes` (`ulimit -f`, rounded
+    /// down to 512-byte blocks): writes past it fail with `EFBIG`, a full disk
+    /// without root.
+    pub fn start_with_file_limit(flags: &[&str], bytes: u64) -> Spawned {
+        Spawned::spawn(
+            None,
+            flags,
+            &format!(" && ulimit -f {}", (bytes / 512).max(1)),
+        )
+    }
+
+    fn spawn(file: Option<&str>, flags: &[&str], more_limits: &str) -> Spawned {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_scalable-analytics");
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(format!(
-                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB} && exec \"$0\" \"$@\""
+                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB}{more_limits} && exec \"$0\" \"$@\""
             ))
             .arg(bin)
             .args(file)
