@@ -1,9 +1,10 @@
 //! Finds the external programs some integration tests drive (`redis-cli`,
-//! `redis-benchmark`, `ss`, `ip`, `chromium`) and sets `have_<name>` for each one on
-//! `PATH`. Tests that need a program are `#[cfg_attr(not(have_x), ignore = "...")]`:
-//! without it `cargo test` lists them as ignored, with the reason, instead of passing
-//! them silently. Under CI (`CI` set) every one is set whatever is installed, so a
-//! missing program fails its tests: CI installs them, and a missing one is a broken CI.
+//! `redis-benchmark`, `redis-server`, `python3`, `ss`, `ip`, `chromium`) and sets
+//! `have_<name>` for each one on `PATH`. Tests that need a program are
+//! `#[cfg_attr(not(have_x), ignore = "...")]`: without it `cargo test` lists them as
+//! ignored, with the reason, instead of passing them silently. Under CI (`CI` set)
+//! every one is set whatever is installed, so a missing program fails its tests: CI
+//! installs them, and a missing one is a broken CI.
 //!
 //! `have_netns` is set (and always under CI) when `ip` is on `PATH` and this process
 //! may make a network namespace, where the protected-mode test's peer lives: that
@@ -15,6 +16,8 @@ use std::path::Path;
 const PROGRAMS: &[(&str, &str)] = &[
     ("redis-cli", "have_redis_cli"),
     ("redis-benchmark", "have_redis_benchmark"),
+    ("redis-server", "have_redis_server"),
+    ("python3", "have_python3"),
     ("ss", "have_ss"),
     ("ip", "have_ip"),
     ("chromium", "have_chromium"),

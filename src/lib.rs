@@ -13,6 +13,7 @@
 mod alloc;
 mod clients;
 mod clock;
+mod cluster;
 mod cmd;
 mod config;
 mod connection;

@@ -2,6 +2,7 @@
 //! and the list of connected clients. Connections hold no aggregate state of their own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -9,9 +10,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::clients::{Clients, Pause};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::{Config, Settings};
 use crate::gate::Gate;
 use crate::observe::{Latency, Monitors, SlowLog};
+use crate::persist::log::Log;
 use crate::persist::snapshot::SnapshotFile;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -76,6 +79,8 @@ pub struct Shared {
     pub http: crate::http::Endpoint,
     /// The snapshot file, if one is configured.
     pub snapshot: SnapshotFile,
+    /// The window log (`--appendonly`).
+    pub log: Log,
     /// Connected clients, for the `maxclients` check on accept.
     pub connected: AtomicUsize,
     /// Runtimes (one thread each) that serve connections besides the main one.
@@ -92,6 +97,8 @@ pub struct Shared {
     pub latency: Latency,
     /// Connections in `MONITOR` mode.
     pub monitors: Monitors,
+    /// This server's place in a cluster; `None` when it runs alone.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -13,6 +13,15 @@ EVENT_TEMPLATE = (
     '{"user_id": "%s", "event_type": "click", "timestamp": %d, '
     '"attributes": {"item_id": "item456", "value": 10.5}}'
 )
+#: The keyed form for clusters, `EVT.ADD <user_id> <json>`: the JSON leaves `user_id`
+#: out, so one `__rand_int__` (in the key) names the user (redis-benchmark draws each
+#: `__rand_int__` of a command separately).
+KEYED_EVENT_TEMPLATE = (
+    '{"event_type": "click", "timestamp": %d, "attributes": {"item_id": "item456", "value": 10.5}}'
+)
+#: redis-benchmark's `--cluster` replaces `{tag}` with a hash tag of a slot of the
+#: node each of its clients talks to.
+CLUSTER_USER = "user{tag}__rand_int__"
 #: redis-benchmark replaces `__rand_int__` with 12 zero-padded digits; the fills
 #: name users the same way, so both reach the same million ids.
 USER_FORMAT = "user%012d"
@@ -70,9 +79,11 @@ def redis_benchmark(
     clients: int = CLIENTS,
     keyspace: int = KEYSPACE,
     timeout: float = 600.0,
+    options: tuple[str, ...] = (),
 ) -> Run:
     """Runs redis-benchmark with `args` (either `-t set -d N` style or a command) and
-    parses its --csv line: "test","rps","avg","min","p50","p95","p99","max"."""
+    parses its --csv line: "test","rps","avg","min","p50","p95","p99","max". `options`
+    go before the command (`--cluster`)."""
     argv = [
         "redis-benchmark",
         "-h", "127.0.0.1",
@@ -82,6 +93,7 @@ def redis_benchmark(
         "-P", str(pipeline),
         "-r", str(keyspace),
         "--csv",
+        *options,
         *args,
     ]
     started = time.time()

@@ -69,20 +69,22 @@ class ServerError(RuntimeError):
 
 
 class Server:
-    """One server process on a loopback port, with its log in `log_path`."""
+    """One server process on a loopback port, with its log in `log_path`; on `port`
+    when given (a cluster's nodes must know each other's ports), else a free one."""
 
-    def __init__(self, name: str, argv_for_port, log_path: Path):
+    def __init__(self, name: str, argv_for_port, log_path: Path, port: int | None = None):
         self.name = name
         self.argv_for_port = argv_for_port
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self.fixed_port = port
         self.port = 0
         self.baseline_rss = 0
 
     def start(self, timeout: float = 15.0) -> Server:
         last = ""
-        for _attempt in range(3):
-            self.port = free_port()
+        for _attempt in range(1 if self.fixed_port else 3):
+            self.port = self.fixed_port or free_port()
             argv = self.argv_for_port(self.port)
             with open(self.log_path, "ab") as log:
                 log.write(f"\n=== {' '.join(argv)}\n".encode())
@@ -220,3 +222,73 @@ def our_server(binary: Path, log_dir: Path, extra: list[str] | tuple[str, ...] =
         ],
         log_dir / log_name,
     )
+
+
+class ClusterServers:
+    """`n` of our servers as one cluster (`--cluster-config`, the slots split evenly),
+    seen by the benchmark as one server: its port and client are the first node's, its
+    CPU time and memory the sum of the nodes'."""
+
+    def __init__(self, binary: Path, log_dir: Path, n: int, extra=(), tag: str = "cluster"):
+        self.name = f"scalable-analytics cluster of {n}"
+        self.nodes: list[Server] = []
+        self.ports = [free_port() for _ in range(n)]
+        names = [chr(ord("a") + i) for i in range(n)]
+        per = 16384 / n
+        slots, first = [], 0
+        for i in range(n):
+            last = 16383 if i == n - 1 else max(first, int(per * i + per - 1 + 0.5))
+            slots.append((first, last))
+            first = last + 1
+        cmap = {"nodes": [{"id": name, "host": "127.0.0.1", "port": port, "slots": [[s, e]]}
+                          for name, port, (s, e) in zip(names, self.ports, slots, strict=True)]}
+        self.map_path = log_dir / f"{tag}.json"
+        self.map_path.write_text(json.dumps(cmap) + "\n")
+        for name, port in zip(names, self.ports, strict=True):
+            flags = ("--cluster-config", str(self.map_path), "--cluster-node", name, *extra)
+            srv = our_server(binary, log_dir, flags, log_name=f"{tag}-{name}.log")
+            srv.fixed_port = port
+            self.nodes.append(srv)
+
+    def start(self, timeout: float = 15.0) -> ClusterServers:
+        for node in self.nodes:
+            node.start(timeout)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    @property
+    def baseline_rss(self) -> int:
+        return sum(n.baseline_rss for n in self.nodes)
+
+    def argv_for_port(self, port: int) -> list[str]:
+        return self.nodes[0].argv_for_port(port)
+
+    def client(self, timeout: float = 120.0) -> Client:
+        return self.nodes[0].client(timeout)
+
+    def node_clients(self, timeout: float = 120.0) -> list[Client]:
+        return [n.client(timeout) for n in self.nodes]
+
+    def alive(self) -> bool:
+        return all(n.alive() for n in self.nodes)
+
+    def check_alive(self) -> None:
+        for n in self.nodes:
+            n.check_alive()
+
+    def rss(self) -> int:
+        return sum(n.rss() for n in self.nodes)
+
+    def cpu_seconds(self) -> float:
+        return sum(n.cpu_seconds() for n in self.nodes)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for n in self.nodes:
+            n.stop(timeout)

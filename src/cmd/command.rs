@@ -5,11 +5,11 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use super::spec::{ArgDoc, Spec, arg, multiple, optional};
+use super::spec::{ArgDoc, KeyPos, Spec, arg, multiple, optional};
 use super::{Cmd, CommandId, Ctx, Cursor, Described, lookup, lookup_full, table};
 use crate::config::Settings;
 use crate::error::ReplyError;
-use crate::protocol::{Reply, Resp};
+use crate::protocol::{Args, Reply, Resp};
 
 const SUB: &[&str] = &["loading", "stale"];
 
@@ -155,6 +155,50 @@ impl<'a> Cmd<'a> for Info<'a> {
     }
 }
 
+/// `COMMAND GETKEYS <command> [arg ...]`: the user id a command names, as cluster
+/// clients ask it for `movablekeys` commands (`EVT.SERIES USER <u>`).
+#[derive(Debug)]
+pub struct GetKeys<'a> {
+    request: Args<'a>,
+}
+
+impl<'a> Cmd<'a> for GetKeys<'a> {
+    const SPEC: &'static Spec = &Spec::new(
+        "command|getkeys",
+        -3,
+        SUB,
+        "server",
+        "Extracts the key names from an arbitrary command.",
+        &[
+            arg("command", "string"),
+            optional(multiple(arg("arg", "string"))),
+        ],
+    );
+
+    fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        Ok(GetKeys {
+            request: c.rest_args(),
+        })
+    }
+
+    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
+        // Redis's wording for each refusal.
+        let (id, _) = super::resolve(self.request).map_err(|r| {
+            ReplyError::err(
+                if r.id.is_some() || lookup(self.request.get(0).unwrap_or_default()).is_some() {
+                    "Invalid number of arguments specified for command"
+                } else {
+                    "Invalid command specified"
+                },
+            )
+        })?;
+        match id.spec().key.find(self.request) {
+            Some(key) => Ok(Reply::Array(vec![Reply::bulk(key)])),
+            None => Err(ReplyError::err("The command has no key arguments")),
+        }
+    }
+}
+
 /// `COMMAND LIST`.
 #[derive(Debug)]
 pub struct List;
@@ -236,20 +280,108 @@ fn acl_categories(spec: &Spec) -> Vec<Reply> {
 }
 
 fn info_of(spec: &Spec, subs: &[CommandId]) -> Reply {
+    let mut flags: Vec<Reply> = spec.flags.iter().map(|f| status(f)).collect();
+    // A user id is the command's key, so cluster clients route it to the user's node.
+    let (first, step) = match spec.key {
+        KeyPos::None => (0, 0),
+        KeyPos::At(n) | KeyPos::AtWhen { at: n, .. } => (n as i64, 1),
+        KeyPos::AfterWord(_) => {
+            flags.push(status("movablekeys"));
+            (0, 0)
+        }
+    };
     Reply::Array(vec![
         text(spec.name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Set(spec.flags.iter().map(|f| status(f)).collect()),
-        // No command takes a Redis key: ids are arguments, not keyspace names, so key
-        // positions are 0 and cluster-aware clients route them anywhere.
-        Reply::Int(0),
-        Reply::Int(0),
-        Reply::Int(0),
+        Reply::Set(flags),
+        Reply::Int(first),
+        Reply::Int(first),
+        Reply::Int(step),
         Reply::Set(acl_categories(spec)),
         Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
+        // Redis sends a RESP3 set here; the codec cannot put maps in a set.
+        Reply::Array(key_specs(spec)),
         Reply::Array(subs.iter().map(|id| info_of(id.spec(), &[])).collect()),
     ])
+}
+
+/// Redis 7 key specs: where the user id is, and what the command does to it.
+fn key_specs(spec: &Spec) -> Vec<Reply> {
+    let flags = || {
+        Reply::Set(if spec.has_flag("write") {
+            vec![status("RW"), status("update")]
+        } else {
+            vec![status("RO"), status("access")]
+        })
+    };
+    let range = || {
+        Reply::Map(vec![
+            (text("type"), text("range")),
+            (
+                text("spec"),
+                Reply::Map(vec![
+                    (text("lastkey"), Reply::Int(0)),
+                    (text("keystep"), Reply::Int(1)),
+                    (text("limit"), Reply::Int(0)),
+                ]),
+            ),
+        ])
+    };
+    let at = |n: usize| {
+        Reply::Map(vec![
+            (text("type"), text("index")),
+            (
+                text("spec"),
+                Reply::Map(vec![(text("index"), Reply::Int(n as i64))]),
+            ),
+        ])
+    };
+    match spec.key {
+        KeyPos::None => Vec::new(),
+        KeyPos::At(n) => vec![Reply::Map(vec![
+            (text("flags"), flags()),
+            (text("begin_search"), at(n)),
+            (text("find_keys"), range()),
+        ])],
+        KeyPos::AtWhen { at: n, argc } => vec![Reply::Map(vec![
+            (
+                text("notes"),
+                Reply::bulk(format!(
+                    "a key only when the command has {argc} arguments; otherwise the node \
+                     routes by the user_id of the JSON and redirects with -MOVED"
+                )),
+            ),
+            (text("flags"), flags()),
+            (text("begin_search"), at(n)),
+            (text("find_keys"), range()),
+        ])],
+        KeyPos::AfterWord(words) => words
+            .iter()
+            .map(|w| {
+                Reply::Map(vec![
+                    (
+                        text("notes"),
+                        text("the user id follows the subcommand word, at argument 2"),
+                    ),
+                    (text("flags"), flags()),
+                    (
+                        text("begin_search"),
+                        Reply::Map(vec![
+                            (text("type"), text("keyword")),
+                            (
+                                text("spec"),
+                                Reply::Map(vec![
+                                    (text("keyword"), text(w)),
+                                    (text("startfrom"), Reply::Int(1)),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                    (text("find_keys"), range()),
+                ])
+            })
+            .collect(),
+    }
 }
 
 /// One command's `COMMAND INFO` entry.
@@ -275,6 +407,10 @@ fn largest_info_entry() -> usize {
 
 fn arg_doc(a: &ArgDoc) -> Reply {
     let mut m = vec![(text("name"), text(a.name)), (text("type"), text(a.kind))];
+    if a.kind == "key" {
+        // Every command names at most one user: its first (and only) key spec.
+        m.push((text("key_spec_index"), Reply::Int(0)));
+    }
     if a.kind != "oneof" && a.kind != "block" {
         m.push((text("display_text"), text(a.name)));
     }

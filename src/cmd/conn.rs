@@ -178,7 +178,10 @@ impl<'a> Cmd<'a> for Hello<'a> {
                 Reply::Int(if resp == Resp::V3 { 3 } else { 2 }),
             ),
             (Reply::bulk("id"), Reply::Int(client.info.id as i64)),
-            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (
+                Reply::bulk("mode"),
+                Reply::bulk(super::info::redis_mode(ctx.shared)),
+            ),
             (Reply::bulk("role"), Reply::bulk("master")),
             (Reply::bulk("modules"), Reply::Array(Vec::new())),
         ]))

@@ -65,6 +65,13 @@ impl<'a> Cursor<'a> {
         out
     }
 
+    /// Every remaining argument, as a request of its own (`COMMAND GETKEYS`).
+    pub fn rest_args(&mut self) -> Args<'a> {
+        let rest = self.args.skip(self.next);
+        self.next = self.args.len();
+        rest
+    }
+
     /// Arguments not taken yet.
     pub fn remaining(&self) -> usize {
         self.args.len().saturating_sub(self.next)
@@ -87,11 +94,17 @@ impl<'a> Cursor<'a> {
         if !self.eat("WINDOW") {
             return Err(ReplyError::syntax());
         }
-        let span = self.next().ok_or_else(ReplyError::syntax)?;
+        let span = self.window_value()?;
         self.finish()?;
+        Ok(Some(span))
+    }
+
+    /// The `<s>` of a `WINDOW <s>` whose `WINDOW` was just taken: 1 to the window.
+    pub fn window_value(&mut self) -> Result<u32, ReplyError> {
+        let span = self.next().ok_or_else(ReplyError::syntax)?;
         let max = self.window;
         match parse_int(span) {
-            Some(s) if s >= 1 && s <= i64::from(max) => Ok(Some(s as u32)),
+            Some(s) if s >= 1 && s <= i64::from(max) => Ok(s as u32),
             _ => Err(ReplyError::err(format!(
                 "WINDOW must be an integer from 1 to {max}"
             ))),

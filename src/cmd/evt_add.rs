@@ -1,49 +1,68 @@
-//! `EVT.ADD` and `EVT.MADD`: events in (see [`crate::ingest`]).
+//! `EVT.ADD` and `EVT.MADD`: events in (see [`crate::ingest`]), routed by user in
+//! cluster mode.
 
-use super::spec::{Spec, arg, multiple};
+use super::spec::{KeyPos, Spec, arg, multiple, optional};
 use super::{Cmd, Ctx, Cursor};
 use crate::config::Settings;
 use crate::error::ReplyError;
-use crate::ingest::{self, MAX_EVENT_REPLY};
+use crate::ingest::{self, MAX_EVENT_REPLY, Submitted};
 use crate::protocol::Reply;
 
-/// `EVT.ADD <json>`: counts one event.
+/// `EVT.ADD [user_id] <json>`: counts one event. With the user id first (the keyed
+/// form cluster clients route by), the JSON's `user_id` must be that user, and may be
+/// left out.
 #[derive(Debug)]
 pub struct Add<'a> {
-    json: &'a [u8],
+    event: Submitted<'a>,
 }
 
 impl<'a> Cmd<'a> for Add<'a> {
     const SPEC: &'static Spec = &Spec {
         complexity: "O(1)",
+        key: KeyPos::AtWhen { at: 1, argc: 3 },
         ..Spec::new(
             "evt.add",
-            2,
+            -2,
             &["write", "fast"],
             "module",
-            "Counts one event given as a JSON object.",
-            &[arg("json", "string")],
+            "Counts one event given as a JSON object; with the user id first, cluster clients route it to the user's node.",
+            &[optional(arg("user_id", "key")), arg("json", "string")],
         )
     };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Add { json: c.required() })
+        let event = match c.remaining() {
+            1 => Submitted::json(c.required()),
+            2 => Submitted {
+                key: Some(c.required()),
+                json: c.required(),
+            },
+            _ => return Err(ReplyError::arity(Self::SPEC.name)),
+        };
+        Ok(Add { event })
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let mut replies = Vec::with_capacity(1);
-        ingest::admit(
+        if let Some(p) = ingest::admit(
             ctx.shared,
-            &[self.json],
+            &[self.event],
             &ctx.client.info,
             ctx.now,
             &mut replies,
-        );
+        ) {
+            // appendfsync always: answered once the event is on disk.
+            ctx.defer(p.ticket().clone(), move |shared, peer| {
+                let mut replies = Vec::with_capacity(1);
+                p.finish(shared, peer, &mut replies);
+                replies.pop().unwrap_or(Reply::Ok)
+            });
+        }
         Ok(replies.pop().unwrap_or(Reply::Ok))
     }
 
-    fn batched_event(&self) -> Option<&'a [u8]> {
-        Some(self.json)
+    fn batched_event(&self) -> Option<Submitted<'a>> {
+        Some(self.event)
     }
 }
 
@@ -55,7 +74,7 @@ pub const MAX_MADD_EVENTS: usize = 100_000;
 /// `EVT.MADD <json> [json ...]`: counts several events, one result each.
 #[derive(Debug)]
 pub struct MultiAdd<'a> {
-    events: Vec<&'a [u8]>,
+    events: Vec<Submitted<'a>>,
 }
 
 impl<'a> Cmd<'a> for MultiAdd<'a> {
@@ -72,7 +91,8 @@ impl<'a> Cmd<'a> for MultiAdd<'a> {
     };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(MultiAdd { events: c.rest() })
+        let events = c.rest().into_iter().map(Submitted::json).collect();
+        Ok(MultiAdd { events })
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
@@ -88,13 +108,20 @@ impl<'a> Cmd<'a> for MultiAdd<'a> {
             )));
         }
         let mut each = Vec::with_capacity(self.events.len());
-        ingest::admit(
+        if let Some(p) = ingest::admit_all(
             ctx.shared,
             &self.events,
             &ctx.client.info,
             ctx.now,
             &mut each,
-        );
+        )? {
+            // appendfsync always: answered once the events are on disk.
+            ctx.defer(p.ticket().clone(), move |shared, peer| {
+                let mut each = Vec::new();
+                p.finish(shared, peer, &mut each);
+                Reply::Array(each)
+            });
+        }
         Ok(Reply::Array(each))
     }
 }

@@ -1,8 +1,12 @@
 //! The four counts over the window: `EVT.TOTAL`, `EVT.USER`, `EVT.TYPE`, `EVT.SUM`,
-//! each over the whole window or its last `WINDOW <s>` seconds.
+//! each over the whole window or its last `WINDOW <s>` seconds. In a cluster, the
+//! user's commands go to the user's node (key position 1) and the global ones are
+//! answered for every node ([`super::global`]).
 
-use super::spec::{Spec, WINDOW_ARG, arg};
+use super::global::{self, Scope};
+use super::spec::{KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg};
 use super::{Cmd, Ctx, Cursor};
+use crate::cluster::merge;
 use crate::error::ReplyError;
 use crate::protocol::Reply;
 use crate::shared::Shared;
@@ -17,33 +21,37 @@ fn span(shared: &Shared, span: Option<u32>) -> u32 {
     span.unwrap_or(shared.store.window())
 }
 
-/// `EVT.TOTAL [WINDOW s]`.
+/// `EVT.TOTAL [WINDOW s] [LOCAL]`.
 #[derive(Debug)]
 pub struct Total {
     span: Option<u32>,
+    scope: Scope,
 }
 
 impl<'a> Cmd<'a> for Total {
     const SPEC: &'static Spec = &Spec {
-        complexity: "O(S) where S is the number of shards",
+        complexity: "O(S) where S is the number of shards (times the nodes of a cluster)",
         ..Spec::new(
             "evt.total",
             -1,
             &["readonly", "fast"],
             "module",
-            "Events in the window, or in its last WINDOW seconds.",
-            &[WINDOW_ARG],
+            "Events in the window, or in its last WINDOW seconds; in a cluster, of every node unless LOCAL.",
+            &[WINDOW_ARG, LOCAL_ARG],
         )
     };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Total { span: c.window()? })
+        let (span, scope) = global::window_and_scope(c)?;
+        Ok(Total { span, scope })
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let s = ctx.shared;
-        let n = s.store.total(span(s, self.span), ctx.now());
-        Ok(Reply::Int(n as i64))
+        let mut request = vec![b"EVT.TOTAL".to_vec()];
+        request.extend(global::window_words(self.span));
+        global::answer(ctx, self.scope, request, merge::Sum, |s, now| {
+            Ok(Reply::Int(s.store.total(span(s, self.span), now) as i64))
+        })
     }
 }
 
@@ -55,14 +63,17 @@ pub struct User<'a> {
 }
 
 impl<'a> Cmd<'a> for User<'a> {
-    const SPEC: &'static Spec = &Spec::new(
-        "evt.user",
-        -2,
-        &["readonly", "fast"],
-        "module",
-        "Events of one user in the window.",
-        &[arg("user_id", "string"), WINDOW_ARG],
-    );
+    const SPEC: &'static Spec = &Spec {
+        key: KeyPos::At(1),
+        ..Spec::new(
+            "evt.user",
+            -2,
+            &["readonly", "fast"],
+            "module",
+            "Events of one user in the window.",
+            &[arg("user_id", "key"), WINDOW_ARG],
+        )
+    };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
         Ok(User {
@@ -79,38 +90,45 @@ impl<'a> Cmd<'a> for User<'a> {
     }
 }
 
-/// `EVT.TYPE <event_type> [WINDOW s]`.
+/// `EVT.TYPE <event_type> [WINDOW s] [LOCAL]`.
 #[derive(Debug)]
 pub struct Type<'a> {
     event_type: &'a [u8],
     span: Option<u32>,
+    scope: Scope,
 }
 
 impl<'a> Cmd<'a> for Type<'a> {
     const SPEC: &'static Spec = &Spec {
-        complexity: "O(S) where S is the number of shards",
+        complexity: "O(S) where S is the number of shards (times the nodes of a cluster)",
         ..Spec::new(
             "evt.type",
             -2,
             &["readonly", "fast"],
             "module",
-            "Events of one event type in the window.",
-            &[arg("event_type", "string"), WINDOW_ARG],
+            "Events of one event type in the window; in a cluster, of every node unless LOCAL.",
+            &[arg("event_type", "string"), WINDOW_ARG, LOCAL_ARG],
         )
     };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
+        let event_type = c.required();
+        let (span, scope) = global::window_and_scope(c)?;
         Ok(Type {
-            event_type: c.required(),
-            span: c.window()?,
+            event_type,
+            span,
+            scope,
         })
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let s = ctx.shared;
-        let n = id_arg(self.event_type)
-            .map_or(0, |t| s.store.type_count(t, span(s, self.span), ctx.now()));
-        Ok(Reply::Int(n as i64))
+        let mut request = vec![b"EVT.TYPE".to_vec(), self.event_type.to_vec()];
+        request.extend(global::window_words(self.span));
+        global::answer(ctx, self.scope, request, merge::Sum, |s, now| {
+            let n = id_arg(self.event_type)
+                .map_or(0, |t| s.store.type_count(t, span(s, self.span), now));
+            Ok(Reply::Int(n as i64))
+        })
     }
 }
 
@@ -123,18 +141,21 @@ pub struct Sum<'a> {
 }
 
 impl<'a> Cmd<'a> for Sum<'a> {
-    const SPEC: &'static Spec = &Spec::new(
-        "evt.sum",
-        -3,
-        &["readonly", "fast"],
-        "module",
-        "Sum of attributes.value over one user's events of one type in the window.",
-        &[
-            arg("user_id", "string"),
-            arg("event_type", "string"),
-            WINDOW_ARG,
-        ],
-    );
+    const SPEC: &'static Spec = &Spec {
+        key: KeyPos::At(1),
+        ..Spec::new(
+            "evt.sum",
+            -3,
+            &["readonly", "fast"],
+            "module",
+            "Sum of attributes.value over one user's events of one type in the window.",
+            &[
+                arg("user_id", "key"),
+                arg("event_type", "string"),
+                WINDOW_ARG,
+            ],
+        )
+    };
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {
         Ok(Sum {

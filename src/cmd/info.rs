@@ -40,7 +40,7 @@ impl<'a> Cmd<'a> for Info<'a> {
 
 /// Every section, in order; `INFO` and `INFO default` leave out the per-command
 /// ones (as Redis), `INFO all` and `INFO everything` show them all.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server",
     "clients",
     "memory",
@@ -50,6 +50,7 @@ const SECTIONS: [&str; 11] = [
     "commandstats",
     "latencystats",
     "errorstats",
+    "cluster",
     "keyspace",
     "analytics",
 ];
@@ -141,19 +142,7 @@ fn section(
             );
         }
         "memory" => memory(shared, out),
-        "persistence" => {
-            let _ = write!(
-                out,
-                "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n\
-                 snapshot_file:{}\r\n",
-                shared
-                    .config
-                    .snapshot
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
+        "persistence" => crate::persist::info(shared, out),
         "stats" => stats(shared, out),
         "replication" => {
             out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
@@ -168,6 +157,10 @@ fn section(
                     let _ = write!(out, "errorstat_{}:count={n}\r\n", kind.code());
                 }
             }
+        }
+        "cluster" => {
+            let on = u8::from(shared.cluster.is_some());
+            let _ = write!(out, "# Cluster\r\ncluster_enabled:{on}\r\n");
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
@@ -230,6 +223,15 @@ fn latencystats(shared: &Shared, out: &mut String) {
     }
 }
 
+/// `standalone`, or `cluster` for a node of a cluster (INFO, HELLO).
+pub fn redis_mode(shared: &Shared) -> &'static str {
+    if shared.cluster.is_some() {
+        "cluster"
+    } else {
+        "standalone"
+    }
+}
+
 fn server(shared: &Shared, out: &mut String) {
     let uptime = shared.started.elapsed().as_secs();
     let usec = std::time::SystemTime::now()
@@ -238,10 +240,11 @@ fn server(shared: &Shared, out: &mut String) {
     let _ = write!(
         out,
         "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\n\
-         redis_mode:standalone\r\nscalable_analytics_version:{}\r\nos:{} {}\r\narch_bits:64\r\n\
+         redis_mode:{}\r\nscalable_analytics_version:{}\r\nos:{} {}\r\narch_bits:64\r\n\
          multiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nhttp_port:{}\r\n\
          server_time_usec:{usec}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
          executable:{}\r\nconfig_file:{}\r\n",
+        redis_mode(shared),
         env!("CARGO_PKG_VERSION"),
         std::env::consts::OS,
         std::env::consts::ARCH,

@@ -14,6 +14,7 @@
 
 mod client;
 mod client_control;
+mod cluster;
 mod command;
 mod config;
 mod conn;
@@ -22,6 +23,7 @@ mod evt_add;
 mod evt_clock;
 mod evt_query;
 mod glob;
+mod global;
 mod info;
 mod observe;
 mod server;
@@ -35,7 +37,10 @@ pub use cursor::{Cursor, parse_int};
 pub use session::{Flow, Session};
 pub use spec::Spec;
 
+use crate::clients::ClientInfo;
 use crate::error::{ReplyError, quote};
+use crate::ingest::Submitted;
+use crate::persist::log::Ticket;
 use crate::protocol::{Args, Reply};
 use crate::shared::Shared;
 use session::ClientState;
@@ -49,12 +54,57 @@ pub struct Ctx<'s> {
     /// The instant a transaction runs at (every command of an `EXEC` reads one `now`);
     /// `None` outside transactions: read the clock.
     pub now: Option<i64>,
+    /// A reply still on its way; see [`Ctx::reply_later`].
+    pub later: Option<Later>,
+    /// A reply that must wait for the log (`appendfsync always`); see [`Ctx::defer`].
+    pub deferred: Option<Deferred>,
 }
+
+/// Builds a held reply.
+pub type Finish = Box<dyn FnOnce(&Shared, &ClientInfo) -> Reply + Send>;
+
+/// A reply built once a log ticket is fulfilled.
+pub struct Deferred {
+    pub ticket: Ticket,
+    pub finish: Finish,
+}
+
+/// A reply that is not ready when the command returns — a cluster-wide answer
+/// waiting for the other nodes' shares. The connection awaits it (its thread goes on
+/// serving other connections meanwhile) and runs nothing else of its pipeline first.
+pub type Later =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, ReplyError>> + Send>>;
 
 impl Ctx<'_> {
     /// The server's `now` for this command.
     pub fn now(&self) -> i64 {
         self.now.unwrap_or_else(|| self.shared.clock.now())
+    }
+
+    /// Whether the command runs inside `EXEC`, where it cannot wait for anything.
+    pub fn in_transaction(&self) -> bool {
+        self.now.is_some()
+    }
+
+    /// Answers with what `reply` yields, once it does; the value the command returns
+    /// is then dropped. Not inside a transaction ([`Ctx::in_transaction`]), which
+    /// must run at one instant without waiting.
+    pub fn reply_later(&mut self, reply: Later) {
+        self.later = Some(reply);
+    }
+
+    /// Holds the command's reply until `ticket` is fulfilled (its events are on
+    /// disk); `finish` builds it then, and the value the command returns is dropped.
+    /// The connection runs nothing else of its pipeline meanwhile.
+    pub fn defer(
+        &mut self,
+        ticket: Ticket,
+        finish: impl FnOnce(&Shared, &ClientInfo) -> Reply + Send + 'static,
+    ) {
+        self.deferred = Some(Deferred {
+            ticket,
+            finish: Box::new(finish),
+        });
     }
 }
 
@@ -81,8 +131,8 @@ pub trait Cmd<'a>: Sized {
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError>;
 
     /// An event that may wait in the pipeline's batch and be admitted together with
-    /// its neighbours (`EVT.ADD`): its JSON text, a slice of the read buffer.
-    fn batched_event(&self) -> Option<&'a [u8]> {
+    /// its neighbours (`EVT.ADD`): slices of the read buffer.
+    fn batched_event(&self) -> Option<Submitted<'a>> {
         None
     }
 }
@@ -143,7 +193,7 @@ macro_rules! commands {
             }
 
             /// See [`Cmd::batched_event`].
-            pub fn batched_event(&self) -> Option<&$lt [u8]> {
+            pub fn batched_event(&self) -> Option<Submitted<$lt>> {
                 match self {
                     $(Command::$id(c) => c.batched_event(),)*
                 }
@@ -184,6 +234,7 @@ commands! { 'a;
     CommandAll => command::All,
     CommandCount => command::Count,
     CommandDocs => command::Docs<'a>,
+    CommandGetKeys => command::GetKeys<'a>,
     CommandInfo => command::Info<'a>,
     CommandList => command::List,
     CommandHelp => command::Help,
@@ -214,6 +265,15 @@ commands! { 'a;
     LatencyHistogram => observe::LatencyHistogram<'a>,
     LatencyHelp => observe::LatencyHelp,
     Monitor => observe::Monitor,
+    ClusterSlots => cluster::Slots,
+    ClusterShards => cluster::Shards,
+    ClusterNodes => cluster::Nodes,
+    ClusterInfo => cluster::Info,
+    ClusterMyId => cluster::MyId,
+    ClusterKeySlot => cluster::KeySlot<'a>,
+    ClusterHelp => cluster::Help,
+    ReadOnly => cluster::ReadOnly,
+    ReadWrite => cluster::ReadWrite,
 }
 
 /// A command with subcommands (`CLIENT`, `COMMAND`, `CONFIG`).
@@ -254,9 +314,10 @@ impl Entry {
 }
 
 /// The containers: their own specs, and what each runs alone.
-fn containers() -> [(&'static Spec, Option<CommandId>); 5] {
+fn containers() -> [(&'static Spec, Option<CommandId>); 6] {
     [
         (client::CONTAINER, None),
+        (cluster::CONTAINER, None),
         (command::CONTAINER, Some(CommandId::CommandAll)),
         (config::CONTAINER, None),
         (observe::SLOWLOG, None),

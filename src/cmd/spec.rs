@@ -75,6 +75,57 @@ pub const fn one_of(name: &'static str, args: &'static [ArgDoc]) -> ArgDoc {
 /// `WINDOW <seconds>`, taken by every query over the window.
 pub const WINDOW_ARG: ArgDoc = token("seconds", "WINDOW", "integer");
 
+/// `LOCAL`, taken by every cluster-wide query: this node's share only.
+pub const LOCAL_ARG: ArgDoc = ArgDoc {
+    name: "local",
+    kind: "pure-token",
+    token: Some("LOCAL"),
+    optional: true,
+    multiple: false,
+    args: &[],
+};
+
+/// Where a command names a user, so cluster clients send it to that user's node and a
+/// node serving another slot answers `-MOVED`. Declared once in the [`Spec`]: the
+/// dispatcher's routing, `COMMAND INFO` (key positions and Redis 7 key specs),
+/// `COMMAND DOCS` and `COMMAND GETKEYS` all read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPos {
+    /// No user: any node answers (global queries, connection commands).
+    None,
+    /// Argument `n` (the command's name is 0) is a user id.
+    At(usize),
+    /// Argument `at` is a user id when the command has exactly `argc` arguments
+    /// (`EVT.ADD <user_id> <json>`); the other forms name no user.
+    AtWhen { at: usize, argc: usize },
+    /// The argument after argument 1 when argument 1 is one of these words (any case):
+    /// `EVT.SERIES USER <u>`. Clients learn this key through `COMMAND GETKEYS`
+    /// (`movablekeys`).
+    // For EVT.SERIES (issue 12), landing beside this; tested here.
+    #[cfg_attr(not(test), allow(dead_code))]
+    AfterWord(&'static [&'static str]),
+}
+
+impl KeyPos {
+    /// The user id `args` (the whole request, name included) names, if any.
+    #[inline]
+    pub fn find<'a>(self, args: crate::protocol::Args<'a>) -> Option<&'a [u8]> {
+        match self {
+            KeyPos::None => None,
+            KeyPos::At(n) => args.get(n),
+            KeyPos::AtWhen { at, argc } => (args.len() == argc).then(|| args.get(at)).flatten(),
+            KeyPos::AfterWord(words) => {
+                let word = args.get(1)?;
+                words
+                    .iter()
+                    .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
+                    .then(|| args.get(2))
+                    .flatten()
+            }
+        }
+    }
+}
+
 /// A command (or subcommand) as `COMMAND` describes it.
 #[derive(Debug)]
 pub struct Spec {
@@ -87,6 +138,8 @@ pub struct Spec {
     pub complexity: &'static str,
     pub summary: &'static str,
     pub args: &'static [ArgDoc],
+    /// Which argument names a user ([`KeyPos::None`] by default).
+    pub key: KeyPos,
 }
 
 impl Spec {
@@ -108,6 +161,7 @@ impl Spec {
             complexity: "O(1)",
             summary,
             args,
+            key: KeyPos::None,
         }
     }
 
@@ -143,5 +197,33 @@ mod tests {
         assert!(echo.arity_ok(2) && !echo.arity_ok(1) && !echo.arity_ok(3));
         let ping = Spec::new("ping", -1, &[], "connection", "", &[]);
         assert!(ping.arity_ok(1) && ping.arity_ok(2));
+    }
+
+    #[test]
+    fn key_positions_find_the_user() {
+        let find = |k: KeyPos, a: &[&str]| {
+            let line = format!("{}\r\n", a.join(" "));
+            let limits = crate::protocol::Limits {
+                max_bulk_len: 1024,
+                max_args: 16,
+            };
+            let mut buf = crate::protocol::ArgBuf::default();
+            crate::protocol::parse_request(line.as_bytes(), &limits, &mut buf).unwrap();
+            let args = buf.args(line.as_bytes());
+            k.find(args)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        assert_eq!(find(KeyPos::At(1), &["evt.user", "u1"]), Some("u1".into()));
+        assert_eq!(find(KeyPos::None, &["evt.total"]), None);
+        let add = KeyPos::AtWhen { at: 1, argc: 3 };
+        assert_eq!(find(add, &["evt.add", "u1", "{}"]), Some("u1".into()));
+        assert_eq!(find(add, &["evt.add", "{}"]), None);
+        let series = KeyPos::AfterWord(&["USER", "SUM"]);
+        assert_eq!(
+            find(series, &["evt.series", "user", "u1"]),
+            Some("u1".into())
+        );
+        assert_eq!(find(series, &["evt.series", "TYPE", "USER"]), None);
+        assert_eq!(find(series, &["evt.series", "SUM"]), None);
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use clap::Parser;
 
 pub use crate::clock::ClockMode;
+pub use crate::persist::log::Fsync;
 
 pub mod file;
 
@@ -185,6 +186,17 @@ pub const MAX_CLOCK_JUMP: Limit = Limit {
     unit: Unit::Plain,
 };
 
+/// How long a cluster-wide query waits for the other nodes' shares, in milliseconds:
+/// a second is a thousand round trips on a LAN, and short enough that a dead node
+/// turns into a clear error before a client's own timeout fires.
+pub const CLUSTER_TIMEOUT: Limit = Limit {
+    name: "cluster-timeout",
+    default: 1000,
+    min: 1,
+    max: 3_600_000,
+    unit: Unit::Plain,
+};
+
 /// A clap value parser for `limit`.
 fn ranged(limit: &'static Limit) -> impl Fn(&str) -> Result<u64, String> + Clone {
     move |s| limit.parse(s)
@@ -270,9 +282,32 @@ pub struct Config {
     #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=4096))]
     pub shards: usize,
 
-    /// File the window is saved to on shutdown (and by SAVE) and loaded from at start.
+    /// File the window is saved to on shutdown (and by SAVE) and loaded from at start;
+    /// a bare file name is taken inside `--dir`.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
+
+    // --- The window log (src/persist/log): Redis's names. ---
+    /// Log every accepted event (`yes` or `no`), so a crash loses none (see
+    /// `--appendfsync`); the log is replayed at start.
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub appendonly: bool,
+
+    /// When the log reaches the disk: `always` (before the reply), `everysec`
+    /// (once a second) or `no` (when the operating system likes).
+    #[arg(long, value_enum, default_value_t = Fsync::Everysec)]
+    pub appendfsync: Fsync,
+
+    /// Directory of the log (`<dir>/appendonlydir`), and of the snapshot when
+    /// `--snapshot` is a bare file name.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Start even when a log segment is damaged in its middle, leaving that whole
+    /// segment out (renamed `*.damaged`); without it the server refuses to start
+    /// (`yes` or `no`).
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub aof_skip_damaged: bool,
 
     /// Password clients must give (AUTH, or HELLO ... AUTH) before any other command.
     #[arg(long)]
@@ -305,6 +340,20 @@ pub struct Config {
     /// a new user, type or pair are refused with -OOM; nothing is evicted.
     #[arg(long, default_value = "0", value_parser = ranged(&MAXMEMORY))]
     pub maxmemory: u64,
+
+    /// Run as one node of a cluster whose map is this JSON file (the same file on
+    /// every node; README "Cluster"); needs --cluster-node.
+    #[arg(long, requires = "cluster_node")]
+    pub cluster_config: Option<PathBuf>,
+
+    /// Which node of --cluster-config this server is (its "id" in the file).
+    #[arg(long, requires = "cluster_config")]
+    pub cluster_node: Option<String>,
+
+    /// Milliseconds a cluster-wide query waits for the other nodes' shares before it
+    /// answers with an error naming the node that did not answer (1 to 3600000).
+    #[arg(long, default_value_t = CLUSTER_TIMEOUT.default, value_parser = ranged(&CLUSTER_TIMEOUT))]
+    pub cluster_timeout: u64,
 
     /// Commands slower than this many microseconds go to the slow log (SLOWLOG);
     /// -1 turns it off, 0 logs every command.
@@ -348,6 +397,13 @@ impl Config {
                 .max(1),
             n => n,
         }
+    }
+
+    /// The snapshot file: `--snapshot`, inside `--dir` when it is a bare file name.
+    pub fn snapshot_path(&self) -> Option<PathBuf> {
+        let p = self.snapshot.as_ref()?;
+        let bare = p.parent().is_none_or(|d| d.as_os_str().is_empty()) && !p.is_absolute();
+        Some(if bare { self.dir.join(p) } else { p.clone() })
     }
 
     /// Store shards, `--shards 0` resolved.
@@ -526,6 +582,7 @@ mod tests {
             MAXMEMORY,
             TCP_KEEPALIVE,
             MAX_CLOCK_JUMP,
+            CLUSTER_TIMEOUT,
         ] {
             assert!(l.min <= l.default && l.default <= l.max, "{}", l.name);
             assert_eq!(l.parse(&l.default.to_string()), Ok(l.default), "{}", l.name);

@@ -249,6 +249,17 @@ fn timestamp(text: &str) -> Option<u32> {
 
 /// The event, when the fast path is sure of it; `None` means "ask the slow path".
 pub fn parse(json: &[u8], max_id_len: usize) -> Option<Event<'_>> {
+    parse_for(json, max_id_len, None)
+}
+
+/// [`parse`], with `user` standing for a `user_id` the JSON leaves out (the keyed
+/// `EVT.ADD <user_id> <json>`).
+pub fn parse_for<'a>(
+    json: &'a [u8],
+    max_id_len: usize,
+    user: Option<&'a str>,
+) -> Option<Event<'a>> {
+    let default_user = user;
     let text = std::str::from_utf8(json).ok()?;
     let mut scan = Scan {
         text,
@@ -301,7 +312,7 @@ pub fn parse(json: &[u8], max_id_len: usize) -> Option<Event<'_>> {
         return None;
     }
     Some(Event {
-        user_id: Cow::Borrowed(user?),
+        user_id: Cow::Borrowed(user.or(default_user)?),
         event_type: Cow::Borrowed(ty?),
         timestamp: ts?,
         value,

@@ -131,6 +131,8 @@ pub enum EventError {
     TimestampNegative,
     /// `timestamp` is above [`MAX_TIMESTAMP`] (or too large for any float).
     TimestampOutOfRange,
+    /// `EVT.ADD <user_id> <json>`: the JSON's `user_id` is another user.
+    NotTheKey,
 }
 
 impl fmt::Display for EventError {
@@ -154,6 +156,9 @@ impl fmt::Display for EventError {
             EventError::TimestampNotANumber => f.write_str("'timestamp' must be a number"),
             EventError::TimestampNegative => f.write_str("'timestamp' must not be negative"),
             EventError::TimestampOutOfRange => f.write_str("'timestamp' is out of range"),
+            EventError::NotTheKey => {
+                f.write_str("'user_id' is not the user id given before the JSON")
+            }
         }
     }
 }
@@ -181,4 +186,32 @@ pub fn parse_event(json: &[u8], max_id_len: usize) -> Result<Event<'_>, EventErr
         Some(event) => Ok(event),
         None => parse_slow(json, max_id_len),
     }
+}
+
+/// Parses the event of `EVT.ADD <user_id> <json>`: `user` is the user (an id as
+/// `user_id` must be), the JSON's `user_id` may be left out, and when present must be
+/// the same user ([`EventError::NotTheKey`] otherwise).
+pub fn parse_keyed<'a>(
+    json: &'a [u8],
+    max_id_len: usize,
+    user: &'a [u8],
+) -> Result<Event<'a>, EventError> {
+    let user = std::str::from_utf8(user).map_err(|_| EventError::InvalidUtf8)?;
+    if user.is_empty() {
+        return Err(EventError::EmptyId(Field::UserId));
+    }
+    if user.len() > max_id_len {
+        return Err(EventError::IdTooLong {
+            field: Field::UserId,
+            max_len: max_id_len,
+        });
+    }
+    let event = match fast::parse_for(json, max_id_len, Some(user)) {
+        Some(event) => event,
+        None => slow::parse_slow_for(json, max_id_len, Some(user))?,
+    };
+    if event.user_id != user {
+        return Err(EventError::NotTheKey);
+    }
+    Ok(event)
 }

@@ -33,6 +33,15 @@ mod tests;
 /// The serde_json path: every event, every error message. [`parse_event`](super::parse_event) tries the
 /// fast path first and comes here when that is unsure.
 pub fn parse_slow(json: &[u8], max_id_len: usize) -> Result<Event<'_>, EventError> {
+    parse_slow_for(json, max_id_len, None)
+}
+
+/// [`parse_slow`], with `user` standing for a `user_id` the JSON leaves out.
+pub fn parse_slow_for<'a>(
+    json: &'a [u8],
+    max_id_len: usize,
+    user: Option<&'a str>,
+) -> Result<Event<'a>, EventError> {
     // Validating UTF-8 once up front gives a precise error, and lets serde_json
     // run on a `&str`, where it no longer re-validates each string it meets.
     let text = std::str::from_utf8(json).map_err(|_| EventError::InvalidUtf8)?;
@@ -52,6 +61,7 @@ pub fn parse_slow(json: &[u8], max_id_len: usize) -> Result<Event<'_>, EventErro
     let mut rejection = None;
     let parsed = (&mut de).deserialize_map(EventVisitor {
         max_id_len,
+        default_user: user,
         rejection: &mut rejection,
     });
     match parsed {
@@ -99,13 +109,15 @@ fn json_error(err: &serde_json::Error) -> EventError {
 }
 
 /// Visits the top-level object, collecting the known fields.
-struct EventVisitor<'r> {
+struct EventVisitor<'r, 'u> {
     max_id_len: usize,
+    /// The `user_id` when the object has none (keyed `EVT.ADD`).
+    default_user: Option<&'u str>,
     /// Where a semantic rejection is stored before aborting the serde parse.
     rejection: &'r mut Option<EventError>,
 }
 
-impl<'de> Visitor<'de> for EventVisitor<'_> {
+impl<'de, 'u: 'de> Visitor<'de> for EventVisitor<'_, 'u> {
     type Value = Event<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +127,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
         let EventVisitor {
             max_id_len,
+            default_user,
             rejection,
         } = self;
         // Records the typed error and yields the opaque serde error that stops
@@ -166,7 +179,9 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
             }
         }
 
-        let user_id = user_id.ok_or_else(|| reject(EventError::MissingField(Field::UserId)))?;
+        let user_id = user_id
+            .or(default_user.map(Cow::Borrowed))
+            .ok_or_else(|| reject(EventError::MissingField(Field::UserId)))?;
         let event_type =
             event_type.ok_or_else(|| reject(EventError::MissingField(Field::EventType)))?;
         let timestamp =

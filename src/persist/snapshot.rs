@@ -4,10 +4,13 @@
 //! # Format (little-endian)
 //!
 //! ```text
-//! magic    8 bytes   "SAWIN\0\0\x02"   (version 1, without the clock byte, is read too)
+//! magic    8 bytes   "SAWIN\0\0\x03"   (versions 1 and 2 are read too)
 //! clock    u8        0 wall, 1 event, 2 manual: the clock of the server that saved it
+//!                    (not in version 1)
 //! window   u32       seconds, for the reader's information
 //! now      i64       the clock when saved
+//! log generation  u64       the window log's generation: the snapshot holds every event of
+//!                    the log segments of lower generations (not in versions 1, 2)
 //! records  u64       how many records follow
 //! record   u16 user length, user bytes, u16 type length, type bytes,
 //!          i64 second, u64 events, f64 sum of value
@@ -31,13 +34,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::clock::ClockMode;
-use crate::store::{Ingest, Store};
+use crate::persist::{Addition, add};
+use crate::store::Store;
 
-const MAGIC: &[u8; 8] = b"SAWIN\0\0\x02";
-/// Version 1: the same without the clock byte.
+const MAGIC: &[u8; 8] = b"SAWIN\0\0\x03";
+/// Version 2: without the log generation.
+const MAGIC_V2: &[u8; 8] = b"SAWIN\0\0\x02";
+/// Version 1: without the clock byte and the log generation.
 const MAGIC_V1: &[u8; 8] = b"SAWIN\0\0\x01";
-/// Bytes of the fixed header before the records (version 2).
-const HEADER: usize = 8 + 1 + 4 + 8 + 8;
+/// Bytes of the fixed header before the records (version 3).
+const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
 
 fn clock_byte(mode: ClockMode) -> u8 {
     match mode {
@@ -96,9 +102,15 @@ pub struct Loaded {
     pub dropped_records: u64,
 }
 
-/// Writes the window to `path`, saved by a server whose clock is `mode`; returns the
-/// number of records.
-pub fn save(store: &Store, mode: ClockMode, now: i64, path: &Path) -> Result<u64, SnapshotError> {
+/// Writes the window to `path`, saved by a server whose clock is `mode` at log
+/// generation `generation`; returns the number of records.
+pub fn save(
+    store: &Store,
+    mode: ClockMode,
+    now: i64,
+    generation: u64,
+    path: &Path,
+) -> Result<u64, SnapshotError> {
     let io_err = |error| SnapshotError::Io {
         path: path.to_path_buf(),
         error,
@@ -108,6 +120,7 @@ pub fn save(store: &Store, mode: ClockMode, now: i64, path: &Path) -> Result<u64
     body.push(clock_byte(mode));
     body.extend_from_slice(&store.window().to_le_bytes());
     body.extend_from_slice(&now.to_le_bytes());
+    body.extend_from_slice(&generation.to_le_bytes());
     body.extend_from_slice(&0u64.to_le_bytes());
     let mut records = 0u64;
     store.export(now, &mut |user, ty, second, events, sum| {
@@ -177,6 +190,8 @@ pub struct Snapshot {
     /// The clock of the server that saved it (`None` for version 1 files).
     pub clock: Option<ClockMode>,
     pub saved_now: i64,
+    /// The log generation it was saved at (0 for versions 1 and 2).
+    pub log_gen: u64,
     pub records: Vec<Record>,
 }
 
@@ -204,12 +219,13 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
             });
         }
     };
-    if bytes.len() < HEADER - 1 + 4 {
+    if bytes.len() < HEADER - 9 + 4 {
         return Err(corrupt("truncated"));
     }
-    let v1 = match bytes.get(..8) {
-        Some(m) if m == MAGIC => false,
-        Some(m) if m == MAGIC_V1 => true,
+    let version = match bytes.get(..8) {
+        Some(m) if m == MAGIC => 3,
+        Some(m) if m == MAGIC_V2 => 2,
+        Some(m) if m == MAGIC_V1 => 1,
         _ => return Err(corrupt("not a ScalableAnalytics snapshot")),
     };
     let (body, crc) = bytes.split_at(bytes.len() - 4);
@@ -217,7 +233,7 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         return Err(corrupt("checksum mismatch: truncated or damaged"));
     }
     let mut r = Reader { buf: body, pos: 8 };
-    let clock = if v1 {
+    let clock = if version == 1 {
         None
     } else {
         let [b] = r.array().ok_or(corrupt("truncated"))?;
@@ -225,6 +241,11 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     };
     let _window = u32::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     let saved_now = i64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
+    let log_gen = if version >= 3 {
+        u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?)
+    } else {
+        0
+    };
     let count = u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     // Each record takes at least 28 bytes: a count the body cannot hold is corrupt,
     // and checking first keeps a damaged count from reserving absurd memory.
@@ -259,6 +280,7 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     Ok(Some(Snapshot {
         clock,
         saved_now,
+        log_gen,
         records,
     }))
 }
@@ -270,6 +292,7 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
         saved_now: snapshot.saved_now,
         ..Loaded::default()
     };
+    let mut adds = Vec::with_capacity(snapshot.records.len());
     for rec in &snapshot.records {
         let in_window = rec.second > now - i64::from(store.window()) && rec.second <= now;
         let second = u32::try_from(rec.second).ok().filter(|_| in_window);
@@ -277,19 +300,25 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
             loaded.dropped_records += 1;
             continue;
         };
-        let ev = Ingest {
+        adds.push(Addition {
             user: &rec.user,
             event_type: &rec.event_type,
             second,
             value: Some(rec.sum),
-            now,
             count: rec.events,
-        };
-        if store.add(&ev).is_ok() {
-            loaded.records += 1;
-            loaded.events += rec.events;
-        } else {
-            loaded.dropped_records += 1;
+            now,
+        });
+    }
+    let mut results = Vec::new();
+    for chunk in adds.chunks(8192) {
+        add(store, chunk, true, &mut results);
+        for (r, a) in results.iter().zip(chunk) {
+            if r.is_ok() {
+                loaded.records += 1;
+                loaded.events += a.count;
+            } else {
+                loaded.dropped_records += 1;
+            }
         }
     }
     loaded
@@ -315,13 +344,29 @@ impl SnapshotFile {
     }
 
     /// `SAVE`: writes the window as of `now` (of a clock in `mode`) to the
-    /// configured file.
-    pub fn save(&self, store: &Store, mode: ClockMode, now: i64) -> Result<(), SnapshotError> {
+    /// configured file, at log generation `generation`.
+    pub fn save(
+        &self,
+        store: &Store,
+        mode: ClockMode,
+        now: i64,
+        generation: u64,
+    ) -> Result<(), SnapshotError> {
         let path = self.path.as_ref().ok_or(SnapshotError::NotConfigured)?;
         let _one_at_a_time = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
-        let records = save(store, mode, now, path)?;
+        let records = save(store, mode, now, generation, path)?;
         tracing::info!(path = %path.display(), records, "snapshot saved");
         Ok(())
+    }
+
+    /// Whether a snapshot file is configured.
+    pub fn configured(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// The snapshot file, if one is configured.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// `SHUTDOWN NOSAVE`: the stop that follows writes nothing.

@@ -29,12 +29,15 @@
 //!
 //! Files: this one holds the request types and [`parse_request`]; `request` the
 //! multibulk walk and its limits; `inline` inline requests and [`split_args`];
-//! `reply` the [`Reply`] value and its encoding.
+//! `reply` the [`Reply`] value and its encoding; `client` the other direction, for the
+//! cluster's requests to other nodes.
 
+mod client;
 mod inline;
 mod reply;
 mod request;
 
+pub use client::{decode_reply, encode_request};
 pub use inline::split_args;
 pub use reply::{Reply, Resp, encode};
 
@@ -191,6 +194,14 @@ impl<'a> Args<'a> {
     pub fn get(&self, i: usize) -> Option<&'a [u8]> {
         let &(start, end) = self.ranges.get(i)?;
         self.src.get(start..end)
+    }
+
+    /// The arguments after the first `n` (`COMMAND GETKEYS <command> ...`).
+    pub fn skip(&self, n: usize) -> Args<'a> {
+        Args {
+            src: self.src,
+            ranges: self.ranges.get(n..).unwrap_or_default(),
+        }
     }
 
     /// All arguments in order.

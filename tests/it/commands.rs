@@ -60,7 +60,8 @@ fn map_keys(v: &Value) -> Vec<String> {
 
 /// Every command the issues require, with its Redis-convention arity.
 const COMMANDS: &[(&str, i64)] = &[
-    ("evt.add", 2),
+    // `EVT.ADD <json>` or the keyed `EVT.ADD <user_id> <json>` (issue 13).
+    ("evt.add", -2),
     ("evt.madd", -2),
     ("evt.total", -1),
     ("evt.user", -2),

@@ -17,7 +17,9 @@ mod common;
 
 mod auth;
 mod clocks;
+mod cluster;
 mod commands;
+mod durability;
 mod events;
 mod http;
 mod lifecycle;

@@ -186,11 +186,16 @@ fn monitor_streams_commands_with_credentials_redacted() {
 fn a_monitor_that_stops_reading_is_disconnected_by_the_output_limit() {
     let srv = TestServer::start(&["--client-output-buffer-limit", "64kb"]);
     let mut m = srv.raw();
+    // A small receive buffer, so the kernel cannot soak up what the monitor does
+    // not read and hide it from the server's output limit.
+    socket2::SockRef::from(&m)
+        .set_recv_buffer_size(4096)
+        .expect("SO_RCVBUF");
     assert_eq!(send_recv(&mut m, b"MONITOR\r\n", 5), b"+OK\r\n");
     // The monitor never reads again; someone else sends a lot.
     let mut c = srv.client();
     let big = "y".repeat(8000);
-    for _ in 0..400 {
+    for _ in 0..1000 {
         let _ = q(&mut c, &["ECHO", &big]);
     }
     let deadline = Instant::now() + Duration::from_secs(10);

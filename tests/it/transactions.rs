@@ -224,3 +224,37 @@ fn exec_reads_one_instant_under_concurrent_writers() {
     let sent: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
     assert_eq!(q(&mut c, &["EVT.TOTAL"]), Ok(Value::Int(sent as i64)));
 }
+
+#[test]
+fn with_appendfsync_always_exec_answers_once_its_events_are_durable() {
+    let dir = std::env::temp_dir().join(format!("sa-tx-always-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let srv = TestServer::start(&[
+        "--clock",
+        "manual",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        d,
+    ]);
+    let mut c = srv.client();
+    let now = clock(&mut c);
+    let (added, madd): ((), Vec<Value>) = redis::pipe()
+        .atomic()
+        .cmd("EVT.ADD")
+        .arg(bare_event("a", "view", now))
+        .cmd("EVT.MADD")
+        .arg(bare_event("b", "view", now))
+        .arg(bare_event("c", "view", now))
+        .query(&mut c)
+        .expect("EXEC under appendfsync always");
+    let () = added;
+    assert_eq!(madd.len(), 2);
+    assert_eq!(madd, [Value::Okay, Value::Okay]);
+    assert_eq!(q(&mut c, &["EVT.TOTAL"]), Ok(Value::Int(3)));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,9 +31,28 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the given extra flags (as on the command line).
     pub fn start(flags: &[&str]) -> TestServer {
+        let config = Self::config(flags);
+        let listener =
+            std::net::TcpListener::bind(std::net::SocketAddr::new(config.bind, 0)).expect("bind");
+        Self::serve(listener, config)
+    }
+
+    /// Starts a server on `listener`, already bound (a cluster's nodes must know each
+    /// other's ports before any of them starts).
+    pub fn start_on(listener: std::net::TcpListener, flags: &[&str]) -> TestServer {
+        Self::serve(listener, Self::config(flags))
+    }
+
+    fn config(flags: &[&str]) -> Config {
         let mut argv = vec!["scalable-analytics", "--port", "0"];
         argv.extend_from_slice(flags);
-        let config = Config::try_parse_from(argv).expect("valid test flags");
+        Config::try_parse_from(argv).expect("valid test flags")
+    }
+
+    fn serve(listener: std::net::TcpListener, config: Config) -> TestServer {
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let (tx, rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -43,18 +62,26 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let addr = std::net::SocketAddr::new(config.bind, 0);
-                let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-                let handle = scalable_analytics::build(&listener, config, Options::default())
-                    .expect("build");
-                tx.send(handle.clone()).expect("send handle");
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let handle = match scalable_analytics::build(&listener, config, Options::default())
+                {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                tx.send(Ok(handle.clone())).expect("send handle");
                 let _ = scalable_analytics::serve(listener, handle, async move {
                     let _ = stop_rx.await;
                 })
                 .await;
             });
         });
-        let handle = rx.recv().expect("server started");
+        let handle = match rx.recv().expect("server started") {
+            Ok(h) => h,
+            Err(e) => panic!("the server did not start: {e}"),
+        };
         TestServer {
             addr: handle.local_addr(),
             handle,
@@ -317,17 +344,32 @@ impl Spawned {
     /// Starts the binary on `127.0.0.1:0` with `flags`, and waits for its
     /// `listening on` line.
     pub fn start(flags: &[&str]) -> Spawned {
-        Spawned::start_with_file(None, flags)
+        Spawned::spawn(None, flags, "")
     }
 
     /// [`Spawned::start`] with a configuration file as the first argument.
     pub fn start_with_file(file: Option<&str>, flags: &[&str]) -> Spawned {
+        Spawned::spawn(file, flags, "")
+    }
+
+    /// [`Spawned::start`] under a file-size limit of `bytes` (`ulimit -f`, rounded
+    /// down to 512-byte blocks): writes past it fail with `EFBIG`, a full disk
+    /// without root.
+    pub fn start_with_file_limit(flags: &[&str], bytes: u64) -> Spawned {
+        Spawned::spawn(
+            None,
+            flags,
+            &format!(" && ulimit -f {}", (bytes / 512).max(1)),
+        )
+    }
+
+    fn spawn(file: Option<&str>, flags: &[&str], more_limits: &str) -> Spawned {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_scalable-analytics");
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(format!(
-                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB} && exec \"$0\" \"$@\""
+                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB}{more_limits} && exec \"$0\" \"$@\""
             ))
             .arg(bin)
             .args(file)
