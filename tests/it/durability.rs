@@ -63,27 +63,6 @@ fn redis_at(addr: SocketAddr) -> redis::Connection {
         .expect("connect")
 }
 
-fn q_i64(c: &mut redis::Connection, args: &[&str]) -> i64 {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn q_f64(c: &mut redis::Connection, args: &[&str]) -> f64 {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    let s: String = cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    s.parse().unwrap()
-}
-
-fn info_num(c: &mut redis::Connection, field: &str) -> i64 {
-    info_i64(c, field)
-}
-
 /// Waits until the server has loaded its log (INFO loading:0).
 fn wait_loaded(c: &mut redis::Connection) {
     wait_info(c, "loading", "0", Duration::from_secs(60)).expect("the log loads");
@@ -346,7 +325,7 @@ fn a_log_cut_anywhere_in_its_last_frame_loads_every_whole_frame() {
         assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), 5, "cut at {cut}");
         assert_eq!(q_i64(&mut c, &["EVT.USER", "user-5"]), 0, "cut at {cut}");
         assert_eq!(q_f64(&mut c, &["EVT.SUM", "user-4", "view"]), 2.5);
-        let torn = info_num(&mut c, "aof_load_torn_frames");
+        let torn = info_i64(&mut c, "aof_load_torn_frames");
         assert_eq!(torn, i64::from(cut > last), "cut at {cut}");
         // The torn bytes are cut off, so what is written next follows whole frames.
         add(&mut c, &event("after", "view", now, 1.0)).unwrap();
@@ -426,7 +405,7 @@ fn damage_in_the_middle_of_a_segment_refuses_to_start_unless_told_to_skip_it() {
     assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), 3, "only the second segment");
     assert_eq!(q_i64(&mut c, &["EVT.USER", "r0-u0"]), 0);
     assert_eq!(q_i64(&mut c, &["EVT.USER", "r1-u0"]), 1);
-    assert_eq!(info_num(&mut c, "aof_load_skipped_segments"), 1);
+    assert_eq!(info_i64(&mut c, "aof_load_skipped_segments"), 1);
     assert!(
         segs[0].with_extension("damaged").exists(),
         "kept aside for a look"
@@ -494,7 +473,7 @@ fn a_full_disk_refuses_events_with_misconf_counts_none_of_them_and_recovers() {
                 "{fsync}: {e}"
             );
         }
-        assert!(info_num(&mut c, "aof_write_errors") >= 1);
+        assert!(info_i64(&mut c, "aof_write_errors") >= 1);
         // Nothing refused is counted; everything acknowledged is.
         assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), acked.len() as i64, "{fsync}");
         // Recovery: a new segment takes writes again within a couple of seconds.
@@ -599,10 +578,10 @@ fn segments_that_left_the_window_are_deleted_while_writing_goes_on() {
     let left = dir.segments();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(
-        info_num(&mut c, "aof_current_size") as u64,
+        info_i64(&mut c, "aof_current_size") as u64,
         std::fs::metadata(&left[0]).unwrap().len()
     );
-    assert_eq!(info_num(&mut c, "aof_segments"), 1);
+    assert_eq!(info_i64(&mut c, "aof_segments"), 1);
 }
 
 // ---------------------------------------------------------------------------------
@@ -760,7 +739,7 @@ fn while_the_log_loads_clients_get_loading_and_info_says_so() {
         "the manual clock resumes at the log's now"
     );
     assert_eq!(q_i64(&mut c, &["EVT.USER", "user7"]), 20);
-    assert_eq!(info_num(&mut c, "aof_loaded_events"), events as i64);
+    assert_eq!(info_i64(&mut c, "aof_loaded_events"), events as i64);
     assert!(srv.log().contains("log loaded"), "{}", srv.log());
 }
 
@@ -871,7 +850,7 @@ fn config_get_and_set_appendonly_and_appendfsync() {
     assert_eq!(get(&mut c, "appendfsync"), "everysec");
     assert_eq!(get(&mut c, "dir"), dir.path());
     assert_eq!(get(&mut c, "aof-skip-damaged"), "no");
-    assert_eq!(info_num(&mut c, "aof_enabled"), 0);
+    assert_eq!(info_i64(&mut c, "aof_enabled"), 0);
     let e = query_err(
         &mut c,
         redis::cmd("CONFIG")
@@ -904,7 +883,7 @@ fn config_get_and_set_appendonly_and_appendfsync() {
         .unwrap();
     assert_eq!(get(&mut c, "appendonly"), "yes");
     assert_eq!(get(&mut c, "appendfsync"), "always");
-    assert_eq!(info_num(&mut c, "aof_enabled"), 1);
+    assert_eq!(info_i64(&mut c, "aof_enabled"), 1);
     add(&mut c, &event("late", "t", now, 0.5)).unwrap();
     assert_eq!(dir.segments().len(), 1);
     drop(c);
