@@ -189,28 +189,13 @@ impl<'a> Cmd<'a> for ResetStat {
     }
 }
 
-/// `CONFIG HELP`.
-#[derive(Debug)]
-pub struct Help;
-
-impl<'a> Cmd<'a> for Help {
-    const SPEC: &'static Spec = &Spec::new(
-        "config|help",
-        2,
-        &["loading", "stale"],
-        "server",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Help)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(super::command::help(CONTAINER))
-    }
-}
+super::command::container_help!(
+    /// `CONFIG HELP`.
+    Help,
+    "config|help",
+    "server",
+    CONTAINER
+);
 
 /// How a parameter is read and changed.
 enum Kind {

@@ -15,7 +15,7 @@
 mod client;
 mod client_control;
 mod cluster;
-mod command;
+pub(crate) mod command;
 mod config;
 mod conn;
 mod cursor;
