@@ -163,14 +163,18 @@ impl Conn {
                     flow = self
                         .session
                         .request(shared, buf, args, inline, &mut self.wbuf);
-                    // A postponed request stays in the buffer, to be run later.
-                    if !matches!(flow, Flow::Postpone(_)) {
+                    // A postponed request, or one that must wait for the replies
+                    // before it, stays in the buffer, to be handed over again.
+                    if !matches!(flow, Flow::Postpone(_) | Flow::Wait { again: true }) {
                         commands += 1;
                         pos += consumed;
                     }
                 }
                 Err(e) => {
-                    self.session.flush(shared, buf, &mut self.wbuf);
+                    flow = self.session.flush(shared, buf, &mut self.wbuf);
+                    if flow != Flow::Continue {
+                        break;
+                    }
                     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(peer = %self.peer, error = %e, "protocol error");
                     self.session.reply_error(shared, e.reply(), &mut self.wbuf);
@@ -178,7 +182,10 @@ impl Conn {
                 }
             }
         }
-        self.session.flush(shared, buf, &mut self.wbuf);
+        let last = self.session.flush(shared, buf, &mut self.wbuf);
+        if last != Flow::Continue {
+            flow = last;
+        }
         if commands > 0 {
             shared.stats.total_commands_processed.add(commands);
         }
@@ -432,10 +439,10 @@ impl Conn {
                         _ = info.killed() => return,
                     }
                 }
-                Flow::Wait => {
-                    // Shutdown does not cut the wait short: the reply to a request
-                    // already read is written (the wait is bounded by its own
-                    // timeout, the cluster's).
+                Flow::Wait { .. } => {
+                    // Shutdown does not cut the wait short: the replies to requests
+                    // already read are written (the wait is bounded by the cluster's
+                    // timeout, or by the log's fsync).
                     let info = self.session.info().clone();
                     let killed = tokio::select! {
                         _ = self.session.settle(&self.shared, &mut self.wbuf) => false,

@@ -11,7 +11,12 @@
 //! routed here by its JSON's `user_id`, and one for another node's user is answered
 //! `-MOVED` without being counted. `EVT.MADD` is all-or-nothing: one foreign user
 //! refuses the whole command before anything is applied.
+//!
+//! With the window log on ([`crate::persist::log`]), the accepted events are logged
+//! too; with `appendfsync always` they are counted only once durable, and
+//! [`admit`] hands back a [`Pending`] whose replies wait for the log's ticket.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::clients::ClientInfo;
@@ -19,6 +24,7 @@ use crate::clock::ClockMode;
 use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
 use crate::event::{self, Event, EventError};
+use crate::persist::log::{Appended, LogEvent, Outcome, Ticket};
 use crate::protocol::Reply;
 use crate::shared::Shared;
 use crate::store::{AddError, Ingest};
@@ -82,14 +88,15 @@ impl Batch {
         }
     }
 
-    /// Admits the waiting events (their bytes still in `buf`), one reply each.
+    /// Admits the waiting events (their bytes still in `buf`), one reply each — or,
+    /// with `appendfsync always`, the replies to build once the events are durable.
     pub fn flush(
         &mut self,
         shared: &Shared,
         buf: &[u8],
         peer: &ClientInfo,
         replies: &mut Vec<Reply>,
-    ) {
+    ) -> Option<Pending> {
         let events: Vec<Submitted<'_>> = self
             .waiting
             .iter()
@@ -103,8 +110,9 @@ impl Batch {
                 })
             })
             .collect();
-        admit(shared, &events, peer, None, replies);
+        let pending = admit(shared, &events, peer, None, replies);
         self.waiting.clear();
+        pending
     }
 }
 
@@ -131,6 +139,8 @@ pub enum Rejection {
     NoMemory,
     /// Cluster mode: another node serves the user (`-MOVED`).
     Moved(ReplyError),
+    /// The log could not be written (its error); nothing was counted.
+    Misconf(Arc<str>),
 }
 
 impl Rejection {
@@ -164,6 +174,10 @@ impl Rejection {
                 "command not allowed when used memory > 'maxmemory'.",
             ),
             Rejection::Moved(e) => e.clone(),
+            Rejection::Misconf(why) => ReplyError::new(
+                ErrorKind::Misconf,
+                format!("Errors writing to the AOF file: {why}"),
+            ),
         }
     }
 }
@@ -225,17 +239,104 @@ impl Admission {
     }
 }
 
-/// Admits a batch of events, appending one reply per event to `replies`. `now` is the
-/// instant of a transaction, or `None` to read the clock.
+/// Events admitted with `appendfsync always`: counted by the log thread once
+/// durable; their replies are built when the ticket is fulfilled.
+#[derive(Debug)]
+pub struct Pending {
+    /// Each event's admission; `Ok` went to the log.
+    outcome: Vec<Result<(), Rejection>>,
+    /// The timestamps of those that went to the log (for a late event's reply).
+    timestamps: Vec<u32>,
+    /// Each event's JSON length (for the log line of a refusal).
+    lens: Vec<usize>,
+    window: u32,
+    /// Already counted (the log's lane was full): what the store made of them.
+    stored: Option<Vec<Result<(), Rejection>>>,
+    ticket: Ticket,
+}
+
+impl Pending {
+    /// What the replies wait for.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    /// The replies, once the ticket is fulfilled: one per event, in order.
+    pub fn finish(self, shared: &Shared, peer: &ClientInfo, replies: &mut Vec<Reply>) {
+        let outcome = self.ticket.outcome();
+        let stored: Vec<Result<(), Rejection>> = match (self.stored, outcome) {
+            (Some(stored), _) => stored,
+            (None, outcome) => Self::durable(outcome, &self.timestamps, self.window, shared),
+        };
+        respond(
+            shared,
+            peer,
+            self.lens.into_iter(),
+            self.outcome,
+            stored.into_iter(),
+            self.window,
+            replies,
+        );
+    }
+
+    /// What the log thread made of events counted once durable.
+    fn durable(
+        outcome: Outcome,
+        timestamps: &[u32],
+        window: u32,
+        shared: &Shared,
+    ) -> Vec<Result<(), Rejection>> {
+        match outcome {
+            Ok(late) => {
+                let mut v: Vec<Result<(), Rejection>> = vec![Ok(()); timestamps.len()];
+                for i in late {
+                    let i = i as usize;
+                    if let (Some(slot), Some(&ts)) = (v.get_mut(i), timestamps.get(i)) {
+                        *slot = Err(Rejection::Late {
+                            timestamp: ts.into(),
+                            now: shared.clock.now(),
+                            window,
+                        });
+                    }
+                }
+                v
+            }
+            Err(why) => timestamps
+                .iter()
+                .map(|_| Err(Rejection::Misconf(why.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// The event as the log takes it.
+fn log_event<'e>(ev: &'e Event<'_>, now: i64) -> LogEvent<'e> {
+    LogEvent {
+        user: &ev.user_id,
+        event_type: &ev.event_type,
+        second: second_of(ev, now),
+        value: ev.value,
+        now,
+    }
+}
+
+/// An event's second as the store keeps it: at most `now`.
+fn second_of(ev: &Event<'_>, now: i64) -> u32 {
+    ev.timestamp.min(u32::try_from(now).unwrap_or(u32::MAX))
+}
+
+/// Admits a batch of events, appending one reply per event to `replies` — or, with
+/// `appendfsync always`, handing back the replies to build once the events are
+/// durable. `now` is the instant of a transaction, or `None` to read the clock.
 pub fn admit(
     shared: &Shared,
     events: &[Submitted<'_>],
     peer: &ClientInfo,
     now: Option<i64>,
     replies: &mut Vec<Reply>,
-) {
+) -> Option<Pending> {
     // Not all-or-nothing: never refused whole.
-    let _ = admit_events(shared, events, peer, now, false, replies);
+    admit_events(shared, events, peer, now, false, replies).unwrap_or(None)
 }
 
 /// [`admit`] for `EVT.MADD`: in cluster mode, when any event is for a user another
@@ -247,7 +348,7 @@ pub fn admit_all(
     peer: &ClientInfo,
     now: Option<i64>,
     replies: &mut Vec<Reply>,
-) -> Result<(), ReplyError> {
+) -> Result<Option<Pending>, ReplyError> {
     admit_events(shared, events, peer, now, true, replies)
 }
 
@@ -288,7 +389,7 @@ fn admit_events(
     now: Option<i64>,
     whole: bool,
     replies: &mut Vec<Reply>,
-) -> Result<(), ReplyError> {
+) -> Result<Option<Pending>, ReplyError> {
     let max_id = Settings::size(&shared.settings.max_id_len);
     let grow = memory_available(shared);
     let admission = Admission::new(shared, now);
@@ -310,38 +411,104 @@ fn admit_events(
         let admitted = admitted.and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
         outcome.push(admitted.map(|ev| parsed.push(ev)));
     }
-    let stored = store(shared, &parsed, grow);
+    let appended = if parsed.is_empty() {
+        Appended::Stored(Vec::new())
+    } else {
+        let events = parsed.iter().map(|(ev, now)| log_event(ev, *now));
+        shared
+            .log
+            .append(grow, events, || store(shared, &parsed, grow))
+    };
     if shared.watches.active() {
-        for ((ev, _), r) in parsed.iter().zip(&stored) {
-            if r.is_ok() {
-                shared.watches.touch(ev.user_id.as_bytes());
-            }
+        let touched: Vec<bool> = match &appended {
+            Appended::Stored(r) | Appended::Held(r, _) => r.iter().map(Result::is_ok).collect(),
+            Appended::Pending(_) => vec![true; parsed.len()],
+            Appended::Failing(_) | Appended::NoMemory => Vec::new(),
+        };
+        for ((ev, _), _) in parsed.iter().zip(touched).filter(|(_, t)| *t) {
+            shared.watches.touch(ev.user_id.as_bytes());
         }
     }
-    let mut stored = stored.iter().zip(&parsed);
+    let lens = events.iter().map(|e| e.json.len());
+    let window = admission.window;
+    let rejection = |r: &Result<(), AddError>, ev: &Event<'_>| match r {
+        Ok(()) => Ok(()),
+        Err(AddError::NoMemory) => Err(Rejection::NoMemory),
+        // The store's clock had moved past the event's second (another connection
+        // read a later `now` first).
+        Err(AddError::Late) => Err(Rejection::Late {
+            timestamp: ev.timestamp.into(),
+            now: shared.clock.now(),
+            window,
+        }),
+    };
+    match appended {
+        Appended::Stored(results) => {
+            let stored = results
+                .iter()
+                .zip(&parsed)
+                .map(|(r, (ev, _))| rejection(r, ev));
+            respond(shared, peer, lens, outcome, stored, window, replies);
+        }
+        Appended::Pending(ticket) => {
+            return Ok(Some(Pending {
+                timestamps: parsed.iter().map(|(ev, _)| ev.timestamp).collect(),
+                outcome,
+                lens: lens.collect(),
+                window,
+                stored: None,
+                ticket,
+            }));
+        }
+        Appended::Held(results, ticket) => {
+            let stored = results
+                .iter()
+                .zip(&parsed)
+                .map(|(r, (ev, _))| rejection(r, ev));
+            return Ok(Some(Pending {
+                timestamps: Vec::new(),
+                stored: Some(stored.collect()),
+                outcome,
+                lens: lens.collect(),
+                window,
+                ticket,
+            }));
+        }
+        Appended::Failing(why) => {
+            let all = std::iter::repeat_with(|| Err(Rejection::Misconf(why.clone())));
+            respond(shared, peer, lens, outcome, all, window, replies);
+        }
+        Appended::NoMemory => {
+            let all = std::iter::repeat_with(|| Err(Rejection::NoMemory));
+            respond(shared, peer, lens, outcome, all, window, replies);
+        }
+    }
+    Ok(None)
+}
+
+/// One reply per event: its admission, then (for the admitted ones, in order) what
+/// the store or the log made of it.
+fn respond(
+    shared: &Shared,
+    peer: &ClientInfo,
+    lens: impl Iterator<Item = usize>,
+    outcome: Vec<Result<(), Rejection>>,
+    mut stored: impl Iterator<Item = Result<(), Rejection>>,
+    window: u32,
+    replies: &mut Vec<Reply>,
+) {
     let mut tally = Tally::default();
-    for (o, sub) in outcome.into_iter().zip(events) {
-        let json = sub.json;
-        let o = o.and_then(|()| match stored.next() {
-            Some((Ok(()), _)) => Ok(()),
-            Some((Err(AddError::NoMemory), _)) => Err(Rejection::NoMemory),
-            // The store's clock had moved past the event's second (another
-            // connection read a later `now` first).
-            Some((Err(AddError::Late), (ev, _))) => Err(Rejection::Late {
-                timestamp: ev.timestamp.into(),
-                now: shared.clock.now(),
-                window: admission.window,
-            }),
-            None => Err(Rejection::Late {
+    for (o, bytes) in outcome.into_iter().zip(lens) {
+        let o = o.and_then(|()| {
+            stored.next().unwrap_or(Err(Rejection::Late {
                 timestamp: 0,
                 now: shared.clock.now(),
-                window: admission.window,
-            }),
+                window,
+            }))
         });
-        replies.push(tally.reply(shared, peer, json, o));
+        replies.push(tally.reply(shared, peer, bytes, o));
     }
     tally.record(shared);
-    Ok(())
 }
 
 /// Hands the admitted events to the store; one result each.
@@ -352,7 +519,7 @@ fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result
         .map(|(ev, now)| Ingest {
             user: &ev.user_id,
             event_type: &ev.event_type,
-            second: ev.timestamp.min(u32::try_from(*now).unwrap_or(u32::MAX)),
+            second: second_of(ev, *now),
             value: ev.value,
             now: *now,
             count: 1,
@@ -378,7 +545,7 @@ impl Tally {
         &mut self,
         shared: &Shared,
         peer: &ClientInfo,
-        json: &[u8],
+        bytes: usize,
         outcome: Result<(), Rejection>,
     ) -> Reply {
         let r = match outcome {
@@ -394,7 +561,10 @@ impl Tally {
         match r {
             Rejection::Late { .. } => self.late += 1,
             Rejection::Future { .. } | Rejection::Jump { .. } => self.future += 1,
-            Rejection::Invalid(_) | Rejection::NoMemory | Rejection::Moved(_) => {}
+            Rejection::Invalid(_)
+            | Rejection::NoMemory
+            | Rejection::Moved(_)
+            | Rejection::Misconf(_) => {}
         }
         let mut error = r.error();
         if error.msg.len() > MAX_EVENT_REPLY - 16 {
@@ -409,7 +579,7 @@ impl Tally {
                 peer = %peer.addr,
                 client_id = peer.id,
                 error = %error,
-                bytes = json.len(),
+                bytes,
                 suppressed,
                 "event rejected"
             );

@@ -123,8 +123,9 @@ fn main() -> ExitCode {
             clock = handle.clock_mode(),
             "serving"
         );
+        let stop = stop_signal();
         tracing::info!("listening on {}", handle.local_addr());
-        match scalable_analytics::serve(listener, handle, stop_signal()).await {
+        match scalable_analytics::serve(listener, handle, stop).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         }
@@ -142,26 +143,33 @@ fn single_threaded() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal right after the `listening on` line
+/// must stop the server gracefully (saving the window), not kill it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

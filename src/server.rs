@@ -18,7 +18,9 @@ use crate::clock::Clock;
 use crate::config::{Config, Settings};
 use crate::connection;
 use crate::http;
-use crate::persist::snapshot::{self, SnapshotError, SnapshotFile};
+use crate::persist::log::Log;
+use crate::persist::snapshot::{self, SnapshotFile};
+use crate::persist::{self, StopError};
 use crate::shared::{LogFilterSetter, RateLimiter, Shared};
 use crate::stats::Stats;
 use crate::store::{EXPIRE_BUDGET, Store};
@@ -86,7 +88,8 @@ pub fn build(
     let local_addr = listener.local_addr()?;
     let cluster = crate::cluster::from_config(&config, local_addr.port())?;
     let clock = Clock::new(config.clock, config.clock_start);
-    let mut saved = match &config.snapshot {
+    let snapshot_path = config.snapshot_path();
+    let saved = match &snapshot_path {
         Some(path) => {
             let saved = snapshot::read(path)?;
             snapshot::check_writable(path).map_err(|e| {
@@ -96,17 +99,23 @@ pub fn build(
         }
         None => None,
     };
+    // The log decides whether the snapshot still counts (a FLUSHALL since?).
+    let (log, opened) = Log::open(&config, saved.as_ref().map(|s| s.log_gen))?;
+    let mut saved = saved.filter(|_| opened.use_snapshot);
     if let Some(s) = &saved {
         clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
-        let path = config
-            .snapshot
-            .as_deref()
-            .unwrap_or(std::path::Path::new(""));
+        let path = snapshot_path.as_deref().unwrap_or(std::path::Path::new(""));
         if let Some(why) =
             snapshot::clock_mismatch(s, config.clock, clock.now(), config.window, path)
         {
             return Err(why.into());
         }
+    }
+    // The event and manual clocks resume where the log stopped, if it went on after
+    // the snapshot; the store is built at that `now`.
+    if let Some(log_now) = opened.log_now {
+        let floor = saved.as_ref().map_or(log_now, |s| s.saved_now.max(log_now));
+        clock.resume(floor.max(0));
     }
     if let (Some(s), Some(cluster)) = (&mut saved, &cluster) {
         // Users whose slots another node serves now (the map changed since the save)
@@ -129,7 +138,7 @@ pub fn build(
         )
     })?;
     let store = Store::new(config.window, config.store_shards(), clock.now());
-    if let (Some(s), Some(path)) = (&saved, &config.snapshot) {
+    if let (Some(s), Some(path)) = (&saved, &snapshot_path) {
         let loaded = snapshot::apply(&store, clock.now(), s);
         tracing::info!(
             path = %path.display(),
@@ -139,8 +148,9 @@ pub fn build(
             "snapshot loaded"
         );
     }
+    // Before anything is written (the log may be switched on at run time).
+    persist::log::ignore_file_size_signal();
     let (shutdown, _) = watch::channel(false);
-    let config_snapshot = config.snapshot.clone();
     let slowlog = crate::observe::SlowLog::new(
         config.slowlog_log_slower_than,
         usize::try_from(config.slowlog_max_len).unwrap_or(usize::MAX),
@@ -162,7 +172,8 @@ pub fn build(
         bad_input_log: RateLimiter::default(),
         set_log_filter: options.set_log_filter,
         workers: options.workers,
-        snapshot: SnapshotFile::new(config_snapshot),
+        snapshot: SnapshotFile::new(snapshot_path),
+        log,
         http,
         connected: std::sync::atomic::AtomicUsize::new(0),
         gate: Default::default(),
@@ -195,13 +206,16 @@ fn run_id() -> String {
 /// Serves until `shutdown` completes or a client sends `SHUTDOWN`; then stops
 /// accepting, lets every connection finish the commands it has read and write their
 /// replies, saves the snapshot if one is configured, and returns. An error means the
-/// window could not be saved: the process should exit with a failure status.
+/// window could not be saved, or the log could not be loaded: the process should exit
+/// with a failure status.
 pub async fn serve(
     listener: TcpListener,
     handle: Handle,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), SnapshotError> {
+) -> Result<(), StopError> {
     let shared = handle.0;
+    // The log thread, and the replay of the log while clients get -LOADING.
+    persist::log::start(&shared)?;
     let mut stop = shared.shutdown.subscribe();
     let mut connections = JoinSet::new();
     // Which thread gets the next connection: 0 is this one, then the workers.
@@ -271,14 +285,7 @@ pub async fn serve(
         // It ends by itself once shutdown has begun, within its own grace.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
     }
-    if shared.snapshot.save_at_shutdown()
-        && let Err(e) = shared
-            .snapshot
-            .save(&shared.store, shared.clock.mode(), shared.clock.now())
-    {
-        tracing::error!(error = %e, "snapshot not saved: the window is lost");
-        return Err(e);
-    }
+    persist::shutdown(&shared)?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, Settings};
 use crate::gate::Gate;
 use crate::observe::{Latency, Monitors, SlowLog};
+use crate::persist::log::Log;
 use crate::persist::snapshot::SnapshotFile;
 use crate::stats::Stats;
 use crate::store::Store;
@@ -79,6 +80,8 @@ pub struct Shared {
     pub http: crate::http::Endpoint,
     /// The snapshot file, if one is configured.
     pub snapshot: SnapshotFile,
+    /// The window log (`--appendonly`).
+    pub log: Log,
     /// Connected clients, for the `maxclients` check on accept.
     pub connected: AtomicUsize,
     /// Runtimes (one thread each) that serve connections besides the main one.

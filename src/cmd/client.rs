@@ -224,28 +224,13 @@ impl<'a> Cmd<'a> for List {
     }
 }
 
-/// `CLIENT HELP`.
-#[derive(Debug)]
-pub struct Help;
-
-impl<'a> Cmd<'a> for Help {
-    const SPEC: &'static Spec = &Spec::new(
-        "client|help",
-        2,
-        &["loading", "stale"],
-        "connection",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Help)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(super::command::help(CONTAINER))
-    }
-}
+super::command::container_help!(
+    /// `CLIENT HELP`.
+    Help,
+    "client|help",
+    "connection",
+    CONTAINER
+);
 
 /// One `CLIENT LIST` / `CLIENT INFO` line, newline included.
 pub fn client_line(shared: &Shared, c: &ClientInfo) -> String {

@@ -224,28 +224,13 @@ impl<'a> Cmd<'a> for List {
     }
 }
 
-/// `COMMAND HELP`.
-#[derive(Debug)]
-pub struct Help;
-
-impl<'a> Cmd<'a> for Help {
-    const SPEC: &'static Spec = &Spec::new(
-        "command|help",
-        2,
-        SUB,
-        "server",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Help)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(help(CONTAINER))
-    }
-}
+container_help!(
+    /// `COMMAND HELP`.
+    Help,
+    "command|help",
+    "server",
+    CONTAINER
+);
 
 fn text(s: &str) -> Reply {
     Reply::bulk(s.as_bytes())
@@ -466,6 +451,41 @@ fn doc_of(spec: &Spec, subs: &[CommandId]) -> Reply {
 fn doc(d: Described) -> Reply {
     doc_of(d.spec(), d.subs())
 }
+
+/// Declares `<CONTAINER> HELP` for a container: the type `$name`, whose spec is named
+/// `$full` in `$group`, answering [`help`] of `$container`.
+macro_rules! container_help {
+    ($(#[$doc:meta])* $name:ident, $full:literal, $group:literal, $container:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl<'a> $crate::cmd::Cmd<'a> for $name {
+            const SPEC: &'static $crate::cmd::Spec = &$crate::cmd::Spec::new(
+                $full,
+                2,
+                &["loading", "stale"],
+                $group,
+                "Returns helpful text about the different subcommands.",
+                &[],
+            );
+
+            fn parse(
+                _: &mut $crate::cmd::Cursor<'a>,
+            ) -> Result<Self, $crate::error::ReplyError> {
+                Ok($name)
+            }
+
+            fn run(
+                self,
+                _: &mut $crate::cmd::Ctx<'_>,
+            ) -> Result<$crate::protocol::Reply, $crate::error::ReplyError> {
+                Ok($crate::cmd::command::help($container))
+            }
+        }
+    };
+}
+pub(crate) use container_help;
 
 /// `<CONTAINER> HELP` text.
 pub fn help(container: &Spec) -> Reply {

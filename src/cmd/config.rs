@@ -11,6 +11,7 @@ use crate::config::{
     Settings, TCP_KEEPALIVE, TIMEOUT,
 };
 use crate::error::ReplyError;
+use crate::persist::log::Fsync;
 use crate::protocol::Reply;
 use crate::shared::Shared;
 
@@ -151,6 +152,8 @@ impl<'a> Cmd<'a> for Rewrite {
                     Kind::Password => !value.is_empty(),
                     Kind::LogLevel => value != DEFAULT_LOG_LEVEL,
                     Kind::Custom { default, .. } => value != default.to_string(),
+                    Kind::AppendOnly => value != "no",
+                    Kind::AppendFsync => value != "everysec",
                     Kind::Fixed(_) | Kind::Off { .. } => return None,
                 };
                 Some((p.name, value, changed))
@@ -186,28 +189,13 @@ impl<'a> Cmd<'a> for ResetStat {
     }
 }
 
-/// `CONFIG HELP`.
-#[derive(Debug)]
-pub struct Help;
-
-impl<'a> Cmd<'a> for Help {
-    const SPEC: &'static Spec = &Spec::new(
-        "config|help",
-        2,
-        &["loading", "stale"],
-        "server",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(Help)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(super::command::help(CONTAINER))
-    }
-}
+super::command::container_help!(
+    /// `CONFIG HELP`.
+    Help,
+    "config|help",
+    "server",
+    CONTAINER
+);
 
 /// How a parameter is read and changed.
 enum Kind {
@@ -228,9 +216,13 @@ enum Kind {
         default: i64,
         set: fn(&Shared, i64),
     },
-    /// Persistence switches tools turn off at start (`save ""`, `appendonly no`):
-    /// `value` is what they are, and the only value `CONFIG SET` accepts.
+    /// Persistence switches tools turn off at start (`save ""`): `value` is what
+    /// it is, and the only value `CONFIG SET` accepts.
     Off { value: &'static str },
+    /// `appendonly yes|no`: the window log on or off (src/persist/log).
+    AppendOnly,
+    /// `appendfsync always|everysec|no`.
+    AppendFsync,
 }
 
 /// One parameter `CONFIG GET`/`SET` knows.
@@ -240,7 +232,7 @@ struct Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 28] = [
+static PARAMS: [Param; 31] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -376,7 +368,19 @@ static PARAMS: [Param; 28] = [
     },
     Param {
         name: "appendonly",
-        kind: Kind::Off { value: "no" },
+        kind: Kind::AppendOnly,
+    },
+    Param {
+        name: "appendfsync",
+        kind: Kind::AppendFsync,
+    },
+    Param {
+        name: "dir",
+        kind: Kind::Fixed(|s| s.config.dir.display().to_string()),
+    },
+    Param {
+        name: "aof-skip-damaged",
+        kind: Kind::Fixed(|s| yes_no(s.config.aof_skip_damaged)),
     },
 ];
 
@@ -406,6 +410,8 @@ impl Param {
             Kind::LogLevel => shared.settings.log_level(),
             Kind::Fixed(get) | Kind::Custom { get, .. } => get(shared),
             Kind::Off { value } => value.to_string(),
+            Kind::AppendOnly => yes_no(shared.log.enabled()),
+            Kind::AppendFsync => shared.log.fsync().name().to_string(),
         }
     }
 }
@@ -482,14 +488,31 @@ fn validate<'s>(
             })
         }
         Kind::Off { value: off } => {
-            // Accepted as no-ops so tools that turn persistence off still work;
-            // the window is kept by --snapshot, not by RDB/AOF.
+            // Accepted as a no-op so tools that turn persistence off still work;
+            // the window is kept by --snapshot and --appendonly, not by RDB.
             if !value.eq_ignore_ascii_case(off) {
                 return Err(bad(
-                    "RDB and AOF persistence are not supported; use --snapshot",
+                    "RDB persistence is not supported; use --snapshot or --appendonly yes",
                 ));
             }
             return Ok(None);
+        }
+        Kind::AppendOnly => {
+            let on = match value.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(bad("argument must be 'yes' or 'no'")),
+            };
+            Box::new(move || shared.log.set_enabled(on))
+        }
+        Kind::AppendFsync => {
+            let f = Fsync::parse(&value).ok_or_else(|| {
+                bad("argument must be one of the following: always, everysec, no")
+            })?;
+            Box::new(move || {
+                shared.log.set_fsync(f);
+                Ok(())
+            })
         }
     };
     Ok(Some(change))

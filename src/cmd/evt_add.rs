@@ -44,13 +44,20 @@ impl<'a> Cmd<'a> for Add<'a> {
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
         let mut replies = Vec::with_capacity(1);
-        ingest::admit(
+        if let Some(p) = ingest::admit(
             ctx.shared,
             &[self.event],
             &ctx.client.info,
             ctx.now,
             &mut replies,
-        );
+        ) {
+            // appendfsync always: answered once the event is on disk.
+            ctx.defer(p.ticket().clone(), move |shared, peer| {
+                let mut replies = Vec::with_capacity(1);
+                p.finish(shared, peer, &mut replies);
+                replies.pop().unwrap_or(Reply::Ok)
+            });
+        }
         Ok(replies.pop().unwrap_or(Reply::Ok))
     }
 
@@ -101,13 +108,20 @@ impl<'a> Cmd<'a> for MultiAdd<'a> {
             )));
         }
         let mut each = Vec::with_capacity(self.events.len());
-        ingest::admit_all(
+        if let Some(p) = ingest::admit_all(
             ctx.shared,
             &self.events,
             &ctx.client.info,
             ctx.now,
             &mut each,
-        )?;
+        )? {
+            // appendfsync always: answered once the events are on disk.
+            ctx.defer(p.ticket().clone(), move |shared, peer| {
+                let mut each = Vec::new();
+                p.finish(shared, peer, &mut each);
+                Reply::Array(each)
+            });
+        }
         Ok(Reply::Array(each))
     }
 }

@@ -77,11 +77,17 @@ impl<'a> Cmd<'a> for EvtClock {
         };
         ctx.shared.expiry_wake.notify_one();
         let now = moved.map_err(|e| ReplyError::err(e.to_string()))?;
+        // The log keeps the manual clock too (restarts resume it); with
+        // appendfsync always, the reply waits until that is on disk.
+        let logged = ctx.shared.log.clock_moved(now);
         // Inside a transaction, the commands after this one read the moved clock.
         if ctx.now.is_some() {
             ctx.now = Some(now);
         }
         let Some(cluster) = cluster else {
+            if let Some(ticket) = logged {
+                ctx.defer(ticket, move |_, _| Reply::Int(now));
+            }
             return Ok(Reply::Int(now));
         };
         // Every node is put at this node's new `now` (SET, even for ADVANCE), so

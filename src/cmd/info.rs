@@ -142,19 +142,7 @@ fn section(
             );
         }
         "memory" => memory(shared, out),
-        "persistence" => {
-            let _ = write!(
-                out,
-                "# Persistence\r\nloading:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n\
-                 snapshot_file:{}\r\n",
-                shared
-                    .config
-                    .snapshot
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
+        "persistence" => crate::persist::info(shared, out),
         "stats" => stats(shared, out),
         "replication" => {
             out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");

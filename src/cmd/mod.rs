@@ -15,7 +15,7 @@
 mod client;
 mod client_control;
 mod cluster;
-mod command;
+pub(crate) mod command;
 mod config;
 mod conn;
 mod cursor;
@@ -40,8 +40,10 @@ pub use evt_top::MAX_TOP_COUNT;
 pub use session::{Flow, Session};
 pub use spec::Spec;
 
+use crate::clients::ClientInfo;
 use crate::error::{ReplyError, quote};
 use crate::ingest::Submitted;
+use crate::persist::log::Ticket;
 use crate::protocol::{Args, Reply};
 use crate::shared::Shared;
 use session::ClientState;
@@ -57,6 +59,17 @@ pub struct Ctx<'s> {
     pub now: Option<i64>,
     /// A reply still on its way; see [`Ctx::reply_later`].
     pub later: Option<Later>,
+    /// A reply that must wait for the log (`appendfsync always`); see [`Ctx::defer`].
+    pub deferred: Option<Deferred>,
+}
+
+/// Builds a held reply.
+pub type Finish = Box<dyn FnOnce(&Shared, &ClientInfo) -> Reply + Send>;
+
+/// A reply built once a log ticket is fulfilled.
+pub struct Deferred {
+    pub ticket: Ticket,
+    pub finish: Finish,
 }
 
 /// A reply that is not ready when the command returns — a cluster-wide answer
@@ -81,6 +94,20 @@ impl Ctx<'_> {
     /// must run at one instant without waiting.
     pub fn reply_later(&mut self, reply: Later) {
         self.later = Some(reply);
+    }
+
+    /// Holds the command's reply until `ticket` is fulfilled (its events are on
+    /// disk); `finish` builds it then, and the value the command returns is dropped.
+    /// The connection runs nothing else of its pipeline meanwhile.
+    pub fn defer(
+        &mut self,
+        ticket: Ticket,
+        finish: impl FnOnce(&Shared, &ClientInfo) -> Reply + Send + 'static,
+    ) {
+        self.deferred = Some(Deferred {
+            ticket,
+            finish: Box::new(finish),
+        });
     }
 }
 

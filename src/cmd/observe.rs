@@ -148,28 +148,13 @@ impl<'a> Cmd<'a> for SlowlogReset {
     }
 }
 
-/// `SLOWLOG HELP`.
-#[derive(Debug)]
-pub struct SlowlogHelp;
-
-impl<'a> Cmd<'a> for SlowlogHelp {
-    const SPEC: &'static Spec = &Spec::new(
-        "slowlog|help",
-        2,
-        &["loading", "stale"],
-        "server",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(SlowlogHelp)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(super::command::help(SLOWLOG))
-    }
-}
+super::command::container_help!(
+    /// `SLOWLOG HELP`.
+    SlowlogHelp,
+    "slowlog|help",
+    "server",
+    SLOWLOG
+);
 
 /// `LATENCY LATEST`: `[event, time of the latest, latest ms, max ms]` per event.
 #[derive(Debug)]
@@ -367,28 +352,13 @@ fn power_of_two_buckets(hist: &[u64]) -> Vec<(Reply, Reply)> {
     out
 }
 
-/// `LATENCY HELP`.
-#[derive(Debug)]
-pub struct LatencyHelp;
-
-impl<'a> Cmd<'a> for LatencyHelp {
-    const SPEC: &'static Spec = &Spec::new(
-        "latency|help",
-        2,
-        &["loading", "stale"],
-        "server",
-        "Returns helpful text about the different subcommands.",
-        &[],
-    );
-
-    fn parse(_: &mut Cursor<'a>) -> Result<Self, ReplyError> {
-        Ok(LatencyHelp)
-    }
-
-    fn run(self, _: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        Ok(super::command::help(LATENCY))
-    }
-}
+super::command::container_help!(
+    /// `LATENCY HELP`.
+    LatencyHelp,
+    "latency|help",
+    "server",
+    LATENCY
+);
 
 /// `MONITOR`: streams every command the server runs to this connection.
 #[derive(Debug)]

@@ -96,7 +96,8 @@ impl<'a> Cmd<'a> for FlushAll {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        ctx.shared.store.clear();
+        // The log empties with the window (src/persist).
+        crate::persist::flush_all(ctx.shared).map_err(ReplyError::err)?;
         ctx.shared.watches.touch_all();
         Ok(Reply::Ok)
     }
@@ -138,11 +139,10 @@ impl<'a> Cmd<'a> for Save {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let s = ctx.shared;
-        s.snapshot
-            .save(&s.store, s.clock.mode(), s.clock.now())
+        // With the log on, the segments before the snapshot go (src/persist).
+        crate::persist::save(ctx.shared)
             .map(|()| Reply::Ok)
-            .map_err(|e| ReplyError::err(e.to_string()))
+            .map_err(ReplyError::err)
     }
 }
 

@@ -12,6 +12,11 @@
 //! wait for other nodes hands a future to [`Ctx::reply_later`]; the request then
 //! answers [`Flow::Wait`], and the connection awaits [`Session::settle`] before it
 //! hands over the next request.
+//!
+//! With `appendfsync always`, events are counted only once the log has them on
+//! disk: the same [`Flow::Wait`] holds their replies (and the rest of the pipeline)
+//! while [`Session::settle`] awaits the log's ticket; other connections of the thread
+//! keep running.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,11 +29,11 @@ use std::borrow::Cow;
 use super::client_control::ReplyMode;
 use super::observe;
 use super::tx::{self, Transaction};
-use super::{After, CommandId, Ctx, lookup};
+use super::{After, CommandId, Ctx, Deferred, lookup};
 use crate::clients::ClientInfo;
 use crate::config::Settings;
 use crate::error::{ErrorKind, ReplyError};
-use crate::ingest::Batch;
+use crate::ingest::{self, Batch};
 use crate::observe::MonitorFeed;
 use crate::protocol::{self, Args, OwnedArgs, Reply, Resp};
 use crate::shared::Shared;
@@ -99,24 +104,49 @@ pub enum Flow {
     /// `CLIENT PAUSE` holds this request back until then (or until `CLIENT UNPAUSE`):
     /// it is not consumed, and runs when the connection comes back to it.
     Postpone(Instant),
-    /// The request's reply comes later (a cluster-wide answer): write the replies so
-    /// far, await [`Session::settle`], then go on with the pipeline.
-    Wait,
+    /// Replies come later (a cluster-wide answer, or events waiting for the log
+    /// under `appendfsync always`): write the replies so far, await
+    /// [`Session::settle`], then go on with the pipeline. `again`: the request just
+    /// handed over was not run (a batch before it had to wait first) — hand it over
+    /// again.
+    Wait {
+        again: bool,
+    },
 }
 
-/// A reply on its way, and what INFO and the slow log record once it arrives.
-struct Pending {
-    later: super::Later,
-    id: CommandId,
-    started: Instant,
-    args: OwnedArgs,
+/// A request that cannot run before the replies ahead of it are settled.
+const AGAIN: Flow = Flow::Wait { again: true };
+
+/// Replies on their way, and what INFO and the slow log record once they arrive.
+enum Waiting {
+    /// A cluster-wide answer.
+    Later {
+        later: super::Later,
+        id: CommandId,
+        started: Instant,
+        args: OwnedArgs,
+    },
+    /// Pipelined events waiting for the log: one reply each.
+    Batch {
+        pending: ingest::Pending,
+        id: Option<CommandId>,
+        started: Instant,
+    },
+    /// One command's reply waiting for the log.
+    Command {
+        deferred: Deferred,
+        id: CommandId,
+        started: Instant,
+    },
 }
 
-impl std::fmt::Debug for Pending {
+impl std::fmt::Debug for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        match self {
+            Waiting::Later { id, .. } => write!(f, "Waiting::Later({id:?})"),
+            Waiting::Batch { id, .. } => write!(f, "Waiting::Batch({id:?})"),
+            Waiting::Command { id, .. } => write!(f, "Waiting::Command({id:?})"),
+        }
     }
 }
 
@@ -130,8 +160,8 @@ pub struct Session {
     batched_last: Option<CommandId>,
     /// Under `CLIENT REPLY SKIP`: the SKIP's own reply was dropped, the next one is.
     skipping: bool,
-    /// The reply [`Flow::Wait`] waits for.
-    pending: Option<Pending>,
+    /// The replies [`Flow::Wait`] waits for.
+    waiting: Option<Waiting>,
 }
 
 /// Runs `cmd` (whose arguments are `args`), recording its time and outcome in the
@@ -235,7 +265,7 @@ impl Session {
             replies: Vec::new(),
             batched_last: None,
             skipping: false,
-            pending: None,
+            waiting: None,
         }
     }
 
@@ -287,49 +317,45 @@ impl Session {
     ) -> Flow {
         let name = args.get(0).unwrap_or_default();
         if cross_protocol(name) {
-            self.flush(shared, buf, out);
+            if self.flush(shared, buf, out) != Flow::Continue {
+                return AGAIN;
+            }
             return Flow::Drop;
         }
         if !self.authenticated(shared) && !allowed_before_auth(name) {
-            self.flush(shared, buf, out);
-            self.reply_error(
-                shared,
-                ReplyError::new(ErrorKind::NoAuth, "Authentication required."),
-                out,
-            );
-            return Flow::Continue;
+            let e = ReplyError::new(ErrorKind::NoAuth, "Authentication required.");
+            return self.refuse(shared, buf, None, e, out);
         }
         let cmd = match super::parse(args, shared.store.window()) {
             Ok(cmd) => cmd,
-            Err(refused) => {
-                self.flush(shared, buf, out);
-                if let Some(id) = refused.id {
-                    shared.stats.commands.reject(id as usize);
-                }
-                if let Some(tx) = &mut self.client.multi {
-                    tx.flag();
-                }
-                self.reply_error(shared, refused.error, out);
-                return Flow::Continue;
-            }
+            Err(refused) => return self.refuse(shared, buf, refused.id, refused.error, out),
         };
         let id = cmd.id();
+        if shared.log.loading() && !id.spec().has_flag("loading") {
+            let e = ReplyError::new(ErrorKind::Loading, "Redis is loading the dataset in memory");
+            return self.refuse(shared, buf, Some(id), e, out);
+        }
         // Cluster mode: a user another node serves is answered with where it lives.
         // Standalone, this is one test of a `None`.
         if let Some(cluster) = shared.cluster.as_deref()
             && let Some(user) = id.spec().key.find(args)
             && let Err(moved) = cluster.route(user)
         {
-            self.flush(shared, buf, out);
-            shared.stats.commands.reject(id as usize);
-            if let Some(tx) = &mut self.client.multi {
-                tx.flag();
-            }
-            self.reply_error(shared, moved, out);
-            return Flow::Continue;
+            return self.refuse(shared, buf, Some(id), moved, out);
+        }
+        let batched = if inline || self.client.multi.is_some() {
+            None
+        } else {
+            cmd.batched_event()
+        };
+        // Everything before this request is answered first (and may have to wait:
+        // then this request comes back, nothing of it done yet).
+        if (batched.is_none() || shared.pause.is_on())
+            && self.flush(shared, buf, out) != Flow::Continue
+        {
+            return AGAIN;
         }
         if let Some(until) = paused(shared, id) {
-            self.flush(shared, buf, out);
             return Flow::Postpone(until);
         }
         if shared.monitors.active() && observe::monitored(id) {
@@ -347,17 +373,15 @@ impl Session {
                     Reply::Error(e)
                 }
             };
-            self.flush(shared, buf, out);
             self.replies.push(reply);
             self.encode(shared, out);
             return Flow::Continue;
         }
-        if !inline && let Some(event) = cmd.batched_event() {
+        if let Some(event) = batched {
             self.batch.push(buf, event);
             self.batched_last = Some(id);
             return Flow::Continue;
         }
-        self.flush(shared, buf, out);
         self.note_command(shared, id);
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
         let mut ctx = Ctx {
@@ -366,6 +390,7 @@ impl Session {
             after: After::Continue,
             now: None,
             later: None,
+            deferred: None,
         };
         let started = Instant::now();
         let reply = if id == CommandId::Exec {
@@ -376,13 +401,21 @@ impl Session {
             run_timed(&mut ctx, cmd, args)
         };
         if let Some(later) = ctx.later.take() {
-            self.pending = Some(Pending {
+            self.waiting = Some(Waiting::Later {
                 later,
                 id,
                 started,
                 args: OwnedArgs::copy(args),
             });
-            return Flow::Wait;
+            return Flow::Wait { again: false };
+        }
+        if let Some(deferred) = ctx.deferred.take() {
+            self.waiting = Some(Waiting::Command {
+                deferred,
+                id,
+                started,
+            });
+            return Flow::Wait { again: false };
         }
         let after = ctx.after;
         if after == After::Shutdown {
@@ -414,47 +447,118 @@ impl Session {
         }
     }
 
+    /// Answers a request refused before it runs (of command `id`, if known), after
+    /// the requests before it; a refusal while queueing dooms the transaction.
+    fn refuse(
+        &mut self,
+        shared: &Shared,
+        buf: &[u8],
+        id: Option<CommandId>,
+        e: ReplyError,
+        out: &mut BytesMut,
+    ) -> Flow {
+        if self.flush(shared, buf, out) != Flow::Continue {
+            return AGAIN;
+        }
+        if let Some(id) = id {
+            shared.stats.commands.reject(id as usize);
+        }
+        if let Some(tx) = &mut self.client.multi {
+            tx.flag();
+        }
+        self.reply_error(shared, e, out);
+        Flow::Continue
+    }
+
     /// Admits the batched events and encodes their replies. The connection calls it
     /// once its read buffer holds no complete request, before it moves the buffer.
-    pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) {
+    /// [`Flow::Wait`] when the replies wait for the log (`appendfsync always`).
+    pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) -> Flow {
         if self.batch.is_empty() {
-            return;
+            return Flow::Continue;
         }
         let first = self.replies.len();
         let started = Instant::now();
-        {
+        let pending = {
             let _pass = shared.gate.pass();
             self.batch
-                .flush(shared, buf, &self.client.info, &mut self.replies);
+                .flush(shared, buf, &self.client.info, &mut self.replies)
+        };
+        if let Some(pending) = pending {
+            self.waiting = Some(Waiting::Batch {
+                pending,
+                id: self.batched_last.take(),
+                started,
+            });
+            return Flow::Wait { again: false };
         }
-        let took = started.elapsed();
-        if let Some(id) = self.batched_last.take() {
-            let done = self.replies.get(first..).unwrap_or_default();
-            let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
-            let calls = done.len() as u64;
-            shared
-                .stats
-                .commands
-                .record(id as usize, calls, took, failed as u64);
-            // Each event of the batch took its share of the time.
-            let each = took / u32::try_from(calls.max(1)).unwrap_or(u32::MAX);
-            shared.latency.observe(latency_event(id), each);
-            self.note_command(shared, id);
-        }
+        let id = self.batched_last.take();
+        self.record_batch(shared, first, started, id);
         self.encode(shared, out);
+        Flow::Continue
     }
 
-    /// Awaits the reply [`Flow::Wait`] announced and encodes it. The connection's
-    /// thread serves its other connections meanwhile.
-    pub async fn settle(&mut self, shared: &Shared, out: &mut BytesMut) {
-        let Some(pending) = self.pending.take() else {
+    /// Counts a batch's replies (from `first` on) in INFO's per-command figures and
+    /// the latency monitor.
+    fn record_batch(&self, shared: &Shared, first: usize, started: Instant, id: Option<CommandId>) {
+        let took = started.elapsed();
+        let Some(id) = id else {
             return;
         };
-        let reply = pending.later.await;
-        let took = pending.started.elapsed();
-        let args = pending.args.args();
-        record(shared, pending.id, took, &reply, args, &self.client.info);
-        self.replies.push(reply.unwrap_or_else(Reply::Error));
+        let done = self.replies.get(first..).unwrap_or_default();
+        let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
+        let calls = done.len() as u64;
+        shared
+            .stats
+            .commands
+            .record(id as usize, calls, took, failed as u64);
+        // Each event of the batch took its share of the time.
+        let each = took / u32::try_from(calls.max(1)).unwrap_or(u32::MAX);
+        shared.latency.observe(latency_event(id), each);
+        self.note_command(shared, id);
+    }
+
+    /// Awaits the replies [`Flow::Wait`] announced and encodes them. The
+    /// connection's thread serves its other connections meanwhile.
+    pub async fn settle(&mut self, shared: &Shared, out: &mut BytesMut) {
+        match self.waiting.take() {
+            None => return,
+            Some(Waiting::Later {
+                later,
+                id,
+                started,
+                args,
+            }) => {
+                let reply = later.await;
+                let took = started.elapsed();
+                record(shared, id, took, &reply, args.args(), &self.client.info);
+                self.replies.push(reply.unwrap_or_else(Reply::Error));
+            }
+            Some(Waiting::Batch {
+                pending,
+                id,
+                started,
+            }) => {
+                pending.ticket().clone().wait().await;
+                let first = self.replies.len();
+                pending.finish(shared, &self.client.info, &mut self.replies);
+                self.record_batch(shared, first, started, id);
+            }
+            Some(Waiting::Command {
+                deferred,
+                id,
+                started,
+            }) => {
+                deferred.ticket.clone().wait().await;
+                let reply = (deferred.finish)(shared, &self.client.info);
+                let failed = u64::from(matches!(reply, Reply::Error(_)));
+                shared
+                    .stats
+                    .commands
+                    .record(id as usize, 1, started.elapsed(), failed);
+                self.replies.push(reply);
+            }
+        }
         self.encode(shared, out);
     }
 

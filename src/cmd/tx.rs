@@ -153,10 +153,29 @@ impl<'a> Cmd<'a> for Exec {
         let now = shared.clock.now();
         let saved_now = ctx.now.replace(now);
         let mut replies = Vec::with_capacity(tx.queued.len());
+        // With `appendfsync always`, events inside the transaction are answered once
+        // durable: their places in the array are filled in when the log says so.
+        let mut held: Vec<(usize, super::Deferred)> = Vec::new();
         for owned in &tx.queued {
-            replies.push(session::run_queued(ctx, owned.args()));
+            let reply = session::run_queued(ctx, owned.args());
+            if let Some(d) = ctx.deferred.take() {
+                held.push((replies.len(), d));
+            }
+            replies.push(reply);
         }
         ctx.now = saved_now;
+        if let Some(ticket) = held.last().map(|(_, d)| d.ticket.clone()) {
+            // The log fulfils tickets in order: the last one covers them all.
+            ctx.defer(ticket, move |shared, peer| {
+                for (i, d) in held {
+                    if let Some(slot) = replies.get_mut(i) {
+                        *slot = (d.finish)(shared, peer);
+                    }
+                }
+                Reply::Array(replies)
+            });
+            return Ok(Reply::Null);
+        }
         Ok(Reply::Array(replies))
     }
 }

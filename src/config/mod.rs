@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use clap::Parser;
 
 pub use crate::clock::ClockMode;
+pub use crate::persist::log::Fsync;
 
 pub mod file;
 
@@ -281,9 +282,32 @@ pub struct Config {
     #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=4096))]
     pub shards: usize,
 
-    /// File the window is saved to on shutdown (and by SAVE) and loaded from at start.
+    /// File the window is saved to on shutdown (and by SAVE) and loaded from at start;
+    /// a bare file name is taken inside `--dir`.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
+
+    // --- The window log (src/persist/log): Redis's names. ---
+    /// Log every accepted event (`yes` or `no`), so a crash loses none (see
+    /// `--appendfsync`); the log is replayed at start.
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub appendonly: bool,
+
+    /// When the log reaches the disk: `always` (before the reply), `everysec`
+    /// (once a second) or `no` (when the operating system likes).
+    #[arg(long, value_enum, default_value_t = Fsync::Everysec)]
+    pub appendfsync: Fsync,
+
+    /// Directory of the log (`<dir>/appendonlydir`), and of the snapshot when
+    /// `--snapshot` is a bare file name.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Start even when a log segment is damaged in its middle, leaving that whole
+    /// segment out (renamed `*.damaged`); without it the server refuses to start
+    /// (`yes` or `no`).
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub aof_skip_damaged: bool,
 
     /// Password clients must give (AUTH, or HELLO ... AUTH) before any other command.
     #[arg(long)]
@@ -373,6 +397,13 @@ impl Config {
                 .max(1),
             n => n,
         }
+    }
+
+    /// The snapshot file: `--snapshot`, inside `--dir` when it is a bare file name.
+    pub fn snapshot_path(&self) -> Option<PathBuf> {
+        let p = self.snapshot.as_ref()?;
+        let bare = p.parent().is_none_or(|d| d.as_os_str().is_empty()) && !p.is_absolute();
+        Some(if bare { self.dir.join(p) } else { p.clone() })
     }
 
     /// Store shards, `--shards 0` resolved.

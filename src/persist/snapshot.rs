@@ -4,10 +4,13 @@
 //! # Format (little-endian)
 //!
 //! ```text
-//! magic    8 bytes   "SAWIN\0\0\x03"   (versions 1 and 2 are read too)
+//! magic    8 bytes   "SAWIN\0\0\x04"   (versions 1, 2 and 3 are read too)
 //! clock    u8        0 wall, 1 event, 2 manual: the clock of the server that saved it
+//!                    (not in version 1)
 //! window   u32       seconds, for the reader's information
 //! now      i64       the clock when saved
+//! log generation  u64       the window log's generation: the snapshot holds every event of
+//!                    the log segments of lower generations (not in versions 1, 2)
 //! records  u64       how many records follow
 //! record   u16 user length, user bytes, u16 type length, type bytes,
 //!          i64 second, u64 events,
@@ -20,9 +23,8 @@
 //! counters and the sums exactly. A sum is stored as the store keeps it
 //! (`store/exact.rs`): partials whose exact total is the sum, the high ones scaled by
 //! 2^-128, so that a restart keeps every sum exact, `1e308 + 1e308` included.
-//! Version 2 files (and version 1, without the clock byte) hold one `f64` per record
-//! instead: the sum as it was rounded then. Records whose second has left the window
-//! by load time are dropped.
+//! Versions 1 to 3 hold one `f64` per record instead: the sum as it was rounded then.
+//! Records whose second has left the window by load time are dropped.
 //!
 //! Writing goes to `<path>.tmp`, which is fsynced and then renamed over `<path>`, and
 //! the directory is fsynced: a crash at any point leaves either the old snapshot or
@@ -36,20 +38,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::clock::ClockMode;
-use crate::store::{Exact, Ingest, Store};
+use crate::persist::{Addition, add};
+use crate::store::{Exact, Store};
 
-const MAGIC: &[u8; 8] = b"SAWIN\0\0\x03";
-/// Version 2: one `f64` sum per record.
+const MAGIC: &[u8; 8] = b"SAWIN\0\0\x04";
+/// Version 3: one `f64` sum per record.
+const MAGIC_V3: &[u8; 8] = b"SAWIN\0\0\x03";
+/// Version 2: as version 3, without the log generation.
 const MAGIC_V2: &[u8; 8] = b"SAWIN\0\0\x02";
-/// Version 1: as version 2, without the clock byte.
+/// Version 1: without the clock byte and the log generation.
 const MAGIC_V1: &[u8; 8] = b"SAWIN\0\0\x01";
-/// Bytes of the fixed header before the records (versions 2 and 3).
-const HEADER: usize = 8 + 1 + 4 + 8 + 8;
 /// Most partials of either part a record may hold. Partials are nonoverlapping: each
 /// owns a range of bit positions no other touches, and a double's bits lie between
 /// 2^-1074 and 2^1024, so no expansion has more than 2,098 (one or two in practice).
 /// More means the file is damaged.
 const MAX_PARTS: u16 = 2100;
+/// Bytes of the fixed header before the records (versions 3 and 4).
+const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
 
 fn clock_byte(mode: ClockMode) -> u8 {
     match mode {
@@ -108,9 +113,15 @@ pub struct Loaded {
     pub dropped_records: u64,
 }
 
-/// Writes the window to `path`, saved by a server whose clock is `mode`; returns the
-/// number of records.
-pub fn save(store: &Store, mode: ClockMode, now: i64, path: &Path) -> Result<u64, SnapshotError> {
+/// Writes the window to `path`, saved by a server whose clock is `mode` at log
+/// generation `generation`; returns the number of records.
+pub fn save(
+    store: &Store,
+    mode: ClockMode,
+    now: i64,
+    generation: u64,
+    path: &Path,
+) -> Result<u64, SnapshotError> {
     let io_err = |error| SnapshotError::Io {
         path: path.to_path_buf(),
         error,
@@ -120,6 +131,7 @@ pub fn save(store: &Store, mode: ClockMode, now: i64, path: &Path) -> Result<u64
     body.push(clock_byte(mode));
     body.extend_from_slice(&store.window().to_le_bytes());
     body.extend_from_slice(&now.to_le_bytes());
+    body.extend_from_slice(&generation.to_le_bytes());
     body.extend_from_slice(&0u64.to_le_bytes());
     let mut records = 0u64;
     store.export(now, &mut |user, ty, second, events, sum| {
@@ -219,6 +231,8 @@ pub struct Snapshot {
     /// The clock of the server that saved it (`None` for version 1 files).
     pub clock: Option<ClockMode>,
     pub saved_now: i64,
+    /// The log generation it was saved at (0 for versions 1 and 2).
+    pub log_gen: u64,
     pub records: Vec<Record>,
 }
 
@@ -246,22 +260,22 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
             });
         }
     };
-    if bytes.len() < HEADER - 1 + 4 {
+    if bytes.len() < HEADER - 9 + 4 {
         return Err(corrupt("truncated"));
     }
     let version = match bytes.get(..8) {
-        Some(m) if m == MAGIC => 3,
+        Some(m) if m == MAGIC => 4,
+        Some(m) if m == MAGIC_V3 => 3,
         Some(m) if m == MAGIC_V2 => 2,
         Some(m) if m == MAGIC_V1 => 1,
         _ => return Err(corrupt("not a ScalableAnalytics snapshot")),
     };
-    let v1 = version == 1;
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32fast::hash(body).to_le_bytes() != crc {
         return Err(corrupt("checksum mismatch: truncated or damaged"));
     }
     let mut r = Reader { buf: body, pos: 8 };
-    let clock = if v1 {
+    let clock = if version == 1 {
         None
     } else {
         let [b] = r.array().ok_or(corrupt("truncated"))?;
@@ -269,20 +283,25 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     };
     let _window = u32::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     let saved_now = i64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
+    let log_gen = if version >= 3 {
+        u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?)
+    } else {
+        0
+    };
     let count = u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
-    // Each record takes at least 24 bytes (28 before version 3): a count the body
+    // Each record takes at least 24 bytes (28 before version 4): a count the body
     // cannot hold is corrupt, and checking first keeps a damaged count from reserving
     // absurd memory.
-    let least = if version >= 3 { 24 } else { 28 };
+    let least = if version >= 4 { 24 } else { 28 };
     if count > (body.len() / least) as u64 {
         return Err(corrupt("record count larger than the file"));
     }
     let mut records = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let rec = if version >= 3 {
+        let rec = if version >= 4 {
             read_record(&mut r)
         } else {
-            read_record_v2(&mut r)
+            read_record_f64(&mut r)
         };
         records.push(rec.ok_or(corrupt("bad record"))?);
     }
@@ -292,6 +311,7 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     Ok(Some(Snapshot {
         clock,
         saved_now,
+        log_gen,
         records,
     }))
 }
@@ -307,7 +327,7 @@ fn read_ids(r: &mut Reader<'_>) -> Option<(String, String)> {
     Some((id()?, id()?))
 }
 
-/// A version 3 record.
+/// A version 4 record.
 fn read_record(r: &mut Reader<'_>) -> Option<Record> {
     let (user, event_type) = read_ids(r)?;
     let second = i64::from_le_bytes(r.array()?);
@@ -339,8 +359,8 @@ fn read_record(r: &mut Reader<'_>) -> Option<Record> {
     Some(rec)
 }
 
-/// A version 1 or 2 record: one `f64` sum.
-fn read_record_v2(r: &mut Reader<'_>) -> Option<Record> {
+/// A record of versions 1 to 3: one `f64` sum.
+fn read_record_f64(r: &mut Reader<'_>) -> Option<Record> {
     let (user, event_type) = read_ids(r)?;
     let second = i64::from_le_bytes(r.array()?);
     let events = u64::from_le_bytes(r.array()?);
@@ -367,26 +387,35 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
         saved_now: snapshot.saved_now,
         ..Loaded::default()
     };
-    for rec in &snapshot.records {
+    let sums: Vec<Exact> = snapshot.records.iter().map(Record::exact).collect();
+    let mut adds = Vec::with_capacity(snapshot.records.len());
+    for (rec, sum) in snapshot.records.iter().zip(&sums) {
         let in_window = rec.second > now - i64::from(store.window()) && rec.second <= now;
         let second = u32::try_from(rec.second).ok().filter(|_| in_window);
         let Some(second) = second.filter(|_| rec.events > 0) else {
             loaded.dropped_records += 1;
             continue;
         };
-        let ev = Ingest {
+        adds.push(Addition {
             user: &rec.user,
             event_type: &rec.event_type,
             second,
-            value: None,
-            now,
+            value: Some(rec.sum),
+            exact: Some(sum),
             count: rec.events,
-        };
-        if store.restore(&ev, &rec.exact()).is_ok() {
-            loaded.records += 1;
-            loaded.events += rec.events;
-        } else {
-            loaded.dropped_records += 1;
+            now,
+        });
+    }
+    let mut results = Vec::new();
+    for chunk in adds.chunks(8192) {
+        add(store, chunk, true, &mut results);
+        for (r, a) in results.iter().zip(chunk) {
+            if r.is_ok() {
+                loaded.records += 1;
+                loaded.events += a.count;
+            } else {
+                loaded.dropped_records += 1;
+            }
         }
     }
     loaded
@@ -412,13 +441,29 @@ impl SnapshotFile {
     }
 
     /// `SAVE`: writes the window as of `now` (of a clock in `mode`) to the
-    /// configured file.
-    pub fn save(&self, store: &Store, mode: ClockMode, now: i64) -> Result<(), SnapshotError> {
+    /// configured file, at log generation `generation`.
+    pub fn save(
+        &self,
+        store: &Store,
+        mode: ClockMode,
+        now: i64,
+        generation: u64,
+    ) -> Result<(), SnapshotError> {
         let path = self.path.as_ref().ok_or(SnapshotError::NotConfigured)?;
         let _one_at_a_time = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
-        let records = save(store, mode, now, path)?;
+        let records = save(store, mode, now, generation, path)?;
         tracing::info!(path = %path.display(), records, "snapshot saved");
         Ok(())
+    }
+
+    /// Whether a snapshot file is configured.
+    pub fn configured(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// The snapshot file, if one is configured.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// `SHUTDOWN NOSAVE`: the stop that follows writes nothing.

@@ -107,7 +107,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
-pub use exact::Exact;
+pub use exact::{Exact, two_sum};
 
 /// Values at least this large are kept in an exact sum's high part (a snapshot
 /// checks its high partials against it).
@@ -274,8 +274,34 @@ impl Store {
         grow: bool,
         results: &mut [Result<(), AddError>],
     ) {
+        self.add_batch_with(events, None, grow, results);
+    }
+
+    /// [`Store::add_batch`] of persisted records: `sums[i]`, when given, is the exact
+    /// sum of `events[i]`'s values (its `value` is not read).
+    pub fn add_batch_exact(
+        &self,
+        events: &[Ingest<'_>],
+        sums: &[Option<&Exact>],
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        self.add_batch_with(events, Some(sums), grow, results);
+    }
+
+    fn add_batch_with(
+        &self,
+        events: &[Ingest<'_>],
+        sums: Option<&[Option<&Exact>]>,
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        let sum_of = |i: usize| sums.and_then(|s| s.get(i).copied().flatten());
         if let ([ev], [r]) = (events, &mut *results) {
-            let k = self.keyed(ev);
+            let k = Keyed {
+                sum: sum_of(0),
+                ..self.keyed(ev)
+            };
             *r = self.lock(self.shard_of(k.user_hash)).add(&k, grow);
             return;
         }
@@ -300,7 +326,7 @@ impl Store {
                     user_hash: self.hash(ev.user),
                     type_hash,
                     pos,
-                    sum: None,
+                    sum: sum_of(pos),
                 }
             })
             .collect();

@@ -4,27 +4,19 @@
 //!
 //! Time moves only by `EVT.CLOCK` (manual clock).
 
-mod common;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::*;
 use redis::{Connection, Value};
+
+use crate::common::*;
 
 const T: i64 = 1_700_000_000;
 
-fn manual() -> TestServer {
+/// A manual clock starting at `T`.
+fn at_t() -> TestServer {
     TestServer::start(&["--clock", "manual", "--clock-start", &T.to_string()])
-}
-
-fn advance(con: &mut Connection, by: i64) -> i64 {
-    redis::cmd("EVT.CLOCK")
-        .arg("ADVANCE")
-        .arg(by)
-        .query(con)
-        .expect("EVT.CLOCK ADVANCE")
 }
 
 /// Events (user, type, second, value) in one `EVT.MADD` per 1,000.
@@ -46,14 +38,9 @@ fn one(con: &mut Connection, u: &str, t: &str, ts: i64, v: f64) {
     add(con, &event(u, t, ts, v)).expect("EVT.ADD");
 }
 
-/// A command's raw reply.
-fn q(con: &mut Connection, args: &[&str]) -> Value {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con)
-        .unwrap_or_else(|e| panic!("{args:?}: {}", err_text(&e)))
+/// A command's reply; the test fails on an error reply.
+fn v(con: &mut Connection, args: &[&str]) -> Value {
+    q(con, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 fn bulk(s: &str) -> Value {
@@ -62,16 +49,6 @@ fn bulk(s: &str) -> Value {
 
 fn ints(v: &[i64]) -> Value {
     Value::Array(v.iter().map(|&n| Value::Int(n)).collect())
-}
-
-/// `EVT.SUM` as the RESP2 text.
-fn sum(con: &mut Connection, u: &str, t: &str, window: Option<u32>) -> String {
-    let mut c = redis::cmd("EVT.SUM");
-    c.arg(u).arg(t);
-    if let Some(w) = window {
-        c.arg("WINDOW").arg(w);
-    }
-    c.query(con).expect("EVT.SUM")
 }
 
 fn sum3(con: &mut Connection, u: &str, t: &str, window: Option<u32>) -> Value {
@@ -89,7 +66,7 @@ fn sum3(con: &mut Connection, u: &str, t: &str, window: Option<u32>) -> Value {
 
 #[test]
 fn sums_are_the_exact_sum_rounded_once_as_math_fsum() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     let mut c3 = srv.client3();
     for _ in 0..10 {
@@ -128,7 +105,7 @@ fn sums_are_the_exact_sum_rounded_once_as_math_fsum() {
 
 #[test]
 fn overflow_is_the_same_infinity_in_every_window_and_recovers() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     let mut c3 = srv.client3();
     one(&mut c, "big", "x", T, 1e308);
@@ -201,7 +178,7 @@ fn exact_sums_survive_a_snapshot() {
     for _ in 0..3 {
         one(&mut c, "tenths", "buy", T + 1, 0.1);
     }
-    assert_eq!(q(&mut c, &["SAVE"]), Value::Okay);
+    assert_eq!(v(&mut c, &["SAVE"]), Value::Okay);
     drop(c);
     srv.stop();
     let srv = TestServer::start(&flags);
@@ -246,12 +223,12 @@ fn fill_top(c: &mut Connection) {
 
 #[test]
 fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     fill_top(&mut c);
     // RESP2: a flat array, as ZRANGE ... WITHSCORES.
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS"]),
+        v(&mut c, &["EVT.TOP", "USERS"]),
         Value::Array(vec![
             bulk("carol"),
             Value::Int(5),
@@ -266,7 +243,7 @@ fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
         ])
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "COUNT", "2"]),
+        v(&mut c, &["EVT.TOP", "USERS", "COUNT", "2"]),
         Value::Array(vec![
             bulk("carol"),
             Value::Int(5),
@@ -275,7 +252,7 @@ fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
         ])
     );
     assert_eq!(
-        q(&mut c, &["evt.top", "types", "count", "2"]),
+        v(&mut c, &["evt.top", "types", "count", "2"]),
         Value::Array(vec![
             bulk("click"),
             Value::Int(8),
@@ -286,7 +263,7 @@ fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
     // RESP3: [id, score] pairs.
     let mut c3 = srv.client3();
     assert_eq!(
-        q(&mut c3, &["EVT.TOP", "TYPES"]),
+        v(&mut c3, &["EVT.TOP", "TYPES"]),
         Value::Array(vec![
             Value::Array(vec![bulk("click"), Value::Int(8)]),
             Value::Array(vec![bulk("view"), Value::Int(5)]),
@@ -316,13 +293,13 @@ fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
 
 #[test]
 fn top_sum_is_a_leaderboard_of_one_type_with_double_scores() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     fill_top(&mut c);
     one(&mut c, "frank", "buy", T, 10.0);
     // dave 10, frank 10 (tie: by id), erin 19.99; users without the type are absent.
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "SUM", "buy"]),
+        v(&mut c, &["EVT.TOP", "SUM", "buy"]),
         Value::Array(vec![
             bulk("erin"),
             bulk("19.99"),
@@ -335,11 +312,11 @@ fn top_sum_is_a_leaderboard_of_one_type_with_double_scores() {
     // Sums of tenths are exact in the leaderboard too.
     let mut c3 = srv.client3();
     assert_eq!(
-        q(&mut c3, &["EVT.TOP", "SUM", "view", "COUNT", "1"]),
+        v(&mut c3, &["EVT.TOP", "SUM", "view", "COUNT", "1"]),
         Value::Array(vec![Value::Array(vec![bulk("dave"), Value::Double(8.0)])])
     );
     assert_eq!(
-        q(&mut c3, &["EVT.TOP", "SUM", "view", "COUNT", "2"]),
+        v(&mut c3, &["EVT.TOP", "SUM", "view", "COUNT", "2"]),
         Value::Array(vec![
             Value::Array(vec![bulk("dave"), Value::Double(8.0)]),
             Value::Array(vec![bulk("alice"), Value::Double(0.30000000000000004)]),
@@ -347,14 +324,14 @@ fn top_sum_is_a_leaderboard_of_one_type_with_double_scores() {
         "three 0.1s: the exact sum rounds to 0.30000000000000004, as math.fsum says"
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "SUM", "nothing"]),
+        v(&mut c, &["EVT.TOP", "SUM", "nothing"]),
         Value::Array(vec![])
     );
 }
 
 #[test]
 fn top_follows_the_window_and_its_last_seconds() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     fill_top(&mut c);
     advance(&mut c, 10);
@@ -367,11 +344,11 @@ fn top_follows_the_window_and_its_last_seconds() {
         ],
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "WINDOW", "1"]),
+        v(&mut c, &["EVT.TOP", "USERS", "WINDOW", "1"]),
         Value::Array(vec![bulk("erin"), Value::Int(2)])
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "2"]),
+        v(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "2"]),
         Value::Array(vec![
             bulk("erin"),
             Value::Int(2),
@@ -381,7 +358,7 @@ fn top_follows_the_window_and_its_last_seconds() {
     );
     // erin has 3 now, tied with alice, bob and dave: alice comes first.
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "COUNT", "5"]),
+        v(&mut c, &["EVT.TOP", "USERS", "COUNT", "5"]),
         Value::Array(vec![
             bulk("carol"),
             Value::Int(5),
@@ -398,7 +375,7 @@ fn top_follows_the_window_and_its_last_seconds() {
     // Second T leaves, before any sweep: only what came later counts.
     advance(&mut c, 50);
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS"]),
+        v(&mut c, &["EVT.TOP", "USERS"]),
         Value::Array(vec![
             bulk("erin"),
             Value::Int(2),
@@ -407,7 +384,7 @@ fn top_follows_the_window_and_its_last_seconds() {
         ])
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "TYPES"]),
+        v(&mut c, &["EVT.TOP", "TYPES"]),
         Value::Array(vec![
             bulk("buy"),
             Value::Int(2),
@@ -416,12 +393,12 @@ fn top_follows_the_window_and_its_last_seconds() {
         ])
     );
     advance(&mut c, 10);
-    assert_eq!(q(&mut c, &["EVT.TOP", "USERS"]), Value::Array(vec![]));
+    assert_eq!(v(&mut c, &["EVT.TOP", "USERS"]), Value::Array(vec![]));
 }
 
 #[test]
 fn twenty_thousand_users_tied_at_one_give_the_smallest_ids() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     // Inserted in descending order so that no structure gets the order for free.
     let evs: Vec<(String, &str, i64, Option<f64>)> = (0..20_000)
@@ -432,7 +409,7 @@ fn twenty_thousand_users_tied_at_one_give_the_smallest_ids() {
     let want: Vec<Value> = (0..10)
         .flat_map(|i| [bulk(&format!("user{i:06}")), Value::Int(1)])
         .collect();
-    assert_eq!(q(&mut c, &["EVT.TOP", "USERS"]), Value::Array(want));
+    assert_eq!(v(&mut c, &["EVT.TOP", "USERS"]), Value::Array(want));
     // One pulls ahead; a shorter window scans and agrees.
     one(&mut c, "user019999", "click", T, 0.0);
     let want = vec![
@@ -444,15 +421,15 @@ fn twenty_thousand_users_tied_at_one_give_the_smallest_ids() {
         Value::Int(1),
     ];
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "COUNT", "3"]),
+        v(&mut c, &["EVT.TOP", "USERS", "COUNT", "3"]),
         Value::Array(want.clone())
     );
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "30"]),
+        v(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "30"]),
         Value::Array(want)
     );
     // The longest list.
-    match q(&mut c, &["EVT.TOP", "USERS", "COUNT", "1000"]) {
+    match v(&mut c, &["EVT.TOP", "USERS", "COUNT", "1000"]) {
         Value::Array(items) => {
             assert_eq!(items.len(), 2000);
             assert_eq!(items[1998], bulk("user000998"));
@@ -463,7 +440,7 @@ fn twenty_thousand_users_tied_at_one_give_the_smallest_ids() {
 
 #[test]
 fn a_scan_over_many_users_answers_while_other_clients_are_served() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     let evs: Vec<(String, &str, i64, Option<f64>)> = (0..200_000)
         .map(|i| (format!("u{i}"), "click", T - (i % 50), Some(1.0)))
@@ -508,7 +485,7 @@ fn a_scan_over_many_users_answers_while_other_clients_are_served() {
         ]
     );
     for _ in 0..5 {
-        let got = q(
+        let got = v(
             &mut c,
             &["EVT.TOP", "USERS", "COUNT", "100", "WINDOW", "10"],
         );
@@ -535,7 +512,7 @@ fn a_scan_over_many_users_answers_while_other_clients_are_served() {
 
 #[test]
 fn top_refuses_what_it_cannot_answer() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     let err = |c: &mut Connection, args: &[&str]| {
         let mut cmd = redis::cmd(args[0]);
@@ -577,7 +554,7 @@ fn top_refuses_what_it_cannot_answer() {
     );
     // Options in either order.
     assert_eq!(
-        q(&mut c, &["EVT.TOP", "USERS", "WINDOW", "5", "COUNT", "3"]),
+        v(&mut c, &["EVT.TOP", "USERS", "WINDOW", "5", "COUNT", "3"]),
         Value::Array(vec![])
     );
 }
@@ -588,7 +565,7 @@ fn top_refuses_what_it_cannot_answer() {
 
 #[test]
 fn active_counts_distinct_keys_exactly_in_every_window() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     madd(
         &mut c,
@@ -620,12 +597,12 @@ fn active_counts_distinct_keys_exactly_in_every_window() {
     assert_eq!(active(&mut c, "TYPES", None), 2);
     assert_eq!(active(&mut c, "PAIRS", None), 3);
     let mut c3 = srv.client3();
-    assert_eq!(q(&mut c3, &["EVT.ACTIVE", "USERS"]), Value::Int(2));
+    assert_eq!(v(&mut c3, &["EVT.ACTIVE", "USERS"]), Value::Int(2));
 }
 
 #[test]
 fn series_are_per_second_oldest_first_zeros_included() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     madd(
         &mut c,
@@ -638,19 +615,19 @@ fn series_are_per_second_oldest_first_zeros_included() {
         ],
     );
     assert_eq!(
-        q(&mut c, &["EVT.SERIES", "TOTAL", "WINDOW", "4"]),
+        v(&mut c, &["EVT.SERIES", "TOTAL", "WINDOW", "4"]),
         ints(&[0, 2, 0, 2])
     );
     assert_eq!(
-        q(&mut c, &["EVT.SERIES", "USER", "a", "WINDOW", "3"]),
+        v(&mut c, &["EVT.SERIES", "USER", "a", "WINDOW", "3"]),
         ints(&[2, 0, 1])
     );
     assert_eq!(
-        q(&mut c, &["EVT.SERIES", "TYPE", "x", "WINDOW", "3"]),
+        v(&mut c, &["EVT.SERIES", "TYPE", "x", "WINDOW", "3"]),
         ints(&[2, 0, 1])
     );
     // The whole window by default: 60 values, the oldest second first.
-    match q(&mut c, &["EVT.SERIES", "USER", "b"]) {
+    match v(&mut c, &["EVT.SERIES", "USER", "b"]) {
         Value::Array(v) => {
             assert_eq!(v.len(), 60);
             assert_eq!(
@@ -663,21 +640,21 @@ fn series_are_per_second_oldest_first_zeros_included() {
     }
     // Sums: bulk strings in RESP2, doubles in RESP3; each second exact.
     assert_eq!(
-        q(&mut c, &["EVT.SERIES", "SUM", "a", "x", "WINDOW", "3"]),
+        v(&mut c, &["EVT.SERIES", "SUM", "a", "x", "WINDOW", "3"]),
         Value::Array(vec![bulk("0.30000000000000004"), bulk("0"), bulk("0")])
     );
     let mut c3 = srv.client3();
     assert_eq!(
-        q(&mut c3, &["EVT.SERIES", "SUM", "a", "y", "WINDOW", "2"]),
+        v(&mut c3, &["EVT.SERIES", "SUM", "a", "y", "WINDOW", "2"]),
         Value::Array(vec![Value::Double(0.0), Value::Double(5.0)])
     );
     assert_eq!(
-        q(&mut c3, &["EVT.SERIES", "USER", "nobody", "WINDOW", "2"]),
+        v(&mut c3, &["EVT.SERIES", "USER", "nobody", "WINDOW", "2"]),
         ints(&[0, 0])
     );
     advance(&mut c, 1);
     assert_eq!(
-        q(&mut c, &["EVT.SERIES", "TOTAL", "WINDOW", "3"]),
+        v(&mut c, &["EVT.SERIES", "TOTAL", "WINDOW", "3"]),
         ints(&[0, 2, 0]),
         "the current second is last"
     );
@@ -685,7 +662,7 @@ fn series_are_per_second_oldest_first_zeros_included() {
 
 #[test]
 fn profile_lists_a_users_types_with_counts_and_exact_sums() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     madd(
         &mut c,
@@ -698,7 +675,7 @@ fn profile_lists_a_users_types_with_counts_and_exact_sums() {
         ],
     );
     assert_eq!(
-        q(&mut c, &["EVT.PROFILE", "u"]),
+        v(&mut c, &["EVT.PROFILE", "u"]),
         Value::Array(vec![
             Value::Array(vec![bulk("add_to_cart"), Value::Int(1), bulk("0.5")]),
             Value::Array(vec![bulk("buy"), Value::Int(3), bulk("1")]),
@@ -707,14 +684,14 @@ fn profile_lists_a_users_types_with_counts_and_exact_sums() {
     );
     let mut c3 = srv.client3();
     assert_eq!(
-        q(&mut c3, &["EVT.PROFILE", "u", "WINDOW", "1"]),
+        v(&mut c3, &["EVT.PROFILE", "u", "WINDOW", "1"]),
         Value::Array(vec![Value::Array(vec![
             bulk("buy"),
             Value::Int(3),
             Value::Double(1.0)
         ])])
     );
-    assert_eq!(q(&mut c, &["EVT.PROFILE", "nobody"]), Value::Array(vec![]));
+    assert_eq!(v(&mut c, &["EVT.PROFILE", "nobody"]), Value::Array(vec![]));
 }
 
 // ---------------------------------------------------------------------------------
@@ -723,7 +700,7 @@ fn profile_lists_a_users_types_with_counts_and_exact_sums() {
 
 #[test]
 fn info_distinct_counts_are_exact_right_after_the_clock_moves() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     const USERS: i64 = 50_000;
     // Half the users at T - 30, half at T: advancing 31 seconds removes exactly half.
@@ -766,13 +743,13 @@ fn info_distinct_counts_are_exact_right_after_the_clock_moves() {
     ] {
         assert_eq!(info_field(&text, field).as_deref(), Some("0"), "{field}");
     }
-    assert_eq!(q(&mut c, &["EVT.ACTIVE", "USERS"]), Value::Int(0));
-    assert_eq!(q(&mut c, &["EVT.TOP", "USERS"]), Value::Array(vec![]));
+    assert_eq!(v(&mut c, &["EVT.ACTIVE", "USERS"]), Value::Int(0));
+    assert_eq!(v(&mut c, &["EVT.TOP", "USERS"]), Value::Array(vec![]));
 }
 
 #[test]
 fn inside_exec_every_answer_is_of_one_instant_under_concurrent_writers() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
@@ -853,21 +830,21 @@ fn inside_exec_every_answer_is_of_one_instant_under_concurrent_writers() {
 
 #[test]
 fn commands_describe_themselves_and_name_their_keys() {
-    let srv = manual();
+    let srv = at_t();
     let mut c = srv.client();
     for name in ["evt.top", "evt.active", "evt.series", "evt.profile"] {
-        match q(&mut c, &["COMMAND", "DOCS", name]) {
+        match v(&mut c, &["COMMAND", "DOCS", name]) {
             Value::Array(v) => assert_eq!(v.first(), Some(&bulk(name)), "{name}"),
             Value::Map(m) => assert_eq!(m.first().map(|p| &p.0), Some(&bulk(name))),
             other => panic!("{name}: {other:?}"),
         }
     }
     assert_eq!(
-        q(&mut c, &["COMMAND", "GETKEYS", "EVT.PROFILE", "alice"]),
+        v(&mut c, &["COMMAND", "GETKEYS", "EVT.PROFILE", "alice"]),
         Value::Array(vec![bulk("alice")])
     );
     assert_eq!(
-        q(
+        v(
             &mut c,
             &["COMMAND", "GETKEYS", "EVT.SERIES", "SUM", "bob", "buy"]
         ),

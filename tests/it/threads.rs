@@ -2,30 +2,10 @@
 //! single-threaded runtimes and the window stays one, exact across them; SIGTERM
 //! still stops every thread after their last replies.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Spawned, event, read_n, resp_str};
-
-/// Reads one bulk-string reply.
-fn read_bulk(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut header = Vec::new();
-    while !header.ends_with(b"\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).expect("header byte");
-        header.push(b[0]);
-    }
-    let len: usize = String::from_utf8_lossy(&header[1..header.len() - 2])
-        .parse()
-        .expect("bulk length");
-    let mut body = vec![0u8; len + 2];
-    s.read_exact(&mut body).expect("bulk body");
-    body.truncate(len);
-    String::from_utf8_lossy(&body).into_owned()
-}
+use crate::common::{R, Raw, Spawned, event, read_n, resp_str};
 
 #[test]
 fn connections_on_every_thread_share_one_exact_window() {
@@ -35,10 +15,8 @@ fn connections_on_every_thread_share_one_exact_window() {
         "the server reports three serving threads:\n{}",
         server.log()
     );
-    let mut clock = server.raw();
-    clock.write_all(&resp_str(&["EVT.CLOCK"])).expect("write");
-    let reply = String::from_utf8(read_n(&mut clock, 13)).expect("utf8");
-    let now: i64 = reply.trim_start_matches(':').trim().parse().expect("clock");
+    let mut clock = Raw::connect(server.addr);
+    let now = clock.cmd(&["EVT.CLOCK"]).int();
 
     // Nine connections: three per thread, each writing its own user's events while
     // the others write theirs.
@@ -63,16 +41,16 @@ fn connections_on_every_thread_share_one_exact_window() {
         .map(|w| w.join().expect("writer"))
         .collect();
 
-    let mut q = server.raw();
-    q.write_all(&resp_str(&["EVT.TOTAL"])).expect("write");
-    assert_eq!(read_n(&mut q, 7), b":4500\r\n");
+    let mut q = Raw::connect(server.addr);
+    assert_eq!(q.cmd(&["EVT.TOTAL"]), R::Int(4500));
     for c in 0..9 {
-        q.write_all(&resp_str(&["EVT.USER", &format!("user{c}")]))
-            .expect("write");
-        assert_eq!(read_n(&mut q, 6), b":500\r\n", "user{c}");
+        assert_eq!(
+            q.cmd(&["EVT.USER", &format!("user{c}")]),
+            R::Int(500),
+            "user{c}"
+        );
     }
-    q.write_all(&resp_str(&["CLIENT", "LIST"])).expect("write");
-    let list = read_bulk(&mut q);
+    let list = q.cmd(&["CLIENT", "LIST"]).text();
     assert!(
         list.matches("id=").count() >= 11,
         "every connection is listed, whatever its thread:\n{list}"

@@ -1,26 +1,11 @@
 //! The tools operators reach for (issue 11): INFO's per-command sections, SLOWLOG,
 //! LATENCY, MONITOR, CLIENT KILL / PAUSE / REPLY, through real clients.
 
-mod common;
-
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
-    cmd(args).query(c).map_err(|e| err_text(&e))
-}
 
 fn text(v: &Value) -> String {
     match v {
@@ -166,22 +151,6 @@ fn latency_monitor_records_commands_over_the_threshold() {
     assert_eq!(q(&mut c, &["LATENCY", "LATEST"]), Ok(Value::Array(vec![])));
 }
 
-fn read_some(s: &mut TcpStream, want: &[u8], timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    s.set_read_timeout(Some(Duration::from_millis(100))).ok();
-    while Instant::now() < deadline && !out.windows(want.len()).any(|w| w == want) {
-        if let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn monitor_streams_commands_with_credentials_redacted() {
     let srv = TestServer::start(&["--clock", "manual"]);
@@ -194,7 +163,8 @@ fn monitor_streams_commands_with_credentials_redacted() {
     q(&mut c, &["AUTH", "user", "hunter2"]).unwrap_err();
     q(&mut c, &["CONFIG", "GET", "port"]).unwrap();
     q(&mut c, &["ECHO", "last"]).unwrap();
-    let got = read_some(&mut m, b"\"last\"", Duration::from_secs(5));
+    // The monitor's stream ends with the last command (or the read times out).
+    let got = String::from_utf8_lossy(&read_until_suffix(&mut m, b"\"last\"\r\n")).into_owned();
     let lines: Vec<&str> = got.lines().collect();
     let evt = lines
         .iter()
@@ -366,32 +336,33 @@ fn a_config_file_sets_the_server_up_flags_override_it_and_config_rewrite_writes_
     .unwrap();
     let p = path.to_str().unwrap();
     let srv = Spawned::start_with_file(Some(p), &["--timeout", "50"]);
-    let mut s = srv.raw();
-    let config = |s: &mut TcpStream, name: &str| {
-        let req = resp_str(&["CONFIG", "GET", name]);
-        s.write_all(&req).unwrap();
-        let got = read_some(s, b"\r\n", Duration::from_secs(2));
-        got + &read_some(s, b"\r\n", Duration::from_millis(200))
+    let mut s = Raw::connect(srv.addr);
+    // The value `CONFIG GET name` answers.
+    let config = |s: &mut Raw, name: &str| match s.cmd(&["CONFIG", "GET", name]) {
+        R::Array(pair) if pair.len() == 2 => pair[1].text(),
+        other => panic!("CONFIG GET {name}: {other:?}"),
     };
-    assert!(config(&mut s, "maxclients").contains("77"));
-    assert!(
-        config(&mut s, "timeout").contains("50"),
+    assert_eq!(config(&mut s, "maxclients"), "77");
+    assert_eq!(
+        config(&mut s, "timeout"),
+        "50",
         "the flag wins over the file"
     );
-    let info = String::from_utf8_lossy(&send_recv(&mut s, b"INFO server\r\n", 2000)).into_owned();
+    let info = s.cmd(&["INFO", "server"]).text();
     assert!(info.contains(&format!("config_file:{p}")), "{info}");
-    s.write_all(&resp_str(&[
-        "CONFIG",
-        "SET",
-        "maxclients",
-        "88",
-        "slowlog-log-slower-than",
-        "500",
-    ]))
-    .unwrap();
-    assert_eq!(read_n(&mut s, 5), b"+OK\r\n");
-    s.write_all(b"CONFIG REWRITE\r\n").unwrap();
-    assert_eq!(read_n(&mut s, 5), b"+OK\r\n");
+    let ok = R::Simple("OK".into());
+    assert_eq!(
+        s.cmd(&[
+            "CONFIG",
+            "SET",
+            "maxclients",
+            "88",
+            "slowlog-log-slower-than",
+            "500",
+        ]),
+        ok
+    );
+    assert_eq!(s.cmd(&["CONFIG", "REWRITE"]), ok);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.starts_with("# ScalableAnalytics\nmaxclients 88\ntimeout 50\n"),
@@ -403,8 +374,8 @@ fn a_config_file_sets_the_server_up_flags_override_it_and_config_rewrite_writes_
     drop(srv);
     // The rewritten file starts a server.
     let again = Spawned::start_with_file(Some(p), &[]);
-    let mut s = again.raw();
-    assert!(config(&mut s, "maxclients").contains("88"));
+    let mut s = Raw::connect(again.addr);
+    assert_eq!(config(&mut s, "maxclients"), "88");
     // Without a file, CONFIG REWRITE says so, as Redis.
     let plain = TestServer::start(&[]);
     let mut c = plain.client();

@@ -3,15 +3,13 @@
 //! `redis-cli -c` and `redis-benchmark --cluster`, and compared with one node fed the
 //! same events.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 /// The manual clock's start: every node (and the single-node model) reads the same
@@ -1322,7 +1320,7 @@ fn the_readmes_cluster_example_prints_what_the_readme_shows() {
     // `127.0.0.1:<port>> ` prompt, each followed by what `redis-cli -c` prints. The
     // README's nodes are on 7001-7003; ours are on free ports, put in their place.
     const MARK: &str = "<!-- readme-cluster-test:";
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let mut lines = readme.lines().skip_while(|l| !l.starts_with(MARK));
     let flags: Vec<&str> = lines
         .next()

@@ -2,20 +2,13 @@
 //! exposition-format parser and checked against INFO, `/api/window` against the
 //! commands, the password on every path, and the live page in a real browser.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{TestServer, add, bare_event, info, info_field, system_now};
+use crate::common::{self, TestServer, add, bare_event, info, info_field, system_now};
 use openmetrics_parser::{MetricNumber, PrometheusValue};
-
-/// `used_memory` is read from the counting allocator, as in the server binary.
-#[global_allocator]
-static ALLOCATOR: scalable_analytics::Counting<std::alloc::System> =
-    scalable_analytics::Counting(std::alloc::System);
 
 // ---------------------------------------------------------------------------------
 // A small HTTP/1.1 client: one request per connection.
@@ -769,39 +762,22 @@ fn dump_dom(url: &str, budget_ms: u32) -> String {
         std::process::id(),
         RUN.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut child = std::process::Command::new("chromium")
+    let mut chromium = std::process::Command::new("chromium");
+    chromium
         .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={budget_ms}"))
         .arg("--dump-dom")
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start chromium (apt-get install chromium)");
-    let mut stdout = child.stdout.take().expect("chromium's stdout");
-    let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for chromium") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let dom = reader.join().expect("chromium's output");
+        .arg(url);
+    let done = common::run_program(chromium, None, Duration::from_secs(90));
     let _ = std::fs::remove_dir_all(&profile);
-    assert!(status.success(), "chromium failed: {status}");
-    dom
+    let status = done.status.expect("chromium did not finish within 90 s");
+    assert!(
+        status.success(),
+        "chromium failed: {status}\n{}",
+        done.stderr
+    );
+    done.stdout
 }
 
 /// The value of `attr` on the element whose `id` is `id`.

@@ -1,25 +1,12 @@
 //! Transactions (issue 11): MULTI / EXEC / DISCARD / WATCH / UNWATCH through real
 //! clients, with Redis's replies, and EXEC's one instant under concurrent writers.
 
-mod common;
-
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::*;
+use crate::common::*;
 use redis::Value;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
-    cmd(args).query(c).map_err(|e| err_text(&e))
-}
 
 #[test]
 fn an_atomic_pipeline_runs_as_one_transaction_in_resp2_and_resp3() {
@@ -171,7 +158,8 @@ fn a_transaction_has_bounded_size() {
         req.extend(resp_str(&["EVT.TOTAL"]));
     }
     req.extend(resp_str(&["EXEC"]));
-    let got = read_until_suffix_after(&mut raw, &req, b"previous errors.\r\n");
+    raw.write_all(&req).unwrap();
+    let got = read_until_suffix(&mut raw, b"previous errors.\r\n");
     let text = String::from_utf8_lossy(&got);
     assert_eq!(text.matches("+QUEUED").count(), 1000, "{}", &text[..200]);
     assert!(
@@ -180,12 +168,6 @@ fn a_transaction_has_bounded_size() {
         &text[text.len() - 400..]
     );
     assert!(text.ends_with("-EXECABORT Transaction discarded because of previous errors.\r\n"));
-}
-
-fn read_until_suffix_after(s: &mut std::net::TcpStream, req: &[u8], suffix: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    s.write_all(req).unwrap();
-    read_until_suffix(s, suffix)
 }
 
 /// Eight writers add events while a reader's transactions read the total and every
@@ -241,4 +223,38 @@ fn exec_reads_one_instant_under_concurrent_writers() {
     stop.store(true, Ordering::Relaxed);
     let sent: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
     assert_eq!(q(&mut c, &["EVT.TOTAL"]), Ok(Value::Int(sent as i64)));
+}
+
+#[test]
+fn with_appendfsync_always_exec_answers_once_its_events_are_durable() {
+    let dir = std::env::temp_dir().join(format!("sa-tx-always-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let srv = TestServer::start(&[
+        "--clock",
+        "manual",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        d,
+    ]);
+    let mut c = srv.client();
+    let now = clock(&mut c);
+    let (added, madd): ((), Vec<Value>) = redis::pipe()
+        .atomic()
+        .cmd("EVT.ADD")
+        .arg(bare_event("a", "view", now))
+        .cmd("EVT.MADD")
+        .arg(bare_event("b", "view", now))
+        .arg(bare_event("c", "view", now))
+        .query(&mut c)
+        .expect("EXEC under appendfsync always");
+    let () = added;
+    assert_eq!(madd.len(), 2);
+    assert_eq!(madd, [Value::Okay, Value::Okay]);
+    assert_eq!(q(&mut c, &["EVT.TOTAL"]), Ok(Value::Int(3)));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
-//! A real server inside the test: bound to `127.0.0.1:0`, run on its own runtime
-//! thread, stopped when the `TestServer` is dropped.
-
-#![allow(dead_code)]
+//! What the integration tests share. Here: a real server inside the test
+//! ([`TestServer`]: bound to `127.0.0.1:0`, run on its own runtime thread, stopped when
+//! dropped), the real binary in a child process ([`Spawned`]), byte-level socket
+//! helpers and `redis` crate helpers. In `raw`: the one raw RESP client. In `query`:
+//! helpers over a `redis` connection. In `process`: programs run to completion.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,6 +12,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use scalable_analytics::{Config, Handle, Options};
+
+mod process;
+mod query;
+mod raw;
+
+pub use process::*;
+pub use query::*;
+pub use raw::*;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -166,25 +175,12 @@ pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
     out
 }
 
-/// Reads until the peer closes (or times out).
-pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    read_n(s, usize::MAX)
-}
-
 /// The value of `field` in an INFO text.
 pub fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines().find_map(|l| {
         l.strip_prefix(&format!("{field}:"))
             .map(|v| v.trim().to_string())
     })
-}
-
-/// Whether a program is on PATH.
-pub fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// A seed-like event JSON.
@@ -279,11 +275,7 @@ pub fn info(con: &mut redis::Connection, section: Option<&str>) -> String {
 
 /// A numeric INFO field.
 pub fn info_i64(con: &mut redis::Connection, field: &str) -> i64 {
-    let text = info(con, None);
-    info_field(&text, field)
-        .unwrap_or_else(|| panic!("INFO has no field {field}:\n{text}"))
-        .parse()
-        .unwrap_or_else(|_| panic!("INFO field {field} is not an integer"))
+    num_field(&info(con, None), field)
 }
 
 /// Polls INFO until `field` has the value `want`, for up to `timeout`; returns the
@@ -352,17 +344,32 @@ impl Spawned {
     /// Starts the binary on `127.0.0.1:0` with `flags`, and waits for its
     /// `listening on` line.
     pub fn start(flags: &[&str]) -> Spawned {
-        Spawned::start_with_file(None, flags)
+        Spawned::spawn(None, flags, "")
     }
 
     /// [`Spawned::start`] with a configuration file as the first argument.
     pub fn start_with_file(file: Option<&str>, flags: &[&str]) -> Spawned {
+        Spawned::spawn(file, flags, "")
+    }
+
+    /// [`Spawned::start`] under a file-size limit of `bytes` (`ulimit -f`, rounded
+    /// down to 512-byte blocks): writes past it fail with `EFBIG`, a full disk
+    /// without root.
+    pub fn start_with_file_limit(flags: &[&str], bytes: u64) -> Spawned {
+        Spawned::spawn(
+            None,
+            flags,
+            &format!(" && ulimit -f {}", (bytes / 512).max(1)),
+        )
+    }
+
+    fn spawn(file: Option<&str>, flags: &[&str], more_limits: &str) -> Spawned {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_scalable-analytics");
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
             .arg(format!(
-                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB} && exec \"$0\" \"$@\""
+                "ulimit -v {SPAWNED_MEMORY_LIMIT_KB}{more_limits} && exec \"$0\" \"$@\""
             ))
             .arg(bin)
             .args(file)
@@ -461,20 +468,6 @@ impl Spawned {
         }
     }
 
-    /// Polls the log until `pred` holds for it, up to `timeout`.
-    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if pred(&self.log()) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -487,11 +480,7 @@ impl Spawned {
 
     /// Whether a fresh connection gets `+PONG` for `PING`.
     pub fn pings(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(self.addr) else {
-            return false;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        s.write_all(b"PING\r\n").is_ok() && read_n(&mut s, 7) == b"+PONG\r\n"
+        pings(self.addr)
     }
 }
 
@@ -516,41 +505,10 @@ pub fn read_until_suffix(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
 }
 
 /// Runs the binary with `args` to completion (killed after `timeout`): the exit status
-/// (`None` when it had to be killed) and its stderr.
+/// (`None` when it had to be killed) and its output, stdout then stderr.
 pub fn run_binary(args: &[&str], timeout: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scalable-analytics"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn scalable-analytics");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let err = err_reader.join().unwrap_or_default();
-    let out = out_reader.join().unwrap_or_default();
-    (status, format!("{out}{err}"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scalable-analytics"));
+    cmd.args(args).env_remove("RUST_LOG");
+    let done = run_program(cmd, None, timeout);
+    (done.status, format!("{}{}", done.stdout, done.stderr))
 }

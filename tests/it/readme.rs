@@ -5,12 +5,10 @@
 //! ```` ```text ```` fence; its lines starting with `127.0.0.1:6379> ` are the
 //! commands, the lines after each the output `redis-cli` prints for it.
 
-mod common;
+use std::process::Command;
+use std::time::Duration;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::*;
+use crate::common::*;
 
 const PROMPT: &str = "127.0.0.1:6379> ";
 const MARK: &str = "<!-- readme-test:";
@@ -73,34 +71,22 @@ fn examples(readme: &str) -> Vec<Example> {
     ignore = "needs redis-cli (apt-get install redis-tools)"
 )]
 fn every_redis_cli_example_in_the_readme_prints_what_the_readme_shows() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let examples = examples(readme);
     assert!(examples.len() >= 2, "the README's examples were not found");
     for ex in examples {
         let flags: Vec<&str> = ex.flags.iter().map(String::as_str).collect();
         let srv = TestServer::start(&flags);
-        let mut child = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &srv.addr.port().to_string(),
-                "--no-raw",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("redis-cli");
+        let mut cli = Command::new("redis-cli");
+        cli.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &srv.addr.port().to_string(),
+            "--no-raw",
+        ]);
         let input = ex.commands.join("\n") + "\n";
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("commands to redis-cli");
-        let out = child.wait_with_output().expect("redis-cli output");
-        let got = String::from_utf8_lossy(&out.stdout);
+        let got = run_program(cli, Some(&input), Duration::from_secs(60)).stdout;
         assert_eq!(
             got, ex.expected,
             "the README's example at line {} (flags {:?}) printed something else",
