@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::{AddError, EXPIRE_BUDGET, Ingest, Store};
+use scalable_analytics::{AddError, EXPIRE_BUDGET, Ingest, Ranked, SCAN_BUDGET, Store};
 
 const WINDOW: u32 = 60;
 const SHARDS: usize = 64;
@@ -267,11 +267,70 @@ fn bench_compact(c: &mut Criterion) {
     g.finish();
 }
 
+/// `EVT.TOP` over a million users (the default four shards of one serving thread).
+/// "random": one event each, then 8 million events to random users (counts spread
+/// as random ingest leaves them, the top few apart): the whole window from the
+/// ranking; one bounded step of a scan (what a `WINDOW <s>` list does between
+/// yields), whose length sets `SCAN_BUDGET`; and a whole `WINDOW 3` scan. "ties":
+/// one event each, so the ten smallest of a million tied ids are the answer, which
+/// the ranking cannot hold: a scan.
+fn bench_top(c: &mut Criterion) {
+    let names: Vec<String> = (0..MANY_USERS).map(user_name).collect();
+    let fill = |extra: usize| {
+        let store = Store::new(WINDOW, 4, START);
+        let mut rng = Rng(0x7777_1234_ABCD_0001);
+        let evs: Vec<Ingest<'_>> = names
+            .iter()
+            .map(|n| ingest(n, "click", START, START))
+            .chain((0..extra).map(|_| ingest(&names[rng.below(MANY_USERS)], "click", START, START)))
+            .collect();
+        let mut results = vec![Ok(()); evs.len()];
+        for (chunk, res) in evs.chunks(4096).zip(results.chunks_mut(4096)) {
+            store.add_batch(chunk, true, res);
+        }
+        store
+    };
+    let now = START + 5;
+    let random = fill(8 * MANY_USERS);
+    black_box(random.total(WINDOW, now));
+    let mut g = c.benchmark_group("top");
+    g.bench_function("random/users_count10_window", |b| {
+        b.iter(|| black_box(random.top_now(Ranked::Users, 10, WINDOW, now)))
+    });
+    g.bench_function("random/users_count1000_window", |b| {
+        b.iter(|| black_box(random.top_now(Ranked::Users, 1000, WINDOW, now)))
+    });
+    g.bench_function("random/scan_step_window3", |b| {
+        b.iter_batched(
+            || random.top(Ranked::Users, 10, 3, now),
+            |mut scan| {
+                // The first step of the first shard: the ranking cannot answer (no user
+                // has an event in the last 3 seconds), then SCAN_BUDGET records.
+                random.top_step(&mut scan, SCAN_BUDGET);
+                black_box(scan)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.sample_size(10);
+    g.bench_function("random/users_window3_whole_scan", |b| {
+        b.iter(|| black_box(random.top_now(Ranked::Users, 10, 3, now)))
+    });
+    drop(random);
+    let ties = fill(0);
+    black_box(ties.total(WINDOW, now));
+    g.bench_function("ties/users_count10_window", |b| {
+        b.iter(|| black_box(ties.top_now(Ranked::Users, 10, WINDOW, now)))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_ingest,
     bench_queries,
     bench_expire,
-    bench_compact
+    bench_compact,
+    bench_top
 );
 criterion_main!(benches);

@@ -40,7 +40,9 @@ pub use event::{DEFAULT_MAX_ID_LEN, Event, EventError, parse_event, parse_slow};
 pub use persist::snapshot::{Snapshot, SnapshotError, read as read_snapshot};
 pub use protocol::{ArgBuf, Args, Limits, Parsed, ProtocolError, parse_request};
 pub use server::{Handle, Options, StartError, build, serve};
-pub use store::{Active, AddError, EXPIRE_BUDGET, Ingest, Store};
+pub use store::{
+    Active, AddError, EXPIRE_BUDGET, Ingest, Ranked, SCAN_BUDGET, Score, Store, TopScan,
+};
 
 /// Parses a request's arguments into a command as the server does, without running
 /// it: the error reply's text when it cannot be parsed (for the fuzz targets).

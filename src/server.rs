@@ -160,7 +160,7 @@ pub fn build(
     Ok(Handle(Arc::new(Shared {
         settings: Settings::from_config(&config),
         config,
-        store,
+        store: Arc::new(store),
         clock,
         stats: Stats::default(),
         clients: Clients::default(),

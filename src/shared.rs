@@ -59,7 +59,8 @@ pub type LogFilterSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>
 pub struct Shared {
     pub config: Config,
     pub settings: Settings,
-    pub store: Store,
+    /// Shared with scans that outlive the command that started them (`EVT.TOP`).
+    pub store: Arc<Store>,
     pub clock: Clock,
     pub stats: Stats,
     pub clients: Clients,
@@ -86,7 +87,8 @@ pub struct Shared {
     /// Runtimes (one thread each) that serve connections besides the main one.
     pub workers: Vec<tokio::runtime::Handle>,
     /// Closed by `EXEC` for the time of a transaction.
-    pub gate: Gate,
+    /// Shared with scans that outlive the command that started them (`EVT.TOP`).
+    pub gate: Arc<Gate>,
     /// Users watched by `WATCH`.
     pub watches: Watches,
     /// `CLIENT PAUSE`.

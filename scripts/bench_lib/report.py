@@ -200,6 +200,26 @@ def markdown(res: dict, svg_name: str) -> str:
           f"after the fill, oldest key's TTL {mem['peer_min_ttl']} s — "
           f"{'OK' if mem['peer_fill_ok'] else '**NOT OK**'}.")
         w("")
+    top = res.get("top")
+    if top:
+        w("### EVT.TOP over the users (a)")
+        w("")
+        w(f"- `EVT.TOP USERS COUNT 10` from one client, one request at a time, over "
+          f"{top['users']:,} users while `redis-benchmark -c 50 -P 64 EVT.ADD` sends events to "
+          f"random users of the same keyspace: p50 {ms(top['p50_under'])}, p99 "
+          f"{ms(top['p99_under'])}, max {ms(top['max_under'])} ({rate(top['rps_under'])}, "
+          f"{top['n_under']:,} requests); alone: p99 {ms(top['p99_alone'])}. PING from the same "
+          f"client under the same ingest, right after: p50 {ms(top.get('ping_p50_under'))}, p99 "
+          f"{ms(top.get('ping_p99_under'))} (without ingest: p99 {ms(top.get('ping_p99_quiet'))}) — "
+          f"the wait for a turn on the serving thread that every request pays. The ingest ran "
+          f"at {rate(top['ingest_rps_during'])} against {rate(top['ingest_rps_alone'])} alone.")
+        w(f"- `EVT.TOP USERS COUNT 10 WINDOW 3`, 5 s after the last event, reads every user "
+          f"(no one has an event in the last 3 s, so the ranking cannot answer): "
+          f"{top['scans']} scans, median {ms(top['scan_ms'])}, longest {ms(top['scan_max_ms'])}, "
+          f"asked in a loop by one client while another sends PING one at a time: PING p99 "
+          f"{ms(top['ping_p99'])}, max {ms(top['ping_max'])} (alone: p99 "
+          f"{ms(top['ping_p99_alone'])}, max {ms(top['ping_max_alone'])}).")
+        w("")
     ex = res.get("expiry")
     if ex:
         w("### Expiry under load")

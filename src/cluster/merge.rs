@@ -39,7 +39,6 @@ impl Merge for Sum {
 
 /// Arrays of integers added element by element (`EVT.SERIES TOTAL|TYPE`: one count
 /// per second, oldest first); every share has the same length.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct SumEach;
 
@@ -75,7 +74,6 @@ impl Merge for SumEach {
 
 /// The number of distinct members of every share (each an array of ids):
 /// `EVT.ACTIVE TYPES`, whose shares are each node's list of active types.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct Distinct;
 
@@ -125,21 +123,21 @@ impl Merge for Same {
 /// the answer takes the shape of `resp`, as `ZRANGE ... WITHSCORES` does. Scores are
 /// integers (counts) or doubles (sums); doubles of one id are never added, as that
 /// sum would not be exact.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct TopK {
     pub k: usize,
     pub resp: Resp,
+    /// The scores are sums (`EVT.TOP SUM`): doubles, even those a RESP2 share wrote
+    /// as whole numbers (`"10"`).
+    pub sums: bool,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Score {
     Int(i64),
     Float(f64),
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl Score {
     fn as_f64(self) -> f64 {
         match self {
@@ -232,7 +230,7 @@ impl Merge for TopK {
                 _ => merged.push((id, score)),
             }
         }
-        let floats = merged.iter().any(|(_, s)| matches!(s, Score::Float(_)));
+        let floats = self.sums || merged.iter().any(|(_, s)| matches!(s, Score::Float(_)));
         // Stable: ids are already ascending, so ties stay in id order.
         merged.sort_by(|a, b| b.1.as_f64().total_cmp(&a.1.as_f64()));
         merged.truncate(self.k);
@@ -341,6 +339,7 @@ mod tests {
         let top = TopK {
             k: 3,
             resp: Resp::V3,
+            sums: false,
         };
         assert_eq!(
             top.merge(vec![one.clone(), two.clone()]),
@@ -353,6 +352,7 @@ mod tests {
         let flat = TopK {
             k: 2,
             resp: Resp::V2,
+            sums: false,
         };
         assert_eq!(
             flat.merge(vec![one, two]),
@@ -370,6 +370,7 @@ mod tests {
         let top = TopK {
             k: 10,
             resp: Resp::V3,
+            sums: false,
         };
         let a = Reply::Array(vec![
             pair("click", Reply::Int(5)),
@@ -399,5 +400,15 @@ mod tests {
             Reply::Array(vec![pair("u1", Reply::Double(2.5))]),
         ];
         assert!(top.merge(twice).is_err());
+        // Whole sums from RESP2 shares stay doubles.
+        let sums = TopK { sums: true, ..top };
+        let whole = vec![
+            Reply::Array(vec![Reply::bulk("u1"), Reply::bulk("10")]),
+            Reply::Array(vec![]),
+        ];
+        assert_eq!(
+            sums.merge(whole),
+            Ok(Reply::Array(vec![pair("u1", Reply::Double(10.0))]))
+        );
     }
 }

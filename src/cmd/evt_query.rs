@@ -148,7 +148,7 @@ impl<'a> Cmd<'a> for Sum<'a> {
             -3,
             &["readonly", "fast"],
             "module",
-            "Sum of attributes.value over one user's events of one type in the window.",
+            "Sum of attributes.value over one user's events of one type in the window: exact, rounded once to the nearest double.",
             &[
                 arg("user_id", "key"),
                 arg("event_type", "string"),

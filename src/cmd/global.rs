@@ -15,7 +15,7 @@
 //! for its share, how to read this node's share at a given `now`, and a
 //! [`Merge`](crate::cluster::merge::Merge).
 
-use super::{Ctx, Cursor};
+use super::{Ctx, Cursor, Later};
 use crate::cluster::Ask;
 use crate::cluster::merge::Merge;
 use crate::error::ReplyError;
@@ -70,7 +70,7 @@ pub fn scope(c: &mut Cursor<'_>) -> Result<Scope, ReplyError> {
 }
 
 /// What follows `LOCAL`: `AT <now>`, or nothing.
-fn local_at(c: &mut Cursor<'_>) -> Result<Scope, ReplyError> {
+pub fn local_at(c: &mut Cursor<'_>) -> Result<Scope, ReplyError> {
     if c.eat("AT") {
         Ok(Scope::At(c.int()?))
     } else {
@@ -101,6 +101,20 @@ pub fn instant(ctx: &Ctx<'_>, scope: Scope) -> Result<i64, ReplyError> {
     }
 }
 
+/// This node's share of a cluster-wide answer: read already, or still being read (a
+/// scan that yields to other clients between its steps).
+pub enum Share {
+    Ready(Reply),
+    Later(Later),
+}
+
+/// Whether a query in `scope` gathers the other nodes' shares (cluster mode, more
+/// than one node, no `LOCAL`): some shares are then lists a merge needs whole
+/// (`EVT.ACTIVE TYPES`, `EVT.TOP TYPES`) rather than the answer itself.
+pub fn gathering(ctx: &Ctx<'_>, scope: Scope) -> bool {
+    scope == Scope::Cluster && ctx.shared.cluster.as_ref().is_some_and(|c| !c.alone())
+}
+
 /// Answers a cluster-wide query: `local` reads this node's share at a `now`; in
 /// cluster mode without `LOCAL` the other nodes are asked with `request` (the command
 /// and its arguments, without any `LOCAL`) followed by `LOCAL AT <now>`, and the
@@ -114,12 +128,31 @@ pub fn answer<M: Merge>(
 ) -> Result<Reply, ReplyError> {
     let now = instant(ctx, scope)?;
     let share = local(ctx.shared, now)?;
-    let Some(cluster) = ctx.shared.cluster.as_ref() else {
-        return Ok(share);
+    answer_share(ctx, scope, now, request, merge, Share::Ready(share))
+}
+
+/// As [`answer`], with this node's share read at `now` (from [`instant`]) already, or
+/// on its way.
+pub fn answer_share<M: Merge>(
+    ctx: &mut Ctx<'_>,
+    scope: Scope,
+    now: i64,
+    request: Vec<Vec<u8>>,
+    merge: M,
+    share: Share,
+) -> Result<Reply, ReplyError> {
+    let cluster = match ctx.shared.cluster.as_ref() {
+        Some(c) if gathering(ctx, scope) => c.clone(),
+        _ => {
+            return match share {
+                Share::Ready(reply) => Ok(reply),
+                Share::Later(later) => {
+                    ctx.reply_later(later);
+                    Ok(Reply::Null)
+                }
+            };
+        }
     };
-    if scope != Scope::Cluster || cluster.alone() {
-        return Ok(share);
-    }
     let what = String::from_utf8_lossy(request.first().map_or(&b""[..], |w| w)).to_uppercase();
     if ctx.in_transaction() {
         return Err(ReplyError::err(format!(
@@ -133,15 +166,21 @@ pub fn answer<M: Merge>(
         b"AT".to_vec(),
         now.to_string().into_bytes(),
     ]);
-    let ask = Ask {
+    let password = ctx.shared.settings.password();
+    let ask = move |local| Ask {
         request,
-        local: share,
+        local,
         merge,
-        what: what.clone(),
+        what,
         hint: "add LOCAL for this node's share only",
     };
-    let password = ctx.shared.settings.password();
-    ctx.reply_later(cluster.gather(ask, password));
+    match share {
+        Share::Ready(local) => ctx.reply_later(cluster.gather(ask(local), password)),
+        Share::Later(later) => ctx.reply_later(Box::pin(async move {
+            let local = later.await?;
+            cluster.gather(ask(local), password).await
+        })),
+    }
     Ok(Reply::Null)
 }
 

@@ -22,6 +22,8 @@ mod cursor;
 mod evt_add;
 mod evt_clock;
 mod evt_query;
+mod evt_series;
+mod evt_top;
 mod glob;
 mod global;
 mod info;
@@ -34,6 +36,7 @@ mod tx;
 use std::sync::OnceLock;
 
 pub use cursor::{Cursor, parse_int};
+pub use evt_top::MAX_TOP_COUNT;
 pub use session::{Flow, Session};
 pub use spec::Spec;
 
@@ -210,6 +213,10 @@ commands! { 'a;
     EvtUser => evt_query::User<'a>,
     EvtType => evt_query::Type<'a>,
     EvtSum => evt_query::Sum<'a>,
+    EvtTop => evt_top::Top<'a>,
+    EvtActive => evt_top::Active,
+    EvtSeries => evt_series::Series<'a>,
+    EvtProfile => evt_series::Profile<'a>,
     EvtClock => evt_clock::EvtClock,
     Ping => conn::Ping<'a>,
     Echo => conn::Echo<'a>,

@@ -101,8 +101,6 @@ pub enum KeyPos {
     /// The argument after argument 1 when argument 1 is one of these words (any case):
     /// `EVT.SERIES USER <u>`. Clients learn this key through `COMMAND GETKEYS`
     /// (`movablekeys`).
-    // For EVT.SERIES (issue 12), landing beside this; tested here.
-    #[cfg_attr(not(test), allow(dead_code))]
     AfterWord(&'static [&'static str]),
 }
 

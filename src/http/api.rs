@@ -1,23 +1,24 @@
 //! The JSON the live page polls, documented in the README (`HTTP view`).
 //!
-//! `GET /api/window` is the window at one `now`. The page also asks for
-//! `GET /api/top` (`{"users": [{"id", "events"}], "types": [...]}`) and shows top users
-//! and types when it answers; until a handler for it is routed it is a 404 and the page
-//! keeps its placeholder.
+//! `GET /api/window` is the window at one `now`; `GET /api/top` its top users and
+//! event types (`{"users": [{"id", "events"}], "types": [...]}`, what `EVT.TOP USERS`
+//! and `EVT.TOP TYPES` answer), which the live page shows beside it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
+use axum::http::Uri;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::App;
+use crate::cmd::MAX_TOP_COUNT;
 use crate::error::ErrorKind;
 use crate::shared::Shared;
-use crate::store::Store;
+use crate::store::{Ranked as RankedBy, Score, Store};
 
 /// `GET /api/window`.
 #[derive(Debug, Serialize)]
@@ -51,26 +52,84 @@ struct Events {
     future: u64,
 }
 
-/// The window's total and its events per second, oldest first, at `now`.
-///
-/// Second `now - i` holds `total(i + 1) - total(i)`. Each `total` reads every shard
-/// at one instant, so while events arrive the seconds can be off by the events that
-/// landed between two reads; `total` itself is exact.
+/// The window's total and its events per second, oldest first, at `now`: what
+/// `EVT.SERIES TOTAL` answers (each shard read once, so the seconds add up to the
+/// total).
 pub fn per_second(store: &Store, now: i64) -> (u64, Vec<u64>) {
-    let window = store.window();
-    // cumulative[i]: the events of the last i seconds.
-    let mut cumulative = Vec::with_capacity(window as usize + 1);
-    cumulative.push(0u64);
-    for span in 1..=window {
-        cumulative.push(store.total(span, now));
+    let series = store.total_series(store.window(), now);
+    (series.iter().sum(), series)
+}
+
+/// Entries of each list `GET /api/top` returns (`?count=` asks for others, up to
+/// `EVT.TOP`'s limit).
+pub const TOP_DEFAULT: usize = 10;
+
+/// `GET /api/top`.
+#[derive(Debug, Serialize)]
+pub struct Top {
+    now: i64,
+    window_seconds: u32,
+    /// The users with the most events in the window, as `EVT.TOP USERS`.
+    users: Vec<Ranked>,
+    /// The event types with the most events, as `EVT.TOP TYPES`.
+    types: Vec<Ranked>,
+}
+
+/// One entry of a top list.
+#[derive(Debug, Serialize)]
+struct Ranked {
+    id: String,
+    events: u64,
+}
+
+/// `?count=<k>` of a request's query, if it is there and a number.
+fn count_of(uri: &Uri) -> Option<usize> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("count="))?
+        .parse()
+        .ok()
+}
+
+/// `GET /api/top[?count=k]`. Read on the runtime's blocking pool: a list that needs a
+/// scan (a million users tied at one event) holds no serving thread.
+pub async fn top(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    let k = count_of(&uri)
+        .unwrap_or(TOP_DEFAULT)
+        .clamp(1, MAX_TOP_COUNT);
+    match tokio::task::spawn_blocking(move || read_top(&app.shared, k)).await {
+        Ok(t) => json(&t),
+        Err(e) => {
+            tracing::error!(error = %e, "the top lists could not be read");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
-    let total = cumulative.last().copied().unwrap_or(0);
-    let series = cumulative
-        .windows(2)
-        .rev()
-        .map(|w| w[1].saturating_sub(w[0]))
-        .collect();
-    (total, series)
+}
+
+/// The top `k` users and types at one `now`.
+fn read_top(shared: &Shared, k: usize) -> Top {
+    let now = shared.clock.now();
+    let store = &shared.store;
+    let list = |what| {
+        let span = store.window();
+        store
+            .top_now(what, k, span, now)
+            .into_iter()
+            .map(|(score, id)| Ranked {
+                id: String::from_utf8_lossy(&id).into_owned(),
+                events: match score {
+                    Score::Count(n) => n,
+                    Score::Sum(_) => 0,
+                },
+            })
+            .collect()
+    };
+    Top {
+        now,
+        window_seconds: store.window(),
+        users: list(RankedBy::Users),
+        types: list(RankedBy::Types),
+    }
 }
 
 /// `GET /api/window`. Read on the runtime's blocking pool (see `metrics::scrape`).

@@ -5,6 +5,7 @@
 //! GET /             page.rs     the live page (one self-contained HTML file)
 //! GET /metrics      metrics.rs  OpenMetrics text, read from the stats at each scrape
 //! GET /api/window   api.rs      the window now: totals, per-second series, errors
+//! GET /api/top      api.rs      top users and event types (EVT.TOP)
 //! ```
 //!
 //! Adding an endpoint is one handler and one `.route` line in [`router`].
@@ -152,6 +153,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/", get(page::index))
         .route("/metrics", get(metrics::scrape))
         .route("/api/window", get(api::window))
+        .route("/api/top", get(api::top))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)

@@ -12,16 +12,19 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::shared::Shared;
-use crate::store::{AddError, Ingest, Store};
+use crate::store::{AddError, Exact, Ingest, Store};
 
 /// One addition to the store from persistence: `count` events of `user` /
-/// `event_type` in `second` whose values add up to `value`, counted at `now`.
+/// `event_type` in `second` whose values add up to `value` — exactly to `exact`
+/// when given (a snapshot's or the log's record of a second, kept exact) — counted
+/// at `now`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Addition<'a> {
     pub user: &'a str,
     pub event_type: &'a str,
     pub second: u32,
     pub value: Option<f64>,
+    pub exact: Option<&'a Exact>,
     pub count: u64,
     pub now: i64,
 }
@@ -48,7 +51,12 @@ pub fn add(
         .collect();
     results.clear();
     results.resize(ingests.len(), Ok(()));
-    store.add_batch(&ingests, grow, results);
+    if adds.iter().any(|a| a.exact.is_some()) {
+        let sums: Vec<Option<&Exact>> = adds.iter().map(|a| a.exact).collect();
+        store.add_batch_exact(&ingests, &sums, grow, results);
+    } else {
+        store.add_batch(&ingests, grow, results);
+    }
 }
 
 /// `SAVE`: the snapshot, and (with the log on) the segments before it go.

@@ -4,7 +4,7 @@
 //! # Format (little-endian)
 //!
 //! ```text
-//! magic    8 bytes   "SAWIN\0\0\x03"   (versions 1 and 2 are read too)
+//! magic    8 bytes   "SAWIN\0\0\x04"   (versions 1, 2 and 3 are read too)
 //! clock    u8        0 wall, 1 event, 2 manual: the clock of the server that saved it
 //!                    (not in version 1)
 //! window   u32       seconds, for the reader's information
@@ -13,14 +13,18 @@
 //!                    the log segments of lower generations (not in versions 1, 2)
 //! records  u64       how many records follow
 //! record   u16 user length, user bytes, u16 type length, type bytes,
-//!          i64 second, u64 events, f64 sum of value
+//!          i64 second, u64 events,
+//!          u16 low, u16 high, f64 × (low + high): the second's exact sum of value
 //! crc      u32       CRC-32 of everything before it
 //! ```
 //!
 //! One record per occupied second of each (user, type) pair: loading adds each as
 //! `events` events with that sum, which rebuilds the per-user, per-type and total
-//! counters and the sums exactly. Records whose second has left the window by load
-//! time are dropped.
+//! counters and the sums exactly. A sum is stored as the store keeps it
+//! (`store/exact.rs`): partials whose exact total is the sum, the high ones scaled by
+//! 2^-128, so that a restart keeps every sum exact, `1e308 + 1e308` included.
+//! Versions 1 to 3 hold one `f64` per record instead: the sum as it was rounded then.
+//! Records whose second has left the window by load time are dropped.
 //!
 //! Writing goes to `<path>.tmp`, which is fsynced and then renamed over `<path>`, and
 //! the directory is fsynced: a crash at any point leaves either the old snapshot or
@@ -35,14 +39,21 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::clock::ClockMode;
 use crate::persist::{Addition, add};
-use crate::store::Store;
+use crate::store::{Exact, Store};
 
-const MAGIC: &[u8; 8] = b"SAWIN\0\0\x03";
-/// Version 2: without the log generation.
+const MAGIC: &[u8; 8] = b"SAWIN\0\0\x04";
+/// Version 3: one `f64` sum per record.
+const MAGIC_V3: &[u8; 8] = b"SAWIN\0\0\x03";
+/// Version 2: as version 3, without the log generation.
 const MAGIC_V2: &[u8; 8] = b"SAWIN\0\0\x02";
 /// Version 1: without the clock byte and the log generation.
 const MAGIC_V1: &[u8; 8] = b"SAWIN\0\0\x01";
-/// Bytes of the fixed header before the records (version 3).
+/// Most partials of either part a record may hold. Partials are nonoverlapping: each
+/// owns a range of bit positions no other touches, and a double's bits lie between
+/// 2^-1074 and 2^1024, so no expansion has more than 2,098 (one or two in practice).
+/// More means the file is damaged.
+const MAX_PARTS: u16 = 2100;
+/// Bytes of the fixed header before the records (versions 3 and 4).
 const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
 
 fn clock_byte(mode: ClockMode) -> u8 {
@@ -132,7 +143,19 @@ pub fn save(
         }
         body.extend_from_slice(&second.to_le_bytes());
         body.extend_from_slice(&events.to_le_bytes());
-        body.extend_from_slice(&sum.to_le_bytes());
+        // At most MAX_PARTS partials each (see there), so the lengths fit.
+        let (low, high) = (sum.low(), sum.high());
+        for part in [low, high] {
+            let len = u16::try_from(part.len())
+                .unwrap_or(MAX_PARTS)
+                .min(MAX_PARTS);
+            body.extend_from_slice(&len.to_le_bytes());
+        }
+        for part in [low, high] {
+            for x in part.iter().take(usize::from(MAX_PARTS)) {
+                body.extend_from_slice(&x.to_le_bytes());
+            }
+        }
         records += 1;
     });
     body[HEADER - 8..HEADER].copy_from_slice(&records.to_le_bytes());
@@ -181,7 +204,25 @@ pub struct Record {
     pub event_type: String,
     pub second: i64,
     pub events: u64,
+    /// The sum of `value`, correctly rounded.
     pub sum: f64,
+    /// The exact sum: partials of values below 2^960 ...
+    pub low: Vec<f64>,
+    /// ... and of the larger ones, scaled by 2^-128 (see `store/exact.rs`).
+    pub high: Vec<f64>,
+}
+
+impl Record {
+    /// The exact sum this record holds. Each partial is added as a value, so even a
+    /// file whose partials were not written by this server sums exactly.
+    fn exact(&self) -> Exact {
+        let mut e = Exact::new();
+        for &x in &self.low {
+            e.add(x);
+        }
+        e.add_parts(&[], &self.high, false);
+        e
+    }
 }
 
 /// A snapshot file's contents.
@@ -223,7 +264,8 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         return Err(corrupt("truncated"));
     }
     let version = match bytes.get(..8) {
-        Some(m) if m == MAGIC => 3,
+        Some(m) if m == MAGIC => 4,
+        Some(m) if m == MAGIC_V3 => 3,
         Some(m) if m == MAGIC_V2 => 2,
         Some(m) if m == MAGIC_V1 => 1,
         _ => return Err(corrupt("not a ScalableAnalytics snapshot")),
@@ -247,32 +289,21 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         0
     };
     let count = u64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
-    // Each record takes at least 28 bytes: a count the body cannot hold is corrupt,
-    // and checking first keeps a damaged count from reserving absurd memory.
-    if count > (body.len() / 28) as u64 {
+    // Each record takes at least 24 bytes (28 before version 4): a count the body
+    // cannot hold is corrupt, and checking first keeps a damaged count from reserving
+    // absurd memory.
+    let least = if version >= 4 { 24 } else { 28 };
+    if count > (body.len() / least) as u64 {
         return Err(corrupt("record count larger than the file"));
     }
     let mut records = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let mut id = || -> Option<String> {
-            let len = u16::from_le_bytes(r.array()?);
-            std::str::from_utf8(r.take(usize::from(len))?)
-                .ok()
-                .map(str::to_owned)
+        let rec = if version >= 4 {
+            read_record(&mut r)
+        } else {
+            read_record_f64(&mut r)
         };
-        let (Some(user), Some(event_type)) = (id(), id()) else {
-            return Err(corrupt("bad record"));
-        };
-        let (Some(second), Some(events), Some(sum)) = (r.array(), r.array(), r.array()) else {
-            return Err(corrupt("bad record"));
-        };
-        records.push(Record {
-            user,
-            event_type,
-            second: i64::from_le_bytes(second),
-            events: u64::from_le_bytes(events),
-            sum: f64::from_le_bytes(sum),
-        });
+        records.push(rec.ok_or(corrupt("bad record"))?);
     }
     if r.pos != body.len() {
         return Err(corrupt("trailing bytes"));
@@ -285,6 +316,70 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     }))
 }
 
+/// A record's user and type ids.
+fn read_ids(r: &mut Reader<'_>) -> Option<(String, String)> {
+    let mut id = || -> Option<String> {
+        let len = u16::from_le_bytes(r.array()?);
+        std::str::from_utf8(r.take(usize::from(len))?)
+            .ok()
+            .map(str::to_owned)
+    };
+    Some((id()?, id()?))
+}
+
+/// A version 4 record.
+fn read_record(r: &mut Reader<'_>) -> Option<Record> {
+    let (user, event_type) = read_ids(r)?;
+    let second = i64::from_le_bytes(r.array()?);
+    let events = u64::from_le_bytes(r.array()?);
+    let nl = u16::from_le_bytes(r.array()?);
+    let nh = u16::from_le_bytes(r.array()?);
+    if nl > MAX_PARTS || nh > MAX_PARTS {
+        return None;
+    }
+    let mut part =
+        || -> Option<f64> { Some(f64::from_le_bytes(r.array()?)).filter(|x| x.is_finite()) };
+    let low = (0..nl).map(|_| part()).collect::<Option<Vec<f64>>>()?;
+    let high = (0..nh).map(|_| part()).collect::<Option<Vec<f64>>>()?;
+    // High partials are scaled inputs, each far below 2^960; a larger one would not be
+    // one this server wrote, and adding it could overflow.
+    if high.iter().any(|x| x.abs() >= crate::store::exact_huge()) {
+        return None;
+    }
+    let mut rec = Record {
+        user,
+        event_type,
+        second,
+        events,
+        sum: 0.0,
+        low,
+        high,
+    };
+    rec.sum = rec.exact().round();
+    Some(rec)
+}
+
+/// A record of versions 1 to 3: one `f64` sum.
+fn read_record_f64(r: &mut Reader<'_>) -> Option<Record> {
+    let (user, event_type) = read_ids(r)?;
+    let second = i64::from_le_bytes(r.array()?);
+    let events = u64::from_le_bytes(r.array()?);
+    let sum = f64::from_le_bytes(r.array()?);
+    Some(Record {
+        user,
+        event_type,
+        second,
+        events,
+        sum,
+        low: if sum.is_finite() && sum != 0.0 {
+            vec![sum]
+        } else {
+            Vec::new()
+        },
+        high: Vec::new(),
+    })
+}
+
 /// Adds a snapshot's records to `store` at `now`; records whose second is no longer
 /// inside the window are dropped.
 pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
@@ -292,8 +387,9 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
         saved_now: snapshot.saved_now,
         ..Loaded::default()
     };
+    let sums: Vec<Exact> = snapshot.records.iter().map(Record::exact).collect();
     let mut adds = Vec::with_capacity(snapshot.records.len());
-    for rec in &snapshot.records {
+    for (rec, sum) in snapshot.records.iter().zip(&sums) {
         let in_window = rec.second > now - i64::from(store.window()) && rec.second <= now;
         let second = u32::try_from(rec.second).ok().filter(|_| in_window);
         let Some(second) = second.filter(|_| rec.events > 0) else {
@@ -305,6 +401,7 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
             event_type: &rec.event_type,
             second,
             value: Some(rec.sum),
+            exact: Some(sum),
             count: rec.events,
             now,
         });

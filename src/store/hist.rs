@@ -159,6 +159,11 @@ impl SecondHist {
         sum
     }
 
+    /// The last second of the window (the latest `now` it was advanced to).
+    pub fn end(&self) -> i64 {
+        self.cutoff + i64::from(self.window())
+    }
+
     /// Records held, active or stale.
     pub fn len(&self) -> u64 {
         self.live + self.stale

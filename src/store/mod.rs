@@ -10,11 +10,12 @@
 //!   │  │     UserRec (56 B) { name: Name (24 B, inline ≤ 22 B), anchor: u32,
 //!   │  │                      ty: u32 (the user's one type, or MANY),
 //!   │  │                      ring: Ring (16 B: occupancy + width | spill pointer),
-//!   │  │                      word: u64 (that pair's running sum, or its pair table) }
+//!   │  │                      word: u64 (that pair's exact running sum, or its pair table) }
 //!   │  ├─ many: Slab<table of PairRec>                          users with several types
 //!   │  ├─ type_index: HashTable<u32> ── types: Slab<TypeRec>    this shard's share of a type
 //!   │  ├─ total: one u64 per second                             this shard's share of the total
 //!   │  ├─ user_newest, pair_newest: SecondHist (64 × u64)       users, pairs by newest second
+//!   │  ├─ rank: Ranking   users by count (4 KB) + the top region (≤ 4,096 users, ~100 KB)
 //!   │  └─ wheel: `window` slots of u32 keys, filed under each key's oldest second
 //!   └─ registry: Mutex<Registry>   every type once: shards holding it, newest second,
 //!                                  and a SecondHist over those seconds
@@ -52,12 +53,17 @@
 //! | `UserRec` slab slot: id inline, anchor, type, ring, running sum (size asserted in a test) | 56 |
 //! | index slot (8 bytes, the table kept between 2/5 and 4/5 full) | 10 – 20 |
 //! | wheel entry (`u32`), once, at the slot of the user's oldest second | 4 |
-//! | spill, only when ≥ 2 seconds are occupied and some holds ≥ 2 events or a non-zero `value`: header, packed counts, one `f64` sum per second, grown 8 words at a time | 16 + 8 × words |
+//! | spill, only when ≥ 2 seconds are occupied and some holds ≥ 2 events or a non-zero `value`, or the running sum is not one double: header, packed counts, the per-second exact sums (one `f64` per second in the common case, see `ring/mod.rs`), grown 8 words at a time | 16 + 8 × words |
+//! | the ranking (`rank.rs`): a user in the top region costs an entry there; the others nothing | 0 |
 //!
-//! A user with one event (or a burst within one second) needs no spill: ~75 bytes.
-//! Measured by `scripts/bench` as resident memory: 79 B per user for a million users
-//! with one event each, 663 B per user for 20,000 users with an event in every second
-//! of the window (the 60 per-second sums of `value` are most of it).
+//! A user with one event (or a burst within one second whose values add up exactly,
+//! or have no `value`) needs no spill: ~75 bytes. Exact sums cost nothing more while
+//! each second's sum and the running sum are each one double — one value per
+//! second, or values that add up exactly (`10.5`, whole numbers); values such as
+//! `0.1` several times in one second need a second partial. Measured by
+//! `scripts/bench` as resident memory: see `docs/benchmarks.md` (79 B per user for a
+//! million users with one event each, 663 B for 20,000 users with an event in every
+//! second, before exact sums; the rows of that run now measure them).
 //!
 //! INFO's `used_memory` is measured at the allocator (`src/alloc.rs`); the
 //! benchmark measures the process's resident size per user against Redis.
@@ -72,20 +78,27 @@
 //! # Files
 //!
 //! `shard/` (`mod.rs` the shard and its lookups, `add.rs` counting, `expire.rs`
-//! expiry, `compact.rs` rebuilding sparse tables, `query.rs` answers, `record.rs`
-//! the records' layout), `ring.rs` a key's packed per-second counts and sums,
+//! expiry, `compact.rs` rebuilding sparse tables, `query.rs` answers and series,
+//! `top.rs` its share of top lists, `record.rs` the records' layout), `ring/` a
+//! key's packed per-second counts (`mod.rs`) and exact sums (`sums.rs`),
+//! `exact.rs` exact sums of doubles and their rounding, `rank.rs` users ranked by
+//! count, `top.rs` top lists in bounded steps, `series.rs` series and profiles,
 //! `total.rs` a shard's share of the total, `hist.rs` keys by newest second,
 //! `registry.rs` the store's distinct types, `index.rs` the users' index,
 //! `wheel.rs` the expiry wheel, `reclaim.rs` freeing old tables off the serving
 //! threads, `name.rs` ids kept inline.
 
+mod exact;
 mod hist;
 mod index;
 mod name;
+mod rank;
 mod reclaim;
 mod registry;
 mod ring;
+mod series;
 mod shard;
+mod top;
 mod total;
 mod wheel;
 
@@ -94,9 +107,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
+pub use exact::{Exact, two_sum};
+
+/// Values at least this large are kept in an exact sum's high part (a snapshot
+/// checks its high partials against it).
+pub fn exact_huge() -> f64 {
+    exact::HUGE
+}
 use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
 use shard::{Keyed, Shard, ShardStats};
+pub use top::{Ranked, SCAN_BUDGET, Score, TopScan};
 
 /// Why an event was not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,12 +245,23 @@ impl Store {
             user_hash: self.hash(ev.user),
             type_hash: self.hash(ev.event_type),
             pos: 0,
+            sum: None,
         }
     }
 
     /// Counts one event.
     pub fn add(&self, ev: &Ingest<'_>) -> Result<(), AddError> {
         let k = self.keyed(ev);
+        self.lock(self.shard_of(k.user_hash)).add(&k, true)
+    }
+
+    /// Counts the events of a snapshot's record: `ev.count` events whose values sum
+    /// exactly to `sum` (`ev.value` is not read).
+    pub fn restore(&self, ev: &Ingest<'_>, sum: &Exact) -> Result<(), AddError> {
+        let k = Keyed {
+            sum: Some(sum),
+            ..self.keyed(ev)
+        };
         self.lock(self.shard_of(k.user_hash)).add(&k, true)
     }
 
@@ -242,8 +274,34 @@ impl Store {
         grow: bool,
         results: &mut [Result<(), AddError>],
     ) {
+        self.add_batch_with(events, None, grow, results);
+    }
+
+    /// [`Store::add_batch`] of persisted records: `sums[i]`, when given, is the exact
+    /// sum of `events[i]`'s values (its `value` is not read).
+    pub fn add_batch_exact(
+        &self,
+        events: &[Ingest<'_>],
+        sums: &[Option<&Exact>],
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        self.add_batch_with(events, Some(sums), grow, results);
+    }
+
+    fn add_batch_with(
+        &self,
+        events: &[Ingest<'_>],
+        sums: Option<&[Option<&Exact>]>,
+        grow: bool,
+        results: &mut [Result<(), AddError>],
+    ) {
+        let sum_of = |i: usize| sums.and_then(|s| s.get(i).copied().flatten());
         if let ([ev], [r]) = (events, &mut *results) {
-            let k = self.keyed(ev);
+            let k = Keyed {
+                sum: sum_of(0),
+                ..self.keyed(ev)
+            };
             *r = self.lock(self.shard_of(k.user_hash)).add(&k, grow);
             return;
         }
@@ -268,6 +326,7 @@ impl Store {
                     user_hash: self.hash(ev.user),
                     type_hash,
                     pos,
+                    sum: sum_of(pos),
                 }
             })
             .collect();
@@ -404,9 +463,16 @@ impl Store {
         active
     }
 
+    /// The event types with an event in the last `span` seconds: O(types).
+    pub fn active_types(&self, span: u32, now: i64) -> Vec<Vec<u8>> {
+        // The registry's newest seconds move only when shards report, which they do
+        // on every event: reading them is exact, as `active` is.
+        self.registry.active_names(span, now)
+    }
+
     /// Hands every occupied second of every (user, type) pair to `f` as
-    /// `(user, type, second, events, sum of value)`: what a snapshot saves.
-    pub fn export(&self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+    /// `(user, type, second, events, exact sum of value)`: what a snapshot saves.
+    pub fn export(&self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, &Exact)) {
         for i in 0..self.shards.len() {
             self.lock(i).export(now, f);
         }

@@ -30,6 +30,23 @@ impl Name {
         }
     }
 
+    /// Stores the id `b` (bytes of a stored id, so UTF-8; anything else is kept as
+    /// its lossy text, which only an id this server never stored could be).
+    pub fn from_bytes(b: &[u8]) -> Self {
+        if b.len() <= INLINE_LEN {
+            let mut bytes = [0; INLINE_LEN];
+            bytes[..b.len()].copy_from_slice(b);
+            return Name::Inline {
+                len: b.len() as u8,
+                bytes,
+            };
+        }
+        match std::str::from_utf8(b) {
+            Ok(s) => Name::new(s),
+            Err(_) => Name::new(&String::from_utf8_lossy(b)),
+        }
+    }
+
     /// Whether `s` is stored without an allocation.
     pub fn is_inline(s: &str) -> bool {
         s.len() <= INLINE_LEN
@@ -41,6 +58,33 @@ impl Name {
             Name::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             Name::Heap(s) => s.as_bytes(),
         }
+    }
+}
+
+/// Ids compare by their bytes (the order of `EVT.TOP`'s ties).
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 

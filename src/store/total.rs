@@ -59,6 +59,21 @@ impl TotalRing {
         }
     }
 
+    /// Events per second over the last `span` seconds up to `now`, oldest first,
+    /// added to `out` (which has `span` entries).
+    pub fn add_series(&mut self, span: u32, now: i64, out: &mut [u64]) {
+        self.normalize(now);
+        let first = now - i64::from(span) + 1;
+        for (i, o) in out.iter_mut().enumerate() {
+            let sec = first + i as i64;
+            *o += self
+                .counts
+                .get(slot_of(sec, self.window()) as usize)
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+
     /// Events in the slots of `mask` once the window ends at `now`.
     pub fn count(&mut self, mask: u64, now: i64) -> u64 {
         self.normalize(now);

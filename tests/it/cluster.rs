@@ -801,6 +801,126 @@ fn the_cluster_client_sees_the_answers_of_one_node() {
     assert_eq!(int(&mut nodes.client(0), &["EVT.CLOCK"]), T + 25);
 }
 
+/// A command's reply, as a value.
+fn value(con: &mut impl redis::ConnectionLike, args: &[&str]) -> redis::Value {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{args:?}: {}", err_text(&e)))
+}
+
+#[test]
+fn the_analytics_of_any_node_are_those_of_one_node() {
+    let nodes = Nodes::start(3, &[]);
+    let single = TestServer::start(&["--clock", "manual", "--clock-start", &T.to_string()]);
+    let mut one = single.client();
+    let mut cc = nodes.cluster_client();
+    let types = ["click", "view", "buy", "refund"];
+    let mut pipe = redis::cluster::cluster_pipe();
+    let mut single_pipe = redis::pipe();
+    // 900 users, counts with many ties, types on every node, values that do not add
+    // up exactly in floating point.
+    for i in 0..900u32 {
+        let user = format!("user{i}");
+        for k in 0..(1 + i % 4) {
+            let ty = types[((i / 3 + k) % 4) as usize];
+            let ts = T - i64::from((i * 11 + k * 7) % 40);
+            // Whole values for "refund": a RESP2 share writes those sums as "10".
+            let value = if ty == "refund" {
+                f64::from(i % 5)
+            } else {
+                0.1 * f64::from(1 + i % 9)
+            };
+            let json = event_json(&user, ty, ts, value);
+            pipe.cmd("EVT.ADD").arg(&user).arg(&json).ignore();
+            single_pipe.cmd("EVT.ADD").arg(&json).ignore();
+        }
+    }
+    // A type whose only user lives on node 1, asked of node 0 below: node 0's share
+    // is empty, node 1's a RESP2 "5", and the answer must still be a double.
+    let giver = nodes.user_on(1, "giver");
+    let json = event_json(&giver, "gift", T, 5.0);
+    pipe.cmd("EVT.ADD").arg(&giver).arg(&json).ignore();
+    single_pipe.cmd("EVT.ADD").arg(&json).ignore();
+    pipe.exec(&mut cc).expect("cluster pipeline");
+    single_pipe.exec(&mut one).expect("single pipeline");
+    let global: Vec<Vec<&str>> = vec![
+        vec!["EVT.TOP", "SUM", "gift"],
+        vec!["EVT.TOP", "USERS"],
+        vec!["EVT.TOP", "USERS", "COUNT", "1000"],
+        vec!["EVT.TOP", "USERS", "COUNT", "7", "WINDOW", "10"],
+        vec!["EVT.TOP", "TYPES"],
+        vec!["EVT.TOP", "TYPES", "COUNT", "2", "WINDOW", "5"],
+        vec!["EVT.TOP", "SUM", "buy", "COUNT", "25"],
+        vec!["EVT.TOP", "SUM", "refund", "WINDOW", "20"],
+        vec!["EVT.ACTIVE", "USERS"],
+        vec!["EVT.ACTIVE", "TYPES"],
+        vec!["EVT.ACTIVE", "TYPES", "WINDOW", "1"],
+        vec!["EVT.ACTIVE", "PAIRS", "WINDOW", "30"],
+        vec!["EVT.SERIES", "TOTAL"],
+        vec!["EVT.SERIES", "TYPE", "view", "WINDOW", "12"],
+    ];
+    for i in 0..3 {
+        let mut node = nodes.client(i);
+        for args in &global {
+            assert_eq!(
+                value(&mut node, args),
+                value(&mut one, args),
+                "node {i} {args:?}"
+            );
+        }
+        let mut node3 = nodes.node(i).client3();
+        let mut one3 = single.client3();
+        for args in [&global[0], &global[5]] {
+            assert_eq!(
+                value(&mut node3, args),
+                value(&mut one3, args),
+                "RESP3 node {i} {args:?}"
+            );
+        }
+    }
+    // The users' own series and profiles go to their node.
+    for i in (0..900).step_by(37) {
+        let user = format!("user{i}");
+        for args in [
+            vec!["EVT.SERIES", "USER", &user, "WINDOW", "40"],
+            vec!["EVT.SERIES", "SUM", &user, "buy"],
+            vec!["EVT.PROFILE", &user],
+        ] {
+            assert_eq!(value(&mut cc, &args), value(&mut one, &args), "{args:?}");
+        }
+    }
+    // LOCAL shares: users are partitioned, so they add up; types are not.
+    let local: i64 = (0..3)
+        .map(|i| int(&mut nodes.client(i), &["EVT.ACTIVE", "USERS", "LOCAL"]))
+        .sum();
+    assert_eq!(local, int(&mut one, &["EVT.ACTIVE", "USERS"]));
+    for i in 0..3 {
+        let local = int(&mut nodes.client(i), &["EVT.ACTIVE", "TYPES", "LOCAL"]);
+        assert_eq!(
+            local,
+            if i == 1 { 5 } else { 4 },
+            "node {i}: each holds the four types"
+        );
+    }
+    // Inside MULTI only LOCAL works.
+    let mut node = nodes.client(0);
+    let mut p = redis::pipe();
+    p.atomic()
+        .cmd("EVT.TOP")
+        .arg("USERS")
+        .cmd("EVT.ACTIVE")
+        .arg("USERS")
+        .arg("LOCAL");
+    let text = match p.query::<redis::Value>(&mut node) {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("{e}"),
+    };
+    assert!(text.contains("cannot run inside MULTI"), "{text}");
+}
+
 #[test]
 fn shares_are_read_at_the_asking_nodes_second_within_the_skew() {
     let nodes = Nodes::start(3, &[]);

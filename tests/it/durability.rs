@@ -912,6 +912,75 @@ fn config_get_and_set_appendonly_and_appendfsync() {
     assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), 5, "the window itself stays");
 }
 
+#[test]
+fn exact_sums_come_back_exact_after_kill_9() {
+    let dir = TempDir::new("exact");
+    let on = [
+        "--clock",
+        "manual",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.path(),
+    ];
+    // Before the log is on: these seconds reach it as aggregate records (one per
+    // second of a pair), whose sums must be kept exact, not rounded.
+    let a = Spawned::start(&["--clock", "manual", "--dir", dir.path()]);
+    let mut c = redis_at(a.addr);
+    let now = clock(&mut c);
+    // Rounded per second, 1e16 + 1 would be 1e16, and the window's sum 0.
+    for (ts, v) in [(now - 1, 1e16), (now - 1, 1.0), (now, -1e16)] {
+        add(&mut c, &event("agg", "t", ts, v)).unwrap();
+    }
+    for _ in 0..10 {
+        add(&mut c, &event("agg", "tenths", now, 0.1)).unwrap();
+    }
+    for (k, v) in ["appendonly", "yes", "appendfsync", "always"]
+        .chunks(2)
+        .map(|p| (p[0], p[1]))
+    {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    // With the log on: one record per event (replay must not add up a second's
+    // values in one double).
+    for v in [1e16, 1.0, -1e16] {
+        add(&mut c, &event("each", "t", now, v)).unwrap();
+    }
+    for v in [1e308, 1e308, -1e308] {
+        add(&mut c, &event("each", "big", now, v)).unwrap();
+    }
+    let before: Vec<String> = ["agg t", "agg tenths", "each t", "each big"]
+        .iter()
+        .map(|p| {
+            let (u, t) = p.split_once(' ').unwrap();
+            sum(&mut c, u, t, None)
+        })
+        .collect();
+    assert_eq!(before, ["1", "1", "1", &1e308_f64.to_string()]);
+    kill9(a.pid());
+    drop(a);
+
+    let b = Spawned::start(&on);
+    let mut c = redis_at(b.addr);
+    wait_loaded(&mut c);
+    let after: Vec<String> = ["agg t", "agg tenths", "each t", "each big"]
+        .iter()
+        .map(|p| {
+            let (u, t) = p.split_once(' ').unwrap();
+            sum(&mut c, u, t, None)
+        })
+        .collect();
+    assert_eq!(after, before, "sums after kill -9 and replay");
+    assert_eq!(q_i64(&mut c, &["EVT.TOTAL"]), 19);
+}
+
 // ---------------------------------------------------------------------------------
 // Snapshot + log across restarts, against a model.
 // ---------------------------------------------------------------------------------

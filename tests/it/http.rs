@@ -516,6 +516,71 @@ fn api_window_is_the_window_second_by_second() {
 }
 
 #[test]
+fn api_top_is_what_evt_top_answers() {
+    const START: i64 = 1_700_000_000;
+    let server = TestServer::start(&[
+        "--http-port",
+        "0",
+        "--clock",
+        "manual",
+        "--clock-start",
+        "1700000000",
+    ]);
+    let addr = http_addr(&server);
+    let mut con = server.client();
+    for (user, ty, n) in [
+        ("ann", "click", 4),
+        ("bo", "view", 4),
+        ("cy", "click", 9),
+        ("di", "buy", 1),
+    ] {
+        for _ in 0..n {
+            add(&mut con, &bare_event(user, ty, START)).expect("in the window");
+        }
+    }
+    let t = get_json(addr, "/api/top");
+    assert_eq!(t["now"], START);
+    assert_eq!(t["window_seconds"], 60);
+    assert_eq!(
+        t["users"],
+        serde_json::json!([
+            {"id": "cy", "events": 9},
+            {"id": "ann", "events": 4},
+            {"id": "bo", "events": 4},
+            {"id": "di", "events": 1},
+        ])
+    );
+    assert_eq!(
+        t["types"],
+        serde_json::json!([
+            {"id": "click", "events": 13},
+            {"id": "view", "events": 4},
+            {"id": "buy", "events": 1},
+        ])
+    );
+    let top: Vec<(String, u64)> = redis::cmd("EVT.TOP")
+        .arg("USERS")
+        .arg("COUNT")
+        .arg(2)
+        .query(&mut con)
+        .expect("EVT.TOP");
+    let t = get_json(addr, "/api/top?count=2");
+    let users: Vec<(String, u64)> = t["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_str().unwrap().to_string(),
+                u["events"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(users, top);
+    assert_eq!(t["types"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
 fn the_http_view_is_off_by_default() {
     let server = TestServer::start(&[]);
     assert_eq!(server.handle.http_addr(), None);
@@ -850,7 +915,45 @@ fn the_live_page_shows_what_the_commands_answer() {
         Some(total_now.to_string())
     );
     assert_eq!(dom.matches("class=\"bar").count(), 60);
-    // No top-N endpoint yet: its placeholders stay.
-    assert!(dom.contains("id=\"top-users-placeholder\">"));
-    assert!(attr_of(&dom, "top-users-placeholder", "hidden").is_none());
+    // The top lists are EVT.TOP's, in its order.
+    for (list, what) in [("top-users", "USERS"), ("top-types", "TYPES")] {
+        assert!(
+            attr_of(&dom, &format!("{list}-placeholder"), "hidden").is_some(),
+            "{list}: the placeholder is hidden"
+        );
+        let top: Vec<(String, u64)> = redis::cmd("EVT.TOP")
+            .arg(what)
+            .query::<Vec<(String, u64)>>(&mut con)
+            .expect("EVT.TOP");
+        assert!(!top.is_empty());
+        assert_eq!(listed(&dom, list), top, "{list}");
+    }
+}
+
+/// The entries of the live page's top list `id`: (name, count).
+fn listed(dom: &str, id: &str) -> Vec<(String, u64)> {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no list {id}"));
+    let end = start + dom[start..].find("</ol>").expect("end of the list");
+    let list = &dom[start..end];
+    list.split("<li>")
+        .skip(1)
+        .map(|li| {
+            let name = li
+                .split("class=\"name\"")
+                .nth(1)
+                .and_then(|r| r.split('>').nth(1))
+                .and_then(|r| r.split('<').next())
+                .expect("a name")
+                .to_string();
+            let count = li
+                .split("class=\"count\" data-value=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|n| n.parse().ok())
+                .expect("a count");
+            (name, count)
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ static ALLOCATOR: scalable_analytics::Counting<std::alloc::System> =
 
 mod common;
 
+mod analytics;
 mod auth;
 mod clocks;
 mod cluster;

@@ -1,13 +1,18 @@
 //! The window store against a model that keeps every event in a `Vec` and answers each
 //! query by scanning it. Random sequences of adds (one at a time and in batches, as a
-//! pipeline brings them), clock moves, sweep steps and queries (all four aggregates,
-//! full window and `WINDOW <s>`) must agree after every step; proptest shrinks any
-//! disagreement to a minimal sequence.
+//! pipeline brings them), clock moves, sweep steps and queries (the four aggregates,
+//! top lists, distinct counts, series and profiles, full window and `WINDOW <s>`) must
+//! agree after every step; proptest shrinks any disagreement to a minimal sequence.
+//!
+//! Sums are compared bit for bit with the exact sum of the model's values, computed
+//! as a big integer in units of 2^-1074 and rounded to the nearest double, ties to
+//! even (never with floating-point additions): what `math.fsum` returns, and `±inf`
+//! when the exact sum is beyond the largest double.
 
 use proptest::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use scalable_analytics::{Active, AddError, Ingest, Store};
+use scalable_analytics::{Active, AddError, Ingest, Ranked, Score, Store};
 
 const WINDOW: u32 = 60;
 const START: i64 = 1_700_000_000;
@@ -43,6 +48,24 @@ enum Op {
         ty: u8,
         span: u32,
     },
+    /// A top list, built in steps of `budget` records.
+    Top {
+        what: u8,
+        ty: u8,
+        k: usize,
+        span: u32,
+        budget: usize,
+    },
+    Series {
+        what: u8,
+        user: u8,
+        ty: u8,
+        span: u32,
+    },
+    Profile {
+        user: u8,
+        span: u32,
+    },
 }
 
 fn user_name(u: u8) -> String {
@@ -58,12 +81,25 @@ fn type_name(t: u8) -> String {
     format!("t{t}")
 }
 
+/// Values across the range of doubles: exact quarters, decimals that do not add up
+/// exactly in floating point, huge values that overflow, subnormals, any bits.
+fn value() -> impl Strategy<Value = Option<f64>> + Clone {
+    prop_oneof![
+        3 => Just(None),
+        3 => (-1000i32..1000).prop_map(|v| Some(f64::from(v) / 4.0)),
+        3 => (-1e6f64..1e6).prop_map(Some),
+        2 => prop_oneof![Just(0.1), Just(0.2), Just(-0.3), Just(1e16), Just(-1e16), Just(1.0)].prop_map(Some),
+        1 => prop_oneof![Just(1e308), Just(-1e308), Just(f64::MAX), Just(-f64::MAX)].prop_map(Some),
+        1 => (1u64..1 << 52).prop_map(|b| Some(f64::from_bits(b))),
+        1 => any::<u64>()
+            .prop_map(f64::from_bits)
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(Some),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
-    let value = prop_oneof![
-        Just(None),
-        (-1000i32..1000).prop_map(|v| Some(f64::from(v) / 4.0)),
-        (-1e6f64..1e6).prop_map(Some),
-    ];
+    let value = value();
     let span = prop_oneof![Just(WINDOW), 1..=WINDOW];
     let event = (0u8..12, 0u8..4, -3i64..70, value);
     prop_oneof![
@@ -75,9 +111,162 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..12, span.clone()).prop_map(|(user, span)| Op::User { user, span }),
         1 => (0u8..5, span.clone()).prop_map(|(ty, span)| Op::Type { ty, span }),
         1 => span.clone().prop_map(|span| Op::Total { span }),
-        2 => (0u8..12, 0u8..5, span).prop_map(|(user, ty, span)| Op::Sum { user, ty, span }),
+        2 => (0u8..12, 0u8..5, span.clone()).prop_map(|(user, ty, span)| Op::Sum { user, ty, span }),
+        2 => (0u8..3, 0u8..5, 1usize..15, span.clone(), prop_oneof![Just(1_000_000usize), 1usize..5])
+            .prop_map(|(what, ty, k, span, budget)| Op::Top { what, ty, k, span, budget }),
+        2 => (0u8..4, 0u8..12, 0u8..5, span.clone())
+            .prop_map(|(what, user, ty, span)| Op::Series { what, user, ty, span }),
+        1 => (0u8..12, span).prop_map(|(user, span)| Op::Profile { user, span }),
     ]
 }
+
+/// An exact sum of doubles: a signed big integer in units of 2^-1074, base 2^32
+/// digits, least significant first (sign and magnitude).
+#[derive(Debug, Clone, Default)]
+struct BigSum {
+    neg: bool,
+    mag: Vec<u32>,
+}
+
+impl BigSum {
+    fn add(&mut self, v: f64) {
+        if v == 0.0 {
+            return;
+        }
+        let bits = v.to_bits();
+        let exp = ((bits >> 52) & 0x7ff) as usize;
+        let frac = bits & ((1 << 52) - 1);
+        let (m, shift) = if exp == 0 {
+            (frac, 0)
+        } else {
+            (frac | 1 << 52, exp - 1)
+        };
+        // m · 2^shift as digits.
+        let mut digits = vec![0u32; shift / 32 + 3];
+        let wide = u128::from(m) << (shift % 32);
+        for (i, d) in digits.iter_mut().skip(shift / 32).take(3).enumerate() {
+            *d = (wide >> (32 * i)) as u32;
+        }
+        let neg = v < 0.0;
+        if neg == self.neg || self.mag.iter().all(|&d| d == 0) {
+            self.neg = neg;
+            add_mag(&mut self.mag, &digits);
+        } else if cmp_mag(&self.mag, &digits) != std::cmp::Ordering::Less {
+            sub_mag(&mut self.mag, &digits);
+        } else {
+            let mut d = digits;
+            sub_mag(&mut d, &self.mag);
+            self.mag = d;
+            self.neg = neg;
+        }
+    }
+
+    /// Rounded to the nearest double, ties to even.
+    fn round(&self) -> f64 {
+        let bitlen = |mag: &[u32]| {
+            mag.iter()
+                .rposition(|&d| d != 0)
+                .map_or(0, |i| i * 32 + 32 - mag[i].leading_zeros() as usize)
+        };
+        let bit = |i: usize| {
+            self.mag
+                .get(i / 32)
+                .is_some_and(|&d| d >> (i % 32) & 1 == 1)
+        };
+        let len = bitlen(&self.mag);
+        if len == 0 {
+            return 0.0;
+        }
+        let sign = if self.neg { -1.0 } else { 1.0 };
+        let pow2 = |k: i64| -> f64 {
+            if k >= -1022 {
+                f64::from_bits(((k + 1023) as u64) << 52)
+            } else {
+                f64::from_bits(1u64 << (k + 1074))
+            }
+        };
+        let top_bits = |from: usize, n: usize| -> u64 {
+            (0..n).fold(0u64, |acc, i| acc | (u64::from(bit(from + i)) << i))
+        };
+        if len <= 53 {
+            return sign * top_bits(0, len) as f64 * pow2(-1074);
+        }
+        let mut shift = len - 53;
+        let mut q = top_bits(shift, 53);
+        let half = bit(shift - 1);
+        let sticky = (0..shift - 1).any(bit);
+        if half && (sticky || q & 1 == 1) {
+            q += 1;
+            if q == 1 << 53 {
+                q >>= 1;
+                shift += 1;
+            }
+        }
+        let k = shift as i64 - 1074;
+        if k + 52 >= 1024 {
+            return sign * f64::INFINITY;
+        }
+        sign * q as f64 * pow2(k)
+    }
+}
+
+fn cmp_mag(a: &[u32], b: &[u32]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    for i in (0..n).rev() {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+fn add_mag(a: &mut Vec<u32>, b: &[u32]) {
+    if a.len() < b.len() + 1 {
+        a.resize(b.len() + 1, 0);
+    }
+    let mut carry = 0u64;
+    for (i, x) in a.iter_mut().enumerate() {
+        let s = u64::from(*x) + u64::from(b.get(i).copied().unwrap_or(0)) + carry;
+        *x = s as u32;
+        carry = s >> 32;
+    }
+}
+
+/// `a -= b`, with `a >= b`.
+fn sub_mag(a: &mut [u32], b: &[u32]) {
+    let mut borrow = 0i64;
+    for (i, x) in a.iter_mut().enumerate() {
+        let d = i64::from(*x) - i64::from(b.get(i).copied().unwrap_or(0)) - borrow;
+        borrow = i64::from(d < 0);
+        *x = (d + (borrow << 32)) as u32;
+    }
+}
+
+fn exact_sum<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    let mut s = BigSum::default();
+    for &v in values {
+        s.add(v);
+    }
+    s.round()
+}
+
+/// A top list as the model sees it: best first, ties by id.
+fn model_top(mut scores: Vec<(Vec<u8>, Score)>, k: usize) -> Vec<(Score, Vec<u8>)> {
+    let key = |s: &Score| match *s {
+        Score::Count(n) => n as f64,
+        Score::Sum(x) => x,
+    };
+    scores.sort_by(|a, b| key(&b.1).total_cmp(&key(&a.1)).then(a.0.cmp(&b.0)));
+    scores.truncate(k);
+    scores.into_iter().map(|(id, s)| (s, id)).collect()
+}
+
+/// A model event: user, type, second, value (0 without one).
+type Event = (u8, u8, i64, f64);
 
 #[derive(Default)]
 struct Model {
@@ -135,10 +324,6 @@ fn check_active(store: &Store, model: &Model, now: i64, op: &Op) -> Result<(), T
         );
     }
     Ok(())
-}
-
-fn close(a: f64, b: f64, scale: f64) -> bool {
-    (a - b).abs() <= 1e-9 * scale.max(1.0)
 }
 
 fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
@@ -230,24 +415,154 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                 prop_assert_eq!(store.total(*span, now), want, "{:?}", op);
             }
             Op::Sum { user, ty, span } => {
-                let picked: Vec<f64> = model
-                    .live(now, *span)
-                    .filter(|e| e.0 == *user && e.1 == *ty)
-                    .map(|e| e.3)
-                    .collect();
-                let want: f64 = picked.iter().sum();
-                let scale: f64 = picked.iter().map(|v| v.abs()).sum();
+                let want = exact_sum(
+                    model
+                        .live(now, *span)
+                        .filter(|e| e.0 == *user && e.1 == *ty)
+                        .map(|e| &e.3),
+                );
                 let got = store.sum(&user_name(*user), &type_name(*ty), *span, now);
-                prop_assert!(
-                    close(got, want, scale),
+                prop_assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
                     "{:?}: got {} want {}",
                     op,
                     got,
                     want
                 );
-                if picked.is_empty() {
-                    prop_assert_eq!(got.to_bits(), 0f64.to_bits(), "empty sum must be exactly 0");
+            }
+            Op::Top {
+                what,
+                ty,
+                k,
+                span,
+                budget,
+            } => {
+                let live: Vec<_> = model.live(now, *span).collect();
+                let (ranked, scores) = match what {
+                    0 => {
+                        let mut by: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                        for e in &live {
+                            *by.entry(user_name(e.0).into_bytes()).or_insert(0) += 1;
+                        }
+                        (
+                            Ranked::Users,
+                            by.into_iter()
+                                .map(|(id, n)| (id, Score::Count(n)))
+                                .collect(),
+                        )
+                    }
+                    1 => {
+                        let mut by: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                        for e in &live {
+                            *by.entry(type_name(e.1).into_bytes()).or_insert(0) += 1;
+                        }
+                        (
+                            Ranked::Types,
+                            by.into_iter()
+                                .map(|(id, n)| (id, Score::Count(n)))
+                                .collect(),
+                        )
+                    }
+                    _ => {
+                        let mut by: BTreeMap<Vec<u8>, Vec<f64>> = BTreeMap::new();
+                        for e in live.iter().filter(|e| e.1 == *ty) {
+                            by.entry(user_name(e.0).into_bytes()).or_default().push(e.3);
+                        }
+                        let scores = by
+                            .into_iter()
+                            .map(|(id, vs)| (id, Score::Sum(exact_sum(vs.iter()))))
+                            .collect();
+                        (Ranked::Sum(type_name(*ty)), scores)
+                    }
+                };
+                let want = model_top(scores, *k);
+                let mut scan = store.top(ranked, *k, *span, now);
+                while !store.top_step(&mut scan, *budget) {}
+                let got = scan.finish();
+                let bits = |l: &[(Score, Vec<u8>)]| -> Vec<(u64, Vec<u8>)> {
+                    l.iter()
+                        .map(|(s, id)| match s {
+                            Score::Count(n) => (*n, id.clone()),
+                            Score::Sum(x) => (x.to_bits(), id.clone()),
+                        })
+                        .collect()
+                };
+                prop_assert_eq!(bits(&got), bits(&want), "{:?}", op);
+            }
+            Op::Series {
+                what,
+                user,
+                ty,
+                span,
+            } => {
+                let first = now - i64::from(*span) + 1;
+                let seconds = first..=now;
+                let count = |f: &dyn Fn(&Event) -> bool| -> Vec<u64> {
+                    seconds
+                        .clone()
+                        .map(|s| model.live(now, *span).filter(|e| e.2 == s && f(e)).count() as u64)
+                        .collect()
+                };
+                let (u, t) = (user_name(*user), type_name(*ty));
+                match what {
+                    0 => prop_assert_eq!(
+                        store.total_series(*span, now),
+                        count(&|_| true),
+                        "{:?}",
+                        op
+                    ),
+                    1 => prop_assert_eq!(
+                        store.user_series(&u, *span, now),
+                        count(&|e| e.0 == *user),
+                        "{:?}",
+                        op
+                    ),
+                    2 => prop_assert_eq!(
+                        store.type_series(&t, *span, now),
+                        count(&|e| e.1 == *ty),
+                        "{:?}",
+                        op
+                    ),
+                    _ => {
+                        let want: Vec<u64> = seconds
+                            .clone()
+                            .map(|s| {
+                                exact_sum(
+                                    model
+                                        .live(now, *span)
+                                        .filter(|e| e.2 == s && e.0 == *user && e.1 == *ty)
+                                        .map(|e| &e.3),
+                                )
+                                .to_bits()
+                            })
+                            .collect();
+                        let got: Vec<u64> = store
+                            .sum_series(&u, &t, *span, now)
+                            .into_iter()
+                            .map(f64::to_bits)
+                            .collect();
+                        prop_assert_eq!(got, want, "{:?}", op);
+                    }
                 }
+            }
+            Op::Profile { user, span } => {
+                let mut by: BTreeMap<Vec<u8>, (u64, Vec<f64>)> = BTreeMap::new();
+                for e in model.live(now, *span).filter(|e| e.0 == *user) {
+                    let entry = by.entry(type_name(e.1).into_bytes()).or_default();
+                    entry.0 += 1;
+                    entry.1.push(e.3);
+                }
+                let want: Vec<(Vec<u8>, u64, u64)> = by
+                    .into_iter()
+                    .map(|(t, (n, vs))| (t, n, exact_sum(vs.iter()).to_bits()))
+                    .collect();
+                let got: Vec<(Vec<u8>, u64, u64)> = store
+                    .profile(&user_name(*user), *span, now)
+                    .into_iter()
+                    .map(|(t, n, s)| (t, n, s.to_bits()))
+                    .collect();
+                prop_assert_eq!(got, want, "{:?}", op);
             }
         }
         check_active(&store, &model, now, op)?;

@@ -29,9 +29,14 @@
 //! 0x10|k user, type, age, [value]  one event; `age` = frame now - its second;
 //!                                  k = 0 no value, 1 zig-zag varint integer,
 //!                                  2 f32, 3 f64 (the narrowest that is exact)
-//! 0x20 user, type, age, count, f64 sum
+//! 0x21 user, type, age, count, varint low, varint high, f64 × (low + high)
 //!                                  `count` events of that second at once (the
-//!                                  window as it was when the log was switched on)
+//!                                  window as it was when the log was switched on),
+//!                                  their sum exact: the partials the store keeps
+//!                                  (`store/exact.rs`)
+//! 0x20 user, type, age, count, f64 sum
+//!                                  the same with a rounded sum (older segments:
+//!                                  read, no longer written)
 //! ```
 //!
 //! Ids are defined once per segment, at their first use, so an event of a user
@@ -47,6 +52,7 @@
 
 use super::dict::Dict;
 use crate::clock::ClockMode;
+use crate::store::Exact;
 
 /// The first bytes of every segment.
 pub const MAGIC: &[u8; 8] = b"SALOG\0\0\x01";
@@ -64,6 +70,9 @@ const TAG_USER: u8 = 0x01;
 const TAG_TYPE: u8 = 0x02;
 const TAG_EVENT: u8 = 0x10;
 const TAG_AGG: u8 = 0x20;
+const TAG_AGG_EXACT: u8 = 0x21;
+/// Most partials of either part of an exact sum (see `persist/snapshot.rs`).
+const MAX_PARTS: u64 = 2100;
 
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +250,7 @@ impl Encoder {
         put_value(out, kind, v.unwrap_or(0.0));
     }
 
-    /// Appends `count` events of one second whose values add up to `sum`.
+    /// Appends `count` events of one second whose values add up exactly to `sum`.
     pub fn aggregate(
         &mut self,
         out: &mut Vec<u8>,
@@ -249,16 +258,20 @@ impl Encoder {
         ty: &[u8],
         age: u64,
         count: u64,
-        sum: f64,
+        sum: &Exact,
     ) {
         let uh = self.users.hash(user);
         let (u, t) = self.refs(out, user, uh, ty);
-        out.push(TAG_AGG);
+        out.push(TAG_AGG_EXACT);
         put_varint(out, u64::from(u));
         put_varint(out, u64::from(t));
         put_varint(out, age);
         put_varint(out, count);
-        out.extend_from_slice(&sum.to_le_bytes());
+        put_varint(out, sum.low().len() as u64);
+        put_varint(out, sum.high().len() as u64);
+        for x in sum.low().iter().chain(sum.high()) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
     }
 }
 
@@ -332,7 +345,7 @@ pub fn next_frame(b: &[u8], pos: usize) -> Next<'_> {
 }
 
 /// One record of a frame: `count` events of `user`/`ty` in `second` whose values
-/// add up to `value` (`None`: no value).
+/// add up to `value` (`None`: no value), exactly to `exact` when it is given.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record<'a> {
     pub user: &'a str,
@@ -343,6 +356,33 @@ pub struct Record<'a> {
     pub second: i64,
     pub count: u64,
     pub value: Option<f64>,
+    pub exact: Option<Parts<'a>>,
+}
+
+/// An exact sum as a record holds it: little-endian partials, low then high.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parts<'a> {
+    low: &'a [u8],
+    high: &'a [u8],
+}
+
+impl Parts<'_> {
+    /// The sum. Each partial is added as a value, so even partials this server did
+    /// not write sum exactly; a high one too large to be a scaled value is refused
+    /// at decoding.
+    pub fn exact(&self) -> Exact {
+        let read = |b: &[u8]| -> Vec<f64> {
+            b.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect()
+        };
+        let mut e = Exact::new();
+        for x in read(self.low) {
+            e.add(x);
+        }
+        e.add_parts(&[], &read(self.high), false);
+        e
+    }
 }
 
 /// The ids defined so far in a segment being read (slices of its bytes).
@@ -395,13 +435,37 @@ pub fn decode_frame<'a>(
                     names.types.push(id);
                 }
             }
-            t if t & 0xf0 == TAG_EVENT || t == TAG_AGG => {
+            t if t & 0xf0 == TAG_EVENT || t == TAG_AGG || t == TAG_AGG_EXACT => {
                 let user_ref = u32::try_from(var(&mut pos)?).map_err(|_| "undefined user ref")?;
                 let user = names.user(user_ref).ok_or("undefined user ref")?;
                 let type_ref = u32::try_from(var(&mut pos)?).map_err(|_| "undefined type ref")?;
                 let ty = names.ty(type_ref).ok_or("undefined type ref")?;
                 let age = i64::try_from(var(&mut pos)?).map_err(|_| "bad age")?;
-                let (count, value) = if t == TAG_AGG {
+                let mut exact = None;
+                let (count, value) = if t == TAG_AGG_EXACT {
+                    let count = var(&mut pos)?;
+                    let (nl, nh) = (var(&mut pos)?, var(&mut pos)?);
+                    if nl > MAX_PARTS || nh > MAX_PARTS {
+                        return Err("bad sum");
+                    }
+                    let (nl, nh) = (nl as usize * 8, nh as usize * 8);
+                    let low = body.get(pos..pos + nl).ok_or("truncated sum")?;
+                    let high = body.get(pos + nl..pos + nl + nh).ok_or("truncated sum")?;
+                    pos += nl + nh;
+                    let finite = |b: &[u8], limit: f64| {
+                        b.chunks_exact(8).all(|c| {
+                            let x = f64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+                            x.is_finite() && x.abs() < limit
+                        })
+                    };
+                    if !finite(low, f64::INFINITY) || !finite(high, crate::store::exact_huge()) {
+                        return Err("bad sum");
+                    }
+                    let parts = Parts { low, high };
+                    let rounded = parts.exact().round();
+                    exact = Some(parts);
+                    (count, Some(rounded))
+                } else if t == TAG_AGG {
                     let count = var(&mut pos)?;
                     let sum = body.get(pos..pos + 8).ok_or("truncated sum")?;
                     pos += 8;
@@ -437,6 +501,7 @@ pub fn decode_frame<'a>(
                     second: now - age,
                     count,
                     value,
+                    exact,
                 });
             }
             _ => return Err("unknown record"),
@@ -580,20 +645,24 @@ mod tests {
         let mut enc = Encoder::default();
         let mut out = Vec::new();
         let start = begin_frame(&mut out, 100);
-        enc.aggregate(&mut out, b"u", b"t", 5, 7, 3.25);
+        let mut sum = Exact::new();
+        for v in [1e308, 1e308, 0.1, 0.2] {
+            sum.add(v);
+        }
+        enc.aggregate(&mut out, b"u", b"t", 5, 7, &sum);
         end_frame(&mut out, start);
         let (recs, _) = decode_all(&out);
+        assert_eq!(recs.len(), 1);
+        let r = recs[0];
         assert_eq!(
-            recs,
-            vec![Record {
-                user: "u",
-                ty: "t",
-                user_ref: 0,
-                type_ref: 0,
-                second: 95,
-                count: 7,
-                value: Some(3.25)
-            }]
+            (r.user, r.ty, r.second, r.count, r.value),
+            ("u", "t", 95, 7, Some(f64::INFINITY))
         );
+        let back = r.exact.expect("exact parts").exact();
+        assert_eq!(back, sum, "the exact sum comes back as it was");
+        let mut rest = back;
+        rest.add(-1e308);
+        rest.add(-1e308);
+        assert_eq!(rest.round(), 0.30000000000000004);
     }
 }

@@ -9,8 +9,10 @@
 //!    its frames are checked first (CRC), then decoded in batches of [`BATCH`]
 //!    events; each batch is ordered by user (a user's events then touch its records
 //!    together, while they are in the cache), the events of one (user, type, second)
-//!    in a row are added up, and the batch is counted against the resumed `now` —
-//!    what has left the window is not counted.
+//!    in a row are added up while their values add up exactly in one double (else
+//!    they are counted one by one, so that sums stay exact: `store/exact.rs`), and
+//!    the batch is counted against the resumed `now` — what has left the window is
+//!    not counted.
 //!
 //! A torn last frame is dropped with a warning and counted (INFO
 //! `aof_load_torn_frames`). Damage anywhere else stops the server, naming the file
@@ -29,6 +31,7 @@ use super::writer::Closed;
 use super::{Control, Log, MANIFEST};
 use crate::persist::{Addition, add};
 use crate::shared::Shared;
+use crate::store::{Exact, two_sum};
 
 /// Events counted per call into the store while replaying.
 const CHUNK: usize = 8192;
@@ -215,6 +218,9 @@ struct Rec {
     has_value: bool,
     count: u64,
     sum: f64,
+    /// 1 + the index of the record's exact sum in the batch's `exact` (0: `sum` is
+    /// the exact sum).
+    exact: u32,
 }
 
 /// Counts the whole frames of a checked segment (up to `end`) at `now`, a batch of
@@ -232,6 +238,8 @@ fn count(
     };
     let mut names = Names::default();
     let mut recs: Vec<Rec> = Vec::new();
+    // The exact sums of the batch's aggregate records (`Rec::exact`).
+    let mut exact: Vec<Exact> = Vec::new();
     // The ordered copy, kept from batch to batch (fresh pages each time were a tenth
     // of the replay's time, in page faults).
     let mut sorted: Vec<Rec> = Vec::new();
@@ -251,6 +259,13 @@ fn count(
             };
             r.events += rec.count;
             r.max_second = r.max_second.max(rec.second);
+            let exact_ref = match rec.exact {
+                Some(parts) => {
+                    exact.push(parts.exact());
+                    u32::try_from(exact.len()).unwrap_or(0)
+                }
+                None => 0,
+            };
             recs.push(Rec {
                 user: rec.user_ref,
                 ty: rec.type_ref,
@@ -258,6 +273,7 @@ fn count(
                 has_value: rec.value.is_some(),
                 count: rec.count,
                 sum: rec.value.unwrap_or(0.0),
+                exact: exact_ref,
             });
         });
         if let Some(why) = bad.or(decoded.err()) {
@@ -267,11 +283,12 @@ fn count(
             });
         }
         if recs.len() >= BATCH {
-            r.counted += apply(shared, &names, &mut recs, &mut sorted, now, threads);
+            r.counted += apply(shared, &names, &mut recs, &mut sorted, &exact, now, threads);
+            exact.clear();
         }
         pos = next;
     }
-    r.counted += apply(shared, &names, &mut recs, &mut sorted, now, threads);
+    r.counted += apply(shared, &names, &mut recs, &mut sorted, &exact, now, threads);
     Ok(r)
 }
 
@@ -285,6 +302,7 @@ fn apply(
     names: &Names<'_>,
     recs: &mut Vec<Rec>,
     sorted: &mut Vec<Rec>,
+    exact: &[Exact],
     now: i64,
     threads: usize,
 ) -> u64 {
@@ -307,18 +325,18 @@ fn apply(
         rest = tail;
     }
     if let [part] = parts[..] {
-        return apply_part(shared, names, part, now);
+        return apply_part(shared, names, part, exact, now);
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .into_iter()
-            .map(|part| scope.spawn(move || apply_part(shared, names, part, now)))
+            .map(|part| scope.spawn(move || apply_part(shared, names, part, exact, now)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
     })
 }
 
-fn apply_part(shared: &Shared, names: &Names<'_>, part: &[Rec], now: i64) -> u64 {
+fn apply_part(shared: &Shared, names: &Names<'_>, part: &[Rec], exact: &[Exact], now: i64) -> u64 {
     let mut adds: Vec<Addition<'_>> = Vec::with_capacity(CHUNK);
     let mut results = Vec::with_capacity(CHUNK);
     let mut counted = 0;
@@ -330,6 +348,7 @@ fn apply_part(shared: &Shared, names: &Names<'_>, part: &[Rec], now: i64) -> u64
                 event_type: names.ty(r.ty)?,
                 second: r.second,
                 value: r.has_value.then_some(r.sum),
+                exact: (r.exact as usize).checked_sub(1).and_then(|i| exact.get(i)),
                 count: r.count,
                 now,
             })
@@ -369,10 +388,18 @@ fn by_user(recs: &[Rec], users: usize, out: &mut Vec<Rec>) {
         }
     }
     out.dedup_by(|later, kept| {
-        let same = later.user == kept.user && later.ty == kept.ty && later.second == kept.second;
+        // Added up only while the sum stays exact in one double: an error TwoSum
+        // reports (or an exact sum already in parts) keeps them apart.
+        let (sum, err) = two_sum(kept.sum, later.sum);
+        let same = later.user == kept.user
+            && later.ty == kept.ty
+            && later.second == kept.second
+            && kept.exact == 0
+            && later.exact == 0
+            && err == 0.0;
         if same {
             kept.count += later.count;
-            kept.sum += later.sum;
+            kept.sum = sum;
             kept.has_value |= later.has_value;
         }
         same

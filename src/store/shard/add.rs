@@ -4,9 +4,10 @@
 use hashbrown::HashTable;
 
 use super::super::AddError;
+use super::super::exact::Exact;
 use super::super::index::prefetch;
 use super::super::name::Name;
-use super::super::ring::{Ring, slot_of};
+use super::super::ring::{Ring, Running, slot_of};
 use super::record::{PairRec, TypeRec, Types, UserRec};
 use super::{Keyed, Shard, TYPE_KEY, hash_of, newest, oldest};
 
@@ -153,17 +154,18 @@ impl Shard {
         };
         let window = self.window;
         let slot = slot_of(sec, window);
-        let (n, value) = (ev.count.max(1), ev.value.unwrap_or(0.0));
+        let (n, value) = (ev.count.max(1), Value::of(k));
         let Some(u) = self.users.get_mut(idx as usize) else {
             return;
         };
         let anchor = i64::from(u.anchor);
         let before = oldest(u.ring.occupancy(), anchor, window);
+        let count_before = u.ring.total();
         u.anchor = u.anchor.max(sec as u32);
         let pair = match u.types() {
             Types::One { ty: own, running } if own == ty => {
                 let mut running = running;
-                u.ring.add_with_value(slot, n, value, &mut running);
+                value.count(&mut u.ring, slot, n, &mut running);
                 u.set_one(ty, running);
                 PairNewest::from(anchor, sec)
             }
@@ -178,12 +180,10 @@ impl Shard {
                 let mut second = PairRec {
                     ty,
                     ring: Ring::new(),
-                    running: 0.0,
+                    running: Running::ZERO,
                 };
-                second
-                    .ring
-                    .add_with_value(slot, n, value, &mut second.running);
-                u.ring.strip_sums();
+                value.count(&mut second.ring, slot, n, &mut second.running);
+                u.ring.strip_sums(running);
                 u.ring.add(slot, n);
                 let mut table = HashTable::with_capacity(2);
                 table.insert_unique(u64::from(first.ty), first, |p| u64::from(p.ty));
@@ -201,6 +201,8 @@ impl Shard {
             }
         };
         let after = oldest(u.ring.occupancy(), i64::from(u.anchor), window);
+        let count_after = u.ring.total();
+        self.rank_moved(idx, count_before, count_after);
         if sec > anchor {
             self.user_newest.moved(anchor, sec);
         }
@@ -223,11 +225,13 @@ impl Shard {
     fn new_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64) {
         let ev = k.ev;
         let mut ring = Ring::new();
-        let mut running = 0.0;
+        let mut running = Running::ZERO;
         let slot = slot_of(sec, self.window);
-        ring.add_with_value(slot, ev.count.max(1), ev.value.unwrap_or(0.0), &mut running);
+        Value::of(k).count(&mut ring, slot, ev.count.max(1), &mut running);
+        let count = ring.total();
         let rec = UserRec::new(Name::new(ev.user), sec as u32, ty, ring, running);
         let idx = self.users.insert(rec) as u32;
+        self.rank_moved(idx, 0, count);
         self.user_index.insert(k.user_hash, idx);
         self.user_newest.add(sec);
         self.pair_newest.add(sec);
@@ -238,6 +242,32 @@ impl Shard {
     fn count_new_pair(&mut self, ty: u32) {
         if let Some(t) = self.types.get_mut(ty as usize) {
             t.pairs += 1;
+        }
+    }
+}
+
+/// What an event adds to its pair's sum of `value`.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    /// One event's value (0 without one).
+    Plain(f64),
+    /// A snapshot record's exact sum.
+    Exact(&'a Exact),
+}
+
+impl<'a> Value<'a> {
+    fn of(k: &Keyed<'a>) -> Self {
+        match k.sum {
+            Some(sum) => Value::Exact(sum),
+            None => Value::Plain(k.ev.value.unwrap_or(0.0)),
+        }
+    }
+
+    /// Counts `n` events with this value into `slot` of a pair's ring.
+    fn count(self, ring: &mut Ring, slot: u32, n: u64, run: &mut Running) -> bool {
+        match self {
+            Value::Plain(v) => ring.add_with_value(slot, n, v, run),
+            Value::Exact(sum) => ring.add_with_sum(slot, n, sum, run),
         }
     }
 }
@@ -271,7 +301,7 @@ fn add_to_table(
     ty: u32,
     at: (i64, u32),
     n: u64,
-    value: f64,
+    value: Value<'_>,
     owner: (i64, u32),
 ) -> PairNewest {
     let (sec, slot) = at;
@@ -288,16 +318,16 @@ fn add_to_table(
                 let was = newest(occ, owner.0, owner.1).unwrap_or(owner.0);
                 PairNewest::from(was, sec)
             };
-            p.ring.add_with_value(slot, n, value, &mut p.running);
+            value.count(&mut p.ring, slot, n, &mut p.running);
             news
         }
         None => {
             let mut p = PairRec {
                 ty,
                 ring: Ring::new(),
-                running: 0.0,
+                running: Running::ZERO,
             };
-            p.ring.add_with_value(slot, n, value, &mut p.running);
+            value.count(&mut p.ring, slot, n, &mut p.running);
             table.insert_unique(u64::from(ty), p, |p| u64::from(p.ty));
             PairNewest::New
         }

@@ -215,6 +215,12 @@ impl Shard {
         }
         self.users = users;
         self.many = many;
+        // Every user has a new key: the ranking's region is made again.
+        let counts = self
+            .users
+            .iter()
+            .map(|(k, u)| (k as u32, u.ring.total(), u.name.as_bytes()));
+        self.rank.rekey(counts);
         let old_index = std::mem::replace(&mut self.user_index, index);
         (old_users, old_many, old_index)
     }

@@ -2,7 +2,7 @@
 //! access) or due on the wheel (the background sweep), and removing records that
 //! are left empty.
 
-use super::super::ring::{seconds_mask, slot_of};
+use super::super::ring::{Running, seconds_mask, slot_of};
 use super::record::Types;
 use super::{Shard, TYPE_KEY, hash_of, newest, oldest};
 
@@ -20,23 +20,24 @@ impl Shard {
         if stale == 0 {
             return true;
         }
+        let count_before = u.ring.total();
         // The pairs that went away, with their newest seconds.
         let mut dropped: Vec<(u32, i64)> = Vec::new();
         match u.types() {
             Types::One { ty, mut running } => {
-                u.ring.clear(stale, &mut running);
+                u.ring.clear_sums(stale, &mut running);
                 u.set_one(ty, running);
                 if u.ring.is_empty() {
                     dropped.push((ty, anchor));
                 }
             }
             Types::Many(table_idx) => {
-                u.ring.clear(stale, &mut 0.0);
+                u.ring.clear(stale);
                 let mut collapse = false;
                 if let Some(table) = self.many.get_mut(table_idx) {
                     table.retain(|p| {
                         let was = newest(p.ring.occupancy(), anchor, window);
-                        p.ring.clear(stale, &mut p.running);
+                        p.ring.clear_sums(stale, &mut p.running);
                         if p.ring.is_empty() {
                             dropped.push((p.ty, was.unwrap_or(anchor)));
                             false
@@ -56,13 +57,15 @@ impl Shard {
                             u.set_one(p.ty, p.running);
                         }
                         // No pair left: the user is removed below.
-                        None => u.set_one(0, 0.0),
+                        None => u.set_one(0, Running::ZERO),
                     }
                 }
             }
         }
         let alive = !u.ring.is_empty();
         let next = oldest(u.ring.occupancy(), anchor, window);
+        let count_after = u.ring.total();
+        self.rank_moved(idx, count_before, count_after);
         for (ty, was) in dropped {
             self.pair_newest.remove(was);
             self.release_type(ty, now);
@@ -99,7 +102,7 @@ impl Shard {
         let occ = t.ring.occupancy();
         let stale = seconds_mask(i64::from(t.anchor) - w, now - w, window) & occ;
         if stale != 0 {
-            t.ring.clear(stale, &mut 0.0);
+            t.ring.clear(stale);
             if let Some(o) = oldest(t.ring.occupancy(), i64::from(t.anchor), window) {
                 self.wheel.register(idx | TYPE_KEY, o);
             }
@@ -127,6 +130,11 @@ impl Shard {
         let mut done = 0;
         while done < budget {
             let Some((key, slot)) = self.wheel.next_due() else {
+                // Caught up: the ranking's region, if expiry shrank it, is rebuilt in
+                // steps of reading (cheaper than expiring: more per step).
+                if self.rebuild_rank_step(budget.saturating_mul(16)) {
+                    return false;
+                }
                 self.compact_if_sparse();
                 return true;
             };

@@ -26,6 +26,7 @@ mod compact;
 mod expire;
 mod query;
 mod record;
+mod top;
 
 #[cfg(test)]
 mod tests;
@@ -36,8 +37,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::Ingest;
+use super::exact::Exact;
 use super::hist::SecondHist;
 use super::index::Index;
+use super::rank::Ranking;
 use super::registry::Registry;
 use super::ring::{full_mask, slot_of};
 use super::total::TotalRing;
@@ -56,6 +59,8 @@ pub struct Keyed<'a> {
     pub type_hash: u64,
     /// Its place in the caller's batch, where its outcome goes.
     pub pos: usize,
+    /// A snapshot record's exact sum of `value`, instead of `ev.value`.
+    pub sum: Option<&'a Exact>,
 }
 
 /// Counts of what a shard holds.
@@ -91,6 +96,8 @@ pub struct Shard {
     pair_newest: SecondHist,
     total: TotalRing,
     wheel: Wheel,
+    /// Users by their count, and the top region (`store/rank.rs`).
+    rank: Ranking,
 }
 
 /// The second in `(anchor - window, anchor]` that occupies `slot`.
@@ -156,6 +163,7 @@ impl Shard {
             pair_newest: SecondHist::new(window, now),
             total: TotalRing::new(window),
             wheel: Wheel::new(window, now - i64::from(window)),
+            rank: Ranking::new(),
         }
     }
 
@@ -194,6 +202,16 @@ impl Shard {
                     .is_some_and(|t| t.name.as_bytes() == name.as_bytes())
             })
             .copied()
+    }
+
+    /// Reports user `idx`'s count going from `from` to `to` to the ranking (which
+    /// reads users' ids by key only when its edge needs them).
+    #[inline]
+    fn rank_moved(&mut self, idx: u32, from: u64, to: u64) {
+        let users = &self.users;
+        self.rank.moved(idx, from, to, |k| {
+            users.get(k as usize).map(|u| u.name.as_bytes())
+        });
     }
 
     /// Forgets everything (FLUSHALL).

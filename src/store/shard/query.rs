@@ -2,8 +2,10 @@
 //! its contents for a snapshot. Each first expires what it reads, so answers are
 //! exact whether or not the sweep has come by.
 
-use super::super::ring::{Ring, full_mask, seconds_mask};
+use super::super::exact::Exact;
+use super::super::ring::{Ring, Running, full_mask, seconds_mask, slot_of};
 use super::record::Types;
+use super::top::live_mask;
 use super::{Shard, ShardStats, second_of};
 
 impl Shard {
@@ -45,31 +47,142 @@ impl Shard {
         self.total.count(mask, now)
     }
 
-    /// Sum of `value` over the events of (`user`, `ty`) in the last `span` seconds.
+    /// Sum of `value` over the events of (`user`, `ty`) in the last `span` seconds,
+    /// correctly rounded.
     pub fn sum(&mut self, user: (&str, u64), ty: (&str, u64), span: u32, now: i64) -> f64 {
         let now = self.advance(now);
         let mask = self.span_mask(span, now);
-        let Some(uidx) = self.find_user(user.0, user.1) else {
-            return 0.0;
-        };
+        self.pair(user, ty, now)
+            .map_or(0.0, |(ring, running, _)| ring.sum_in(mask, running))
+    }
+
+    /// The ring and running sum of (`user`, `ty`), with the user's anchor.
+    fn pair(
+        &mut self,
+        user: (&str, u64),
+        ty: (&str, u64),
+        now: i64,
+    ) -> Option<(&Ring, Running, i64)> {
+        let uidx = self.find_user(user.0, user.1)?;
         if !self.expire_user(uidx, now) {
-            return 0.0;
+            return None;
         }
-        let Some(tidx) = self.find_type(ty.0, ty.1) else {
-            return 0.0;
-        };
-        let Some(u) = self.users.get(uidx as usize) else {
-            return 0.0;
-        };
+        let tidx = self.find_type(ty.0, ty.1)?;
+        let u = self.users.get(uidx as usize)?;
+        let anchor = i64::from(u.anchor);
         match u.types() {
-            Types::One { ty, running } if ty == tidx => u.ring.sum_in(mask, running),
-            Types::One { .. } => 0.0,
+            Types::One { ty, running } if ty == tidx => Some((&u.ring, running, anchor)),
+            Types::One { .. } => None,
             Types::Many(table) => self
                 .many
-                .get(table)
-                .and_then(|table| table.find(u64::from(tidx), |p| p.ty == tidx))
-                .map_or(0.0, |p| p.ring.sum_in(mask, p.running)),
+                .get(table)?
+                .find(u64::from(tidx), |p| p.ty == tidx)
+                .map(|p| (&p.ring, p.running, anchor)),
         }
+    }
+
+    /// Events of `user` per second over the last `span` seconds, oldest first.
+    pub fn user_series(&mut self, user: &str, hash: u64, span: u32, now: i64) -> Vec<u64> {
+        let now = self.advance(now);
+        let window = self.window;
+        let Some(u) = self
+            .find_user(user, hash)
+            .and_then(|i| self.users.get(i as usize))
+        else {
+            return vec![0; span as usize];
+        };
+        let ring = &u.ring;
+        per_second(i64::from(u.anchor), span, now, window, |slot| {
+            ring.count_at(slot)
+        })
+    }
+
+    /// This shard's events of type `ty` per second, added to `out` (oldest first).
+    pub fn add_type_series(&mut self, ty: &str, hash: u64, now: i64, out: &mut [u64]) {
+        let now = self.advance(now);
+        let window = self.window;
+        let Some(t) = self
+            .find_type(ty, hash)
+            .and_then(|i| self.types.get(i as usize))
+        else {
+            return;
+        };
+        let ring = &t.ring;
+        let series = per_second(i64::from(t.anchor), out.len() as u32, now, window, |slot| {
+            ring.count_at(slot)
+        });
+        for (o, n) in out.iter_mut().zip(series) {
+            *o += n;
+        }
+    }
+
+    /// This shard's events per second, added to `out` (oldest first).
+    pub fn add_total_series(&mut self, now: i64, out: &mut [u64]) {
+        let now = self.advance(now);
+        self.total.add_series(out.len() as u32, now, out);
+    }
+
+    /// The sum of `value` of (`user`, `ty`) per second, oldest first.
+    pub fn sum_series(
+        &mut self,
+        user: (&str, u64),
+        ty: (&str, u64),
+        span: u32,
+        now: i64,
+    ) -> Vec<f64> {
+        let now = self.advance(now);
+        let window = self.window;
+        let Some((ring, running, anchor)) = self.pair(user, ty, now) else {
+            return vec![0.0; span as usize];
+        };
+        let mut by_slot = [0.0f64; 64];
+        for (slot, sum) in ring.second_sums(running) {
+            if let Some(s) = by_slot.get_mut(slot as usize) {
+                *s = sum;
+            }
+        }
+        per_second(anchor, span, now, window, |slot| {
+            by_slot.get(slot as usize).copied().unwrap_or(0.0)
+        })
+    }
+
+    /// The user's event types with events in the last `span` seconds: `(type, events,
+    /// sum of value)`, ordered by type.
+    pub fn profile(
+        &mut self,
+        user: &str,
+        hash: u64,
+        span: u32,
+        now: i64,
+    ) -> Vec<(Vec<u8>, u64, f64)> {
+        let now = self.advance(now);
+        let window = self.window;
+        let Some(uidx) = self.find_user(user, hash) else {
+            return Vec::new();
+        };
+        let Some(u) = self.users.get(uidx as usize) else {
+            return Vec::new();
+        };
+        let mask = live_mask(i64::from(u.anchor), span, now, window);
+        let mut pairs: Vec<(u32, &Ring, Running)> = Vec::new();
+        match u.types() {
+            Types::One { ty, running } => pairs.push((ty, &u.ring, running)),
+            Types::Many(table) => {
+                for p in self.many.get(table).into_iter().flatten() {
+                    pairs.push((p.ty, &p.ring, p.running));
+                }
+            }
+        }
+        let mut out: Vec<(Vec<u8>, u64, f64)> = pairs
+            .into_iter()
+            .filter_map(|(ty, ring, running)| {
+                let n = ring.count_in(mask);
+                let name = self.types.get(ty as usize)?.name.as_bytes().to_vec();
+                (n > 0).then(|| (name, n, ring.exact_in(mask, running).round()))
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// What this shard holds. O(1): INFO and DBSIZE must not walk a million users.
@@ -92,8 +205,9 @@ impl Shard {
     }
 
     /// Hands every occupied second of every (user, type) pair to `f` as
-    /// `(user, type, second, events, sum of value)`, after expiring what is stale.
-    pub fn export(&mut self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, f64)) {
+    /// `(user, type, second, events, exact sum of value)`, after expiring what is
+    /// stale.
+    pub fn export(&mut self, now: i64, f: &mut dyn FnMut(&str, &str, i64, u64, &Exact)) {
         let now = self.advance(now);
         let keys: Vec<u32> = self.users.iter().map(|(k, _)| k as u32).collect();
         for k in keys {
@@ -109,7 +223,7 @@ impl Shard {
         for (_, u) in self.users.iter() {
             let user = std::str::from_utf8(u.name.as_bytes()).unwrap_or_default();
             let anchor = i64::from(u.anchor);
-            let mut visit = |ty: u32, ring: &Ring, running: f64| {
+            let mut visit = |ty: u32, ring: &Ring, running: Running| {
                 let mut rest = ring.occupancy();
                 let mut rank = 0;
                 while rest != 0 {
@@ -120,7 +234,7 @@ impl Shard {
                         type_name(ty),
                         second_of(slot, anchor, window),
                         ring.count_at(slot),
-                        ring.value_at(rank, running),
+                        &ring.second_exact(rank, running),
                     );
                     rank += 1;
                 }
@@ -135,4 +249,27 @@ impl Shard {
             }
         }
     }
+}
+
+/// `f(slot)` for each of the last `span` seconds up to `now`, oldest first, for a
+/// record anchored at `anchor` (0 for the seconds its ring does not hold).
+fn per_second<T: Default>(
+    anchor: i64,
+    span: u32,
+    now: i64,
+    window: u32,
+    mut f: impl FnMut(u32) -> T,
+) -> Vec<T> {
+    let w = i64::from(window);
+    let first = now - i64::from(span) + 1;
+    (0..i64::from(span))
+        .map(|i| {
+            let sec = first + i;
+            if sec > anchor - w && sec <= anchor {
+                f(slot_of(sec, window))
+            } else {
+                T::default()
+            }
+        })
+        .collect()
 }

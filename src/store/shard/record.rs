@@ -5,7 +5,7 @@
 //! the raw fields.
 
 use super::super::name::Name;
-use super::super::ring::Ring;
+use super::super::ring::{Ring, Running};
 
 /// The pair of a user with several event types (a user with one type keeps it in its
 /// own record).
@@ -13,7 +13,7 @@ use super::super::ring::Ring;
 pub(super) struct PairRec {
     pub ty: u32,
     pub ring: Ring,
-    pub running: f64,
+    pub running: Running,
 }
 
 /// `UserRec::ty` of a user with several event types.
@@ -29,8 +29,8 @@ pub(super) struct UserRec {
     ty: u32,
     /// The user's per-second counts; with one type also that pair's per-second sums.
     pub ring: Ring,
-    /// With one type: that pair's running sum, as `f64` bits. With several: the
-    /// index of the user's pair table in `Shard::many`.
+    /// With one type: that pair's running sum (a [`Running`] word). With several:
+    /// the index of the user's pair table in `Shard::many`.
     word: u64,
 }
 
@@ -38,7 +38,7 @@ pub(super) struct UserRec {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Types {
     /// One type: the user's ring is that pair's ring, and `running` its running sum.
-    One { ty: u32, running: f64 },
+    One { ty: u32, running: Running },
     /// Several types: their pairs are in table `Shard::many[_]`.
     Many(usize),
 }
@@ -46,7 +46,7 @@ pub(super) enum Types {
 impl UserRec {
     /// A user whose only type is `ty`.
     #[inline]
-    pub fn new(name: Name, anchor: u32, ty: u32, ring: Ring, running: f64) -> Self {
+    pub fn new(name: Name, anchor: u32, ty: u32, ring: Ring, running: Running) -> Self {
         UserRec {
             name,
             anchor,
@@ -64,14 +64,14 @@ impl UserRec {
         } else {
             Types::One {
                 ty: self.ty,
-                running: f64::from_bits(self.word),
+                running: Running::from_bits(self.word),
             }
         }
     }
 
     /// The user has one type, `ty`, whose running sum is `running`.
     #[inline]
-    pub fn set_one(&mut self, ty: u32, running: f64) {
+    pub fn set_one(&mut self, ty: u32, running: Running) {
         self.ty = ty;
         self.word = running.to_bits();
     }
@@ -123,21 +123,22 @@ mod tests {
 
     #[test]
     fn one_type_and_many_types_read_back() {
-        let mut u = UserRec::new(Name::new("u"), 7, 3, Ring::new(), 2.5);
+        let half = Running::from_bits(2.5f64.to_bits());
+        let mut u = UserRec::new(Name::new("u"), 7, 3, Ring::new(), half);
         assert_eq!(
             u.types(),
             Types::One {
                 ty: 3,
-                running: 2.5
+                running: half
             }
         );
         u.set_many(41);
         assert_eq!(u.types(), Types::Many(41));
-        u.set_one(9, -0.0);
+        u.set_one(9, Running::ZERO);
         match u.types() {
             Types::One { ty, running } => {
                 assert_eq!(ty, 9);
-                assert_eq!(running.to_bits(), (-0.0f64).to_bits());
+                assert_eq!(running, Running::ZERO);
             }
             other => panic!("expected one type, got {other:?}"),
         }

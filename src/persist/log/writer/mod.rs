@@ -453,6 +453,7 @@ impl Writer {
                     event_type: std::str::from_utf8(e.event_type).ok()?,
                     second: e.second,
                     value: e.value,
+                    exact: None,
                     count: 1,
                     now: e.now,
                 })
