@@ -19,6 +19,20 @@ use super::Event;
 /// input goes to the slow path, which enforces the real limit.
 const FAST_MAX_DEPTH: usize = 8;
 
+/// Most significant digits of an `attributes.value` the fast path converts itself:
+/// below 2^53, so the digits are an exact `f64`.
+const FAST_VALUE_DIGITS: usize = 15;
+
+/// Powers of ten that are exact `f64`s (10^22 is the last), for the value's
+/// fraction: an exact mantissa divided by an exact power of ten is rounded once,
+/// by the division, so the result is the correctly rounded value that
+/// `str::parse::<f64>` gives (Clinger's fast path, which the standard library
+/// takes first too).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// Bytes that end the fast scan of a string's contents: the closing quote, an escape
 /// (the slow path unescapes), or a control character (invalid in JSON strings).
 static STRING_STOP: [bool; 256] = {
@@ -46,25 +60,60 @@ fn string_stops(x: u64) -> u64 {
     zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) | below_space
 }
 
+/// The eight bytes at `i` as a little-endian word, when there are eight.
+fn word_at(s: &[u8], i: usize) -> Option<u64> {
+    let bytes: [u8; 8] = s.get(i..i.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// The little-endian word of eight bytes, for comparing keys a word at a time.
+const fn le(b: &[u8; 8]) -> u64 {
+    u64::from_le_bytes(*b)
+}
+
+/// A member's key, as far as the event cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    User,
+    Type,
+    Time,
+    Attributes,
+    Value,
+    Other,
+}
+
+impl Key {
+    fn of(name: &[u8]) -> Key {
+        match name {
+            b"user_id" => Key::User,
+            b"event_type" => Key::Type,
+            b"timestamp" => Key::Time,
+            b"attributes" => Key::Attributes,
+            b"value" => Key::Value,
+            _ => Key::Other,
+        }
+    }
+}
+
 struct Scan<'a> {
-    /// The input, already checked to be UTF-8, so that string contents (which end at
-    /// ASCII quotes) are `&str` slices without a second check.
-    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
 
 impl<'a> Scan<'a> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
     }
 
+    #[inline(always)]
     fn eat(&mut self, b: u8) -> Option<()> {
         self.ws();
         if self.peek() == Some(b) {
@@ -75,8 +124,10 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A string without escapes or control characters; the text between the quotes.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string without escapes or control characters; the bytes between the
+    /// quotes.
+    #[inline(always)]
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.ws();
         if self.peek() != Some(b'"') {
             return None;
@@ -84,32 +135,92 @@ impl<'a> Scan<'a> {
         let start = self.i + 1;
         let mut end = start;
         // Eight bytes at a time; byte by byte only in the last few bytes of the input.
-        let mut found = false;
-        while let Some(chunk) = self.s.get(end..end + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let stops = string_stops(u64::from_le_bytes(word));
-            if stops != 0 {
-                end += (stops.trailing_zeros() / 8) as usize;
-                found = true;
-                break;
-            }
-            end += 8;
-        }
-        if !found {
-            while !STRING_STOP[usize::from(*self.s.get(end)?)] {
-                end += 1;
+        loop {
+            match word_at(self.s, end) {
+                Some(word) => {
+                    let stops = string_stops(word);
+                    if stops != 0 {
+                        end += (stops.trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    end += 8;
+                }
+                None => {
+                    while !STRING_STOP[usize::from(*self.s.get(end)?)] {
+                        end += 1;
+                    }
+                    break;
+                }
             }
         }
         if self.s.get(end) != Some(&b'"') {
             return None;
         }
         self.i = end + 1;
-        self.text.get(start..end)
+        self.s.get(start..end)
+    }
+
+    /// A member's key, the cursor after it. The keys an event names are told by
+    /// comparing words, without scanning them as strings.
+    #[inline(always)]
+    fn key(&mut self) -> Option<Key> {
+        self.ws();
+        let i = self.i;
+        // Bytes i..i+8 and i+4..i+12: every known key, quotes included, fits in 12.
+        if let (Some(w), Some(w2)) = (word_at(self.s, i), word_at(self.s, i + 4)) {
+            let known = if w == le(b"\"user_id") && w2 & 0xff_ffff_ffff == le(b"r_id\"\0\0\0") {
+                Some((Key::User, 9))
+            } else if w == le(b"\"event_t") && w2 == le(b"nt_type\"") {
+                Some((Key::Type, 12))
+            } else if w == le(b"\"timesta") && w2 & 0xff_ffff_ffff_ffff == le(b"estamp\"\0") {
+                Some((Key::Time, 11))
+            } else if w == le(b"\"attribu") && w2 == le(b"ributes\"") {
+                Some((Key::Attributes, 12))
+            } else if w & 0x00ff_ffff_ffff_ffff == le(b"\"value\"\0") {
+                Some((Key::Value, 7))
+            } else {
+                None
+            };
+            if let Some((key, len)) = known {
+                self.i = i + len;
+                return Some(key);
+            }
+        }
+        self.string().map(Key::of)
+    }
+
+    /// An id: a non-empty string of at most `max` bytes.
+    fn id(&mut self, max: usize) -> Option<&'a str> {
+        let text = self.string()?;
+        if text.is_empty() || text.len() > max {
+            return None;
+        }
+        // SAFETY: `parse_for` checked the whole input to be ASCII or UTF-8, and a
+        // string's contents lie between two ASCII quotes, so they are whole
+        // characters: valid UTF-8 either way.
+        Some(unsafe { std::str::from_utf8_unchecked(text) })
+    }
+
+    /// A plain non-negative integer timestamp within `u32`; anything else (a
+    /// fraction, an exponent, a sign, a leading zero) is for the slow path.
+    fn timestamp(&mut self) -> Option<u32> {
+        self.ws();
+        let rest = self.s.get(self.i..)?;
+        let len = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest.get(..len)?;
+        if len == 0 || len > 10 || (len > 1 && digits.first() == Some(&b'0')) {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = rest.get(len) {
+            return None;
+        }
+        self.i += len;
+        let v = digits.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        u32::try_from(v).ok()
     }
 
     /// A JSON number's text, checked against the JSON grammar.
-    fn number(&mut self) -> Option<&'a str> {
+    fn number(&mut self) -> Option<&'a [u8]> {
         self.ws();
         let start = self.i;
         if self.peek() == Some(b'-') {
@@ -137,12 +248,61 @@ impl<'a> Scan<'a> {
             }
             self.digits();
         }
-        self.text.get(start..self.i)
+        self.s.get(start..self.i)
     }
 
     fn digits(&mut self) {
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
             self.i += 1;
+        }
+    }
+
+    /// `attributes.value` when it is a number: its finite `f64`, or `None` (too
+    /// large). Short decimals are converted in the same pass that reads them; the
+    /// rest (an exponent, more than 15 digits) by `str::parse`.
+    fn value(&mut self) -> Option<Option<f64>> {
+        let s = self.s;
+        let start = self.i;
+        let mut i = start;
+        let negative = s.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
+        }
+        let mut m: u64 = 0;
+        let int_start = i;
+        while let Some(&d @ b'0'..=b'9') = s.get(i) {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            i += 1;
+        }
+        let int_len = i - int_start;
+        if int_len == 0 || (int_len > 1 && s.get(int_start) == Some(&b'0')) {
+            return None;
+        }
+        let mut frac = 0;
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            while let Some(&d @ b'0'..=b'9') = s.get(i) {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                i += 1;
+            }
+            frac = i - frac_start;
+            if frac == 0 {
+                return None;
+            }
+        }
+        let exponent = matches!(s.get(i), Some(b'e' | b'E'));
+        match POW10.get(frac) {
+            Some(&scale) if !exponent && int_len + frac <= FAST_VALUE_DIGITS => {
+                self.i = i;
+                // Exact: m < 10^15 < 2^53.
+                let v = m as f64 / scale;
+                Some(Some(if negative { -v } else { v }))
+            }
+            _ => {
+                let text = std::str::from_utf8(self.number()?).ok()?;
+                Some(text.parse::<f64>().ok().filter(|v| v.is_finite()))
+            }
         }
     }
 
@@ -199,7 +359,7 @@ impl<'a> Scan<'a> {
     fn members(
         &mut self,
         depth: usize,
-        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+        mut member: impl FnMut(&mut Self, Key) -> Option<()>,
     ) -> Option<()> {
         if depth > FAST_MAX_DEPTH {
             return None;
@@ -210,7 +370,7 @@ impl<'a> Scan<'a> {
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.key()?;
             self.eat(b':')?;
             member(self, key)?;
             self.ws();
@@ -226,27 +386,6 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// A non-empty id of at most `max` bytes.
-fn id(text: &str, max: usize) -> Option<&str> {
-    (!text.is_empty() && text.len() <= max).then_some(text)
-}
-
-/// A plain non-negative integer timestamp within `u32`.
-fn timestamp(text: &str) -> Option<u32> {
-    let text = text.as_bytes();
-    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text.first() == Some(&b'0')) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &b in text {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u64::from(b - b'0');
-    }
-    u32::try_from(v).ok()
-}
-
 /// The event, when the fast path is sure of it; `None` means "ask the slow path".
 pub fn parse(json: &[u8], max_id_len: usize) -> Option<Event<'_>> {
     parse_for(json, max_id_len, None)
@@ -260,33 +399,30 @@ pub fn parse_for<'a>(
     user: Option<&'a str>,
 ) -> Option<Event<'a>> {
     let default_user = user;
-    let text = std::str::from_utf8(json).ok()?;
-    let mut scan = Scan {
-        text,
-        s: json,
-        i: 0,
-    };
+    // JSON text is UTF-8 throughout, skipped strings included. All-ASCII input (what
+    // services send) needs no further check; the ids kept are checked on their own.
+    if !json.is_ascii() {
+        std::str::from_utf8(json).ok()?;
+    }
+    let mut scan = Scan { s: json, i: 0 };
     scan.eat(b'{')?;
     let (mut user, mut ty, mut ts, mut value) = (None, None, None, None);
     let mut seen_attributes = false;
     scan.members(1, |scan, key| {
         match key {
-            "user_id" if user.is_none() => user = Some(id(scan.string()?, max_id_len)?),
-            "event_type" if ty.is_none() => ty = Some(id(scan.string()?, max_id_len)?),
-            "timestamp" if ts.is_none() => ts = Some(timestamp(scan.number()?)?),
-            "attributes" if !seen_attributes => {
+            Key::User if user.is_none() => user = Some(scan.id(max_id_len)?),
+            Key::Type if ty.is_none() => ty = Some(scan.id(max_id_len)?),
+            Key::Time if ts.is_none() => ts = Some(scan.timestamp()?),
+            Key::Attributes if !seen_attributes => {
                 seen_attributes = true;
                 scan.ws();
                 if scan.peek() == Some(b'{') {
                     scan.i += 1;
                     scan.members(2, |scan, key| {
-                        if key == "value" {
+                        if key == Key::Value {
                             scan.ws();
                             value = match scan.peek()? {
-                                b'-' | b'0'..=b'9' => {
-                                    let text = scan.number()?;
-                                    text.parse::<f64>().ok().filter(|v| v.is_finite())
-                                }
+                                b'-' | b'0'..=b'9' => scan.value()?,
                                 _ => {
                                     scan.skip(2)?;
                                     None
@@ -302,8 +438,8 @@ pub fn parse_for<'a>(
                 }
             }
             // A repeated known field: the slow path reports it.
-            "user_id" | "event_type" | "timestamp" | "attributes" => return None,
-            _ => scan.skip(1)?,
+            Key::User | Key::Type | Key::Time | Key::Attributes => return None,
+            Key::Value | Key::Other => scan.skip(1)?,
         }
         Some(())
     })?;
@@ -432,6 +568,8 @@ mod tests {
     fn event_like() -> impl Strategy<Value = String> {
         let value = prop_oneof![
             "-?[0-9]{1,5}(\\.[0-9]{1,4})?([eE]-?[0-9]{1,3})?",
+            // Around the fast conversion's limit of 15 significant digits.
+            "-?[0-9]{1,9}\\.[0-9]{1,9}",
             Just("\"10.5\"".to_string()),
             Just("null".to_string()),
             Just("[1,2]".to_string()),

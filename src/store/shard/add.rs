@@ -17,6 +17,27 @@ impl Shard {
     /// With `grow` false (the memory limit is reached), an event that would need a new
     /// user, type or pair record is refused; events for existing records still count.
     pub fn add(&mut self, k: &Keyed<'_>, grow: bool) -> Result<(), AddError> {
+        let mut run = None;
+        let result = self.add_in_run(k, grow, &mut run);
+        self.end_run(run);
+        result
+    }
+
+    /// [`Shard::add`] inside a batch: an event of the same type, second and `now` as
+    /// the run before it only adds to the run, whose shares of the shard's total and
+    /// of its type are added once, by [`Shard::end_run`].
+    ///
+    /// Why this is the same as adding each event: the run's first event was counted
+    /// in full, so its type holds a count in that second, which cannot be stale while
+    /// `now` stays; so the type cannot be removed (a user's expiry releasing it only
+    /// clears stale seconds), and a later event of the run would only add to the same
+    /// slot (its anchor, its oldest second and the wheel stay as they are).
+    fn add_in_run<'a>(
+        &mut self,
+        k: &Keyed<'a>,
+        grow: bool,
+        run: &mut Option<TypeRun<'a>>,
+    ) -> Result<(), AddError> {
         let ev = k.ev;
         let now = self.advance(ev.now);
         let sec = i64::from(ev.second).min(now);
@@ -27,10 +48,48 @@ impl Shard {
             return Err(AddError::NoMemory);
         }
         let n = ev.count.max(1);
-        self.total.add(sec, n, now);
-        let ty = self.add_to_type(ev.event_type, k.type_hash, sec, n, now);
+        let ty = match run {
+            Some(r)
+                if r.hash == k.type_hash
+                    && r.sec == sec
+                    && r.now == now
+                    && r.name == ev.event_type =>
+            {
+                r.n += n;
+                r.ty
+            }
+            _ => {
+                self.end_run(run.take());
+                self.total.add(sec, n, now);
+                let ty = self.add_to_type(ev.event_type, k.type_hash, sec, n, now);
+                *run = Some(TypeRun {
+                    name: ev.event_type,
+                    hash: k.type_hash,
+                    sec,
+                    now,
+                    ty,
+                    n: 0,
+                });
+                ty
+            }
+        };
         self.add_to_user(k, ty, sec, now);
         Ok(())
+    }
+
+    /// Adds what a run of events of one type and second left to count.
+    fn end_run(&mut self, run: Option<TypeRun<'_>>) {
+        let Some(r) = run else {
+            return;
+        };
+        if r.n == 0 {
+            return;
+        }
+        self.total.add(r.sec, r.n, r.now);
+        let slot = slot_of(r.sec, self.window);
+        if let Some(t) = self.types.get_mut(r.ty as usize) {
+            t.ring.add(slot, r.n);
+        }
     }
 
     /// Whether counting `k` needs no table to grow: the records exist, or new ones
@@ -82,6 +141,7 @@ impl Shard {
         grow: bool,
         results: &mut [Result<(), AddError>],
     ) {
+        let mut run = None;
         for (i, (k, result)) in events.iter().zip(results.iter_mut()).enumerate() {
             if let Some(ahead) = events.get(i + 2) {
                 self.user_index.prefetch(ahead.user_hash);
@@ -92,8 +152,9 @@ impl Shard {
             {
                 prefetch(rec);
             }
-            *result = self.add(k, grow);
+            *result = self.add_in_run(k, grow, &mut run);
         }
+        self.end_run(run);
     }
 
     /// Counts `n` events of type `name` in second `sec`; returns the type's key.
@@ -244,6 +305,19 @@ impl Shard {
             t.pairs += 1;
         }
     }
+}
+
+/// Events of one type in one second (and one `now`) counted in a row, whose shares
+/// of the shard's total and of the type wait to be added once.
+struct TypeRun<'a> {
+    name: &'a str,
+    hash: u64,
+    sec: i64,
+    now: i64,
+    /// The type's key.
+    ty: u32,
+    /// Events of the run not yet added to the total and the type.
+    n: u64,
 }
 
 /// What an event adds to its pair's sum of `value`.
