@@ -381,14 +381,19 @@ fn bucket(name: &[u8]) -> usize {
 /// A name of at most 16 bytes in lower case, as one number (zero-padded), for
 /// comparing names in one step; `None` for longer names.
 fn folded(name: &[u8]) -> Option<u128> {
-    if name.len() > 16 {
-        return None;
-    }
     let mut bytes = [0u8; 16];
-    for (b, n) in bytes.iter_mut().zip(name) {
-        *b = n.to_ascii_lowercase();
-    }
-    Some(u128::from_le_bytes(bytes))
+    bytes.get_mut(..name.len())?.copy_from_slice(name);
+    let x = u128::from_le_bytes(bytes);
+    // A byte is an upper-case letter when, without its high bit, it is at least
+    // `A` and at most `Z`, and its high bit is clear (bit tricks byte by byte:
+    // adding to 7-bit bytes never carries into the next one).
+    const LOW7: u128 = 0x7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f_7f7f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let low = x & LOW7;
+    let at_least_a = low + ONES * u128::from(0x80 - b'A');
+    let above_z = low + ONES * u128::from(0x80 - b'Z' - 1);
+    let upper = at_least_a & !above_z & !x & (ONES * 0x80);
+    Some(x | (upper >> 2))
 }
 
 /// The top-level entry called `name` (any case).
@@ -552,6 +557,26 @@ fn unknown(args: Args<'_>) -> ReplyError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn folded_names_are_the_lower_case_bytes() {
+        for name in [&b"EVT.ADD"[..], b"evt.add", b"Ping", b"@[`{Zz", b"\x80\xc1\xdaZ", b"", b"0123456789abcdef"] {
+            let mut want = [0u8; 16];
+            for (w, b) in want.iter_mut().zip(name) {
+                *w = b.to_ascii_lowercase();
+            }
+            assert_eq!(super::folded(name), Some(u128::from_le_bytes(want)), "{name:?}");
+        }
+        for b in 0..=255u8 {
+            let name = [b'x', b, b'y'];
+            let mut want = [0u8; 16];
+            for (w, c) in want.iter_mut().zip(&name) {
+                *w = c.to_ascii_lowercase();
+            }
+            assert_eq!(super::folded(&name), Some(u128::from_le_bytes(want)), "{b}");
+        }
+        assert_eq!(super::folded(b"0123456789abcdefg"), None);
+    }
+
     use super::*;
 
     #[test]

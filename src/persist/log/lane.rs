@@ -141,6 +141,9 @@ impl LaneBuf {
     }
 }
 
+/// Bytes of an event before its ids: now, second, has value, value, user length.
+const EVENT_HEAD: usize = 8 + 4 + 1 + 8 + 2;
+
 fn push_event(raw: &mut Vec<u8>, ev: &LogEvent<'_>) {
     // Ids are at most `--max-id-len` bytes, whose ceiling is the u16 length.
     let user = ev.user.as_bytes();
@@ -151,11 +154,16 @@ fn push_event(raw: &mut Vec<u8>, ev: &LogEvent<'_>) {
     let ty = ty
         .get(..ty.len().min(usize::from(u16::MAX)))
         .unwrap_or_default();
-    raw.extend_from_slice(&ev.now.to_ne_bytes());
-    raw.extend_from_slice(&ev.second.to_ne_bytes());
-    raw.push(u8::from(ev.value.is_some()));
-    raw.extend_from_slice(&ev.value.unwrap_or(0.0).to_ne_bytes());
-    raw.extend_from_slice(&(user.len() as u16).to_ne_bytes());
+    // The fixed part built in place and copied once: eight small appends, each
+    // checking the capacity, were most of this function's cost (callgrind).
+    let mut head = [0u8; EVENT_HEAD];
+    head[0..8].copy_from_slice(&ev.now.to_ne_bytes());
+    head[8..12].copy_from_slice(&ev.second.to_ne_bytes());
+    head[12] = u8::from(ev.value.is_some());
+    head[13..21].copy_from_slice(&ev.value.unwrap_or(0.0).to_ne_bytes());
+    head[21..23].copy_from_slice(&(user.len() as u16).to_ne_bytes());
+    raw.reserve(EVENT_HEAD + user.len() + 2 + ty.len());
+    raw.extend_from_slice(&head);
     raw.extend_from_slice(user);
     raw.extend_from_slice(&(ty.len() as u16).to_ne_bytes());
     raw.extend_from_slice(ty);
