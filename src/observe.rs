@@ -177,6 +177,13 @@ impl Latency {
         }
     }
 
+    /// Whether a sample that `took` this long is recorded (the monitor is on and the
+    /// sample reaches its threshold).
+    pub fn watches(&self, took: Duration) -> bool {
+        let threshold = self.threshold_ms.load(Ordering::Relaxed);
+        threshold != 0 && u64::try_from(took.as_millis()).unwrap_or(u64::MAX) >= threshold
+    }
+
     /// Records that `event` took `took`, if that passes the threshold.
     pub fn observe(&self, event: &'static str, took: Duration) {
         let threshold = self.threshold_ms.load(Ordering::Relaxed);

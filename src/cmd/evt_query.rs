@@ -13,7 +13,7 @@ use crate::shared::Shared;
 
 /// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
 fn id_arg(arg: &[u8]) -> Option<&str> {
-    std::str::from_utf8(arg).ok()
+    crate::event::text_of(arg)
 }
 
 /// The span asked for, or the whole window.

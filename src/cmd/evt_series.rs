@@ -12,7 +12,7 @@ use crate::protocol::Reply;
 
 /// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
 fn id_arg(arg: &[u8]) -> Option<&str> {
-    std::str::from_utf8(arg).ok()
+    crate::event::text_of(arg)
 }
 
 /// Which series.

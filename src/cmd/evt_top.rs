@@ -30,7 +30,7 @@ pub const SYNC_SLICE: Duration = Duration::from_millis(1);
 
 /// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
 fn id_arg(arg: &[u8]) -> Option<&str> {
-    std::str::from_utf8(arg).ok()
+    crate::event::text_of(arg)
 }
 
 /// What a top list ranks, as asked.

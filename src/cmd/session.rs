@@ -170,9 +170,9 @@ fn run_timed(
     ctx: &mut Ctx<'_>,
     cmd: super::Command<'_>,
     args: Args<'_>,
+    started: Instant,
 ) -> Result<Reply, ReplyError> {
     let id = cmd.id();
-    let started = Instant::now();
     let reply = cmd.run(ctx);
     if ctx.later.is_none() {
         record(
@@ -202,7 +202,10 @@ fn record(
     if shared.slowlog.is_slow(took) && !id.spec().has_flag("skip_slowlog") {
         shared.slowlog.record(args, took, client);
     }
-    shared.latency.observe(latency_event(id), took);
+    // The event's name is looked up only for the rare slow command.
+    if shared.latency.watches(took) {
+        shared.latency.observe(latency_event(id), took);
+    }
 }
 
 /// The latency monitor's event for command `id`, as Redis names them.
@@ -234,7 +237,7 @@ pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
         let max = Settings::size(&shared.settings.client_output_buffer_limit);
         shared.monitors.feed(&ctx.client.info, args, max);
     }
-    run_timed(ctx, cmd, args).unwrap_or_else(Reply::Error)
+    run_timed(ctx, cmd, args, Instant::now()).unwrap_or_else(Reply::Error)
 }
 
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
@@ -395,10 +398,10 @@ impl Session {
         let started = Instant::now();
         let reply = if id == CommandId::Exec {
             // EXEC closes the gate itself: a pass held here would never drain.
-            run_timed(&mut ctx, cmd, args)
+            run_timed(&mut ctx, cmd, args, started)
         } else {
             let _pass = shared.gate.pass();
-            run_timed(&mut ctx, cmd, args)
+            run_timed(&mut ctx, cmd, args, started)
         };
         if let Some(later) = ctx.later.take() {
             self.waiting = Some(Waiting::Later {
@@ -514,7 +517,9 @@ impl Session {
             .record(id as usize, calls, took, failed as u64);
         // Each event of the batch took its share of the time.
         let each = took / u32::try_from(calls.max(1)).unwrap_or(u32::MAX);
-        shared.latency.observe(latency_event(id), each);
+        if shared.latency.watches(each) {
+            shared.latency.observe(latency_event(id), each);
+        }
         self.note_command(shared, id);
     }
 
@@ -579,7 +584,17 @@ impl Session {
     /// Encodes the pending replies in the client's protocol, counting errors by kind
     /// (replies `CLIENT REPLY` turned off are counted, not sent).
     fn encode(&mut self, shared: &Shared, out: &mut BytesMut) {
+        // Accepted events' `+OK`s are counted and written a run at a time.
+        let mut oks = 0;
         for reply in self.replies.drain(..) {
+            if let (Reply::Ok, ReplyMode::On) = (&reply, self.client.reply_mode) {
+                oks += 1;
+                continue;
+            }
+            if oks > 0 {
+                protocol::encode_oks(oks, self.client.resp, out);
+                oks = 0;
+            }
             if let Reply::Error(e) = &reply {
                 shared.stats.count_error(e.kind);
             }
@@ -595,6 +610,9 @@ impl Session {
                 }
             }
             protocol::encode(&reply, self.client.resp, out);
+        }
+        if oks > 0 {
+            protocol::encode_oks(oks, self.client.resp, out);
         }
     }
 }

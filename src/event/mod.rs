@@ -165,6 +165,18 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
+/// `bytes` as text when they are UTF-8. Ids are short and nearly always ASCII, where
+/// `std::str::from_utf8` spent ~100 instructions on 16 bytes (callgrind); an ASCII
+/// check costs a fraction of that.
+pub fn text_of(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Parses one event from `json`, which must hold exactly one JSON object
 /// (surrounding whitespace allowed).
 ///
@@ -196,7 +208,7 @@ pub fn parse_keyed<'a>(
     max_id_len: usize,
     user: &'a [u8],
 ) -> Result<Event<'a>, EventError> {
-    let user = std::str::from_utf8(user).map_err(|_| EventError::InvalidUtf8)?;
+    let user = text_of(user).ok_or(EventError::InvalidUtf8)?;
     if user.is_empty() {
         return Err(EventError::EmptyId(Field::UserId));
     }

@@ -39,7 +39,7 @@ mod request;
 
 pub use client::{decode_reply, encode_request};
 pub use inline::split_args;
-pub use reply::{Reply, Resp, encode};
+pub use reply::{Reply, Resp, encode, encode_oks};
 
 use crate::error::ReplyError;
 
