@@ -58,6 +58,21 @@ pub(super) fn parse_multibulk(
     limits: &Limits,
     out: &mut ArgBuf,
 ) -> Result<Parsed, ProtocolError> {
+    if let Resume::Start = out.resume
+        && let Some(parsed) = complete_multibulk(buf, limits, out)
+    {
+        return Ok(parsed);
+    }
+    walk_multibulk(buf, limits, out)
+}
+
+/// The full walk of [`parse_multibulk`]: any request, resumable, every error worded.
+#[inline]
+fn walk_multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    out: &mut ArgBuf,
+) -> Result<Parsed, ProtocolError> {
     let (mut announced, mut pos, mut searched, mut bulk) = match out.resume {
         Resume::Multibulk(walk) if walk.limits == *limits && walk.searched <= buf.len() => {
             (walk.count, walk.pos, walk.searched, walk.bulk)
@@ -124,6 +139,65 @@ pub(super) fn parse_multibulk(
         searched = pos;
     }
     Ok(Parsed::Command {
+        consumed: pos,
+        inline: false,
+    })
+}
+
+/// Most digits of a header the quick walk reads: more is for the full walk to judge.
+const QUICK_DIGITS: usize = 18;
+
+/// The decimal at `i` that ends a header line (digits, no sign, no leading zero, then
+/// CRLF), and where the next line starts.
+#[inline]
+fn quick_line(buf: &[u8], mut i: usize) -> Option<(usize, usize)> {
+    let start = i;
+    let mut v: usize = 0;
+    while let Some(&d @ b'0'..=b'9') = buf.get(i) {
+        v = v * 10 + usize::from(d - b'0');
+        i += 1;
+        if i - start > QUICK_DIGITS {
+            return None;
+        }
+    }
+    let len = i - start;
+    if len == 0 || (len > 1 && buf.get(start) == Some(&b'0')) {
+        return None;
+    }
+    if buf.get(i..i + 2)? != b"\r\n" {
+        return None;
+    }
+    Some((v, i + 2))
+}
+
+/// A complete, well-formed request with every header within the limits, framed in one
+/// pass that reads each length as it goes (the common case: a pipeline's requests
+/// arrive whole); `None` leaves anything else — incomplete, malformed, over a limit —
+/// to the full walk, which answers exactly as before. It is tried only on a fresh
+/// request, so a request arriving in pieces is walked by it once at most.
+#[inline]
+fn complete_multibulk(buf: &[u8], limits: &Limits, out: &mut ArgBuf) -> Option<Parsed> {
+    let (count, mut pos) = quick_line(buf, 1)?;
+    if count == 0 || count > limits.max_args || count as i64 > REDIS_MAX_MULTIBULK {
+        return None;
+    }
+    out.ranges.clear();
+    for _ in 0..count {
+        if buf.get(pos) != Some(&b'$') {
+            return None;
+        }
+        let (len, start) = quick_line(buf, pos + 1)?;
+        if len > limits.max_bulk_len {
+            return None;
+        }
+        let end = start.checked_add(len)?;
+        if buf.get(end..end.checked_add(2)?)? != b"\r\n" {
+            return None;
+        }
+        out.ranges.push((start, end));
+        pos = end + 2;
+    }
+    Some(Parsed::Command {
         consumed: pos,
         inline: false,
     })
@@ -293,6 +367,38 @@ mod tests {
                     parse_request(&wire[..cut], &limits, &mut args).unwrap(),
                     Parsed::Incomplete
                 );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whenever the one-pass framing of a complete request answers, the full walk
+        /// answers the same, ranges included, for pipelines with any byte changed or
+        /// cut off.
+        #[test]
+        fn the_quick_framing_agrees_with_the_walk(
+            command in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..20), 1..5),
+            at in proptest::num::usize::ANY,
+            byte in proptest::num::u8::ANY,
+            cut in proptest::bool::ANY,
+        ) {
+            let limits = Limits { max_bulk_len: 16, max_args: 4 };
+            let mut wire = resp_command(&command);
+            wire.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+            let i = at % wire.len();
+            if cut {
+                wire.truncate(i);
+            } else {
+                wire[i] = byte;
+            }
+            if wire.first() != Some(&b'*') {
+                return Ok(());
+            }
+            let mut quick = ArgBuf::default();
+            if let Some(parsed) = complete_multibulk(&wire, &limits, &mut quick) {
+                let mut walked = ArgBuf::default();
+                proptest::prop_assert_eq!(Ok(parsed), walk_multibulk(&wire, &limits, &mut walked));
+                proptest::prop_assert_eq!(&quick.ranges, &walked.ranges);
             }
         }
     }
