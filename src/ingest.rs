@@ -97,19 +97,17 @@ impl Batch {
         peer: &ClientInfo,
         replies: &mut Vec<Reply>,
     ) -> Option<Pending> {
-        let events: Vec<Submitted<'_>> = self
-            .waiting
-            .iter()
-            .filter_map(|w| {
-                Some(Submitted {
-                    json: buf.get(w.json.0..w.json.1)?,
-                    key: match w.key {
-                        Some((s, e)) => Some(buf.get(s..e)?),
-                        None => None,
-                    },
-                })
+        // Sized up front: collected from a `filter_map`, it grew 4, 8, 16, 32, 64.
+        let mut events: Vec<Submitted<'_>> = Vec::with_capacity(self.waiting.len());
+        events.extend(self.waiting.iter().filter_map(|w| {
+            Some(Submitted {
+                json: buf.get(w.json.0..w.json.1)?,
+                key: match w.key {
+                    Some((s, e)) => Some(buf.get(s..e)?),
+                    None => None,
+                },
             })
-            .collect();
+        }));
         let pending = admit(shared, &events, peer, None, replies);
         self.waiting.clear();
         pending

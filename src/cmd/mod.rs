@@ -488,7 +488,56 @@ impl Refused {
 
 /// Parses a request. `window` bounds `WINDOW <s>`.
 pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, Refused> {
-    let (id, skip) = resolve(args)?;
+    parse_in(args, window, &mut LastName::default())
+}
+
+/// The name of the last command a connection named, exactly as sent, and its table
+/// entry: the requests of a pipeline mostly name one command, whose lookup is then a
+/// compare of two numbers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LastName {
+    /// The name's bytes, zero-padded (names of at most 16 bytes are kept).
+    bytes: u128,
+    len: usize,
+    entry: Option<&'static Entry>,
+}
+
+impl LastName {
+    /// The entry called `name`, remembered for the next request.
+    fn lookup(&mut self, name: &[u8]) -> Option<&'static Entry> {
+        let mut padded = [0u8; 16];
+        let Some(head) = padded.get_mut(..name.len()) else {
+            return lookup(name);
+        };
+        head.copy_from_slice(name);
+        let bytes = u128::from_le_bytes(padded);
+        if let Some(entry) = self.entry
+            && self.len == name.len()
+            && self.bytes == bytes
+        {
+            return Some(entry);
+        }
+        let entry = lookup(name)?;
+        *self = LastName {
+            bytes,
+            len: name.len(),
+            entry: Some(entry),
+        };
+        Some(entry)
+    }
+}
+
+/// [`parse`], with the connection's last command name.
+pub fn parse_in<'a>(
+    args: Args<'a>,
+    window: u32,
+    last: &mut LastName,
+) -> Result<Command<'a>, Refused> {
+    let name = args.get(0).unwrap_or_default();
+    let entry = last
+        .lookup(name)
+        .ok_or_else(|| Refused::new(None, unknown(args)))?;
+    let (id, skip) = resolve_entry(args, entry)?;
     let mut c = Cursor::new(args, skip, window);
     let refused = |e| Refused::new(Some(id), e);
     let cmd = id.parse(&mut c).map_err(refused)?;
@@ -501,6 +550,11 @@ pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, Refused> {
 pub fn resolve(args: Args<'_>) -> Result<(CommandId, usize), Refused> {
     let name = args.get(0).unwrap_or_default();
     let entry = lookup(name).ok_or_else(|| Refused::new(None, unknown(args)))?;
+    resolve_entry(args, entry)
+}
+
+/// [`resolve`] once the name's entry is known.
+fn resolve_entry(args: Args<'_>, entry: &'static Entry) -> Result<(CommandId, usize), Refused> {
     let (id, skip) = match entry {
         Entry::Command(id) => (*id, 1),
         Entry::Container(c) => {

@@ -160,6 +160,8 @@ pub struct Session {
     batched_last: Option<CommandId>,
     /// Under `CLIENT REPLY SKIP`: the SKIP's own reply was dropped, the next one is.
     skipping: bool,
+    /// The command the last request named.
+    last_name: super::LastName,
     /// The replies [`Flow::Wait`] waits for.
     waiting: Option<Waiting>,
 }
@@ -268,6 +270,7 @@ impl Session {
             replies: Vec::new(),
             batched_last: None,
             skipping: false,
+            last_name: super::LastName::default(),
             waiting: None,
         }
     }
@@ -329,7 +332,7 @@ impl Session {
             let e = ReplyError::new(ErrorKind::NoAuth, "Authentication required.");
             return self.refuse(shared, buf, None, e, out);
         }
-        let cmd = match super::parse(args, shared.store.window()) {
+        let cmd = match super::parse_in(args, shared.store.window(), &mut self.last_name) {
             Ok(cmd) => cmd,
             Err(refused) => return self.refuse(shared, buf, refused.id, refused.error, out),
         };
