@@ -48,6 +48,33 @@ pub const fn required_token(name: &'static str, token: &'static str, kind: &'sta
     }
 }
 
+/// A required `TOKEN` standing alone (Redis's `pure-token`).
+pub const fn pure_token(name: &'static str, token: &'static str) -> ArgDoc {
+    required_token(name, token, "pure-token")
+}
+
+/// A group of `args` (optional), introduced by `token` when given.
+pub const fn block(
+    name: &'static str,
+    token: Option<&'static str>,
+    args: &'static [ArgDoc],
+) -> ArgDoc {
+    ArgDoc {
+        name,
+        kind: "block",
+        token,
+        optional: true,
+        multiple: false,
+        args,
+    }
+}
+
+/// `a`, required.
+pub const fn required(mut a: ArgDoc) -> ArgDoc {
+    a.optional = false;
+    a
+}
+
 /// `a`, optional.
 pub const fn optional(mut a: ArgDoc) -> ArgDoc {
     a.optional = true;
@@ -76,14 +103,7 @@ pub const fn one_of(name: &'static str, args: &'static [ArgDoc]) -> ArgDoc {
 pub const WINDOW_ARG: ArgDoc = token("seconds", "WINDOW", "integer");
 
 /// `LOCAL`, taken by every cluster-wide query: this node's share only.
-pub const LOCAL_ARG: ArgDoc = ArgDoc {
-    name: "local",
-    kind: "pure-token",
-    token: Some("LOCAL"),
-    optional: true,
-    multiple: false,
-    args: &[],
-};
+pub const LOCAL_ARG: ArgDoc = optional(pure_token("local", "LOCAL"));
 
 /// Where a command names a user, so cluster clients send it to that user's node and a
 /// node serving another slot answers `-MOVED`. Declared once in the [`Spec`]: the
