@@ -122,6 +122,9 @@ pub enum KeyPos {
     /// `EVT.SERIES USER <u>`. Clients learn this key through `COMMAND GETKEYS`
     /// (`movablekeys`).
     AfterWord(&'static [&'static str]),
+    /// Every argument from `n` on is a user id (`WATCH u1 u2 ...`); in a cluster they
+    /// must share a slot.
+    From(usize),
 }
 
 impl KeyPos {
@@ -130,7 +133,7 @@ impl KeyPos {
     pub fn find<'a>(self, args: crate::protocol::Args<'a>) -> Option<&'a [u8]> {
         match self {
             KeyPos::None => None,
-            KeyPos::At(n) => args.get(n),
+            KeyPos::At(n) | KeyPos::From(n) => args.get(n),
             KeyPos::AtWhen { at, argc } => (args.len() == argc).then(|| args.get(at)).flatten(),
             KeyPos::AfterWord(words) => {
                 let word = args.get(1)?;
@@ -141,6 +144,41 @@ impl KeyPos {
                     .flatten()
             }
         }
+    }
+
+    /// Every user id `args` names, in order (`COMMAND GETKEYS`).
+    pub fn all<'a>(self, args: crate::protocol::Args<'a>) -> Vec<&'a [u8]> {
+        match self {
+            KeyPos::From(n) => (n..args.len()).filter_map(|i| args.get(i)).collect(),
+            k => k.find(args).into_iter().collect(),
+        }
+    }
+
+    /// Cluster mode: `Ok` when this node serves the users `args` names (or it names
+    /// none); else `-MOVED` to the node of the first, or `-CROSSSLOT` when they are
+    /// in different slots, as Redis Cluster answers a multi-key command.
+    #[inline]
+    pub fn route(
+        self,
+        cluster: &crate::cluster::Cluster,
+        args: crate::protocol::Args<'_>,
+    ) -> Result<(), crate::error::ReplyError> {
+        let Some(first) = self.find(args) else {
+            return Ok(());
+        };
+        if let KeyPos::From(n) = self {
+            let slot = crate::cluster::key_slot(first);
+            if (n + 1..args.len())
+                .filter_map(|i| args.get(i))
+                .any(|k| crate::cluster::key_slot(k) != slot)
+            {
+                return Err(crate::error::ReplyError::new(
+                    crate::error::ErrorKind::CrossSlot,
+                    "Keys in request don't hash to the same slot",
+                ));
+            }
+        }
+        cluster.route(first)
     }
 }
 
