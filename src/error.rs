@@ -42,6 +42,7 @@ kinds! {
     Loading => "LOADING",
     Misconf => "MISCONF",
     Moved => "MOVED",
+    CrossSlot => "CROSSSLOT",
     ClusterDown => "CLUSTERDOWN",
 }
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::conn::client_name;
-use super::spec::{ArgDoc, Spec, arg, required_token};
+use super::spec::{ArgDoc, Spec, arg, one_of, required, required_token};
 use super::{Cmd, CommandId, Ctx, Cursor};
 use crate::clients::ClientInfo;
 use crate::error::{ReplyError, quote};
@@ -123,14 +123,7 @@ impl<'a> Cmd<'a> for SetInfo<'a> {
             SUB,
             "connection",
             "Sets information about the client library (lib-name, lib-ver).",
-            &[ArgDoc {
-                name: "attr",
-                kind: "oneof",
-                token: None,
-                optional: false,
-                multiple: false,
-                args: SETINFO_ATTRS,
-            }],
+            &[required(one_of("attr", SETINFO_ATTRS))],
         )
     };
 

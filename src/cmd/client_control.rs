@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::spec::{ArgDoc, Spec, arg, one_of, token};
+use super::spec::{ArgDoc, Spec, arg, multiple, one_of, required, token};
 use super::{After, Cmd, Ctx, Cursor, parse_int};
 use crate::clients::{ClientInfo, PauseMode};
 use crate::error::{ReplyError, quote};
@@ -34,13 +34,9 @@ pub struct Kill {
 
 const KILL_FILTERS: &[ArgDoc] = &[
     arg("ip:port", "string"),
-    ArgDoc {
-        name: "new-format",
-        kind: "oneof",
-        token: None,
-        optional: false,
-        multiple: true,
-        args: &[
+    multiple(required(one_of(
+        "new-format",
+        &[
             token("client-id", "ID", "integer"),
             token("ip:port", "ADDR", "string"),
             token("ip:port", "LADDR", "string"),
@@ -48,7 +44,7 @@ const KILL_FILTERS: &[ArgDoc] = &[
             token("yes/no", "SKIPME", "string"),
             token("maxage", "MAXAGE", "integer"),
         ],
-    },
+    ))),
 ];
 
 impl<'a> Cmd<'a> for Kill {
@@ -61,14 +57,7 @@ impl<'a> Cmd<'a> for Kill {
             ADMIN,
             "connection",
             "Terminates open connections.",
-            &[ArgDoc {
-                name: "filter",
-                kind: "oneof",
-                token: None,
-                optional: false,
-                multiple: false,
-                args: KILL_FILTERS,
-            }],
+            &[required(one_of("filter", KILL_FILTERS))],
         )
     };
 
@@ -258,10 +247,7 @@ impl<'a> Cmd<'a> for ReplySwitch {
             SUB,
             "connection",
             "Instructs the server whether to reply to commands.",
-            &[ArgDoc {
-                optional: false,
-                ..one_of("action", REPLY_MODES)
-            }],
+            &[required(one_of("action", REPLY_MODES))],
         )
     };
 
@@ -307,10 +293,7 @@ impl<'a> Cmd<'a> for NoEvict {
             ADMIN,
             "connection",
             "Sets the client eviction mode (accepted: nothing is evicted here).",
-            &[ArgDoc {
-                optional: false,
-                ..one_of("enabled", ON_OFF)
-            }],
+            &[required(one_of("enabled", ON_OFF))],
         )
     };
 
@@ -337,10 +320,7 @@ impl<'a> Cmd<'a> for NoTouch {
             SUB,
             "connection",
             "Controls whether commands touch keys' access times (accepted: none are kept).",
-            &[ArgDoc {
-                optional: false,
-                ..one_of("enabled", ON_OFF)
-            }],
+            &[required(one_of("enabled", ON_OFF))],
         )
     };
 

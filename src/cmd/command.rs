@@ -192,10 +192,11 @@ impl<'a> Cmd<'a> for GetKeys<'a> {
                 },
             )
         })?;
-        match id.spec().key.find(self.request) {
-            Some(key) => Ok(Reply::Array(vec![Reply::bulk(key)])),
-            None => Err(ReplyError::err("The command has no key arguments")),
+        let keys = id.spec().key.all(self.request);
+        if keys.is_empty() {
+            return Err(ReplyError::err("The command has no key arguments"));
         }
+        Ok(Reply::Array(keys.into_iter().map(Reply::bulk).collect()))
     }
 }
 
@@ -267,12 +268,13 @@ fn acl_categories(spec: &Spec) -> Vec<Reply> {
 fn info_of(spec: &Spec, subs: &[CommandId]) -> Reply {
     let mut flags: Vec<Reply> = spec.flags.iter().map(|f| status(f)).collect();
     // A user id is the command's key, so cluster clients route it to the user's node.
-    let (first, step) = match spec.key {
-        KeyPos::None => (0, 0),
-        KeyPos::At(n) | KeyPos::AtWhen { at: n, .. } => (n as i64, 1),
+    let (first, last, step) = match spec.key {
+        KeyPos::None => (0, 0, 0),
+        KeyPos::At(n) | KeyPos::AtWhen { at: n, .. } => (n as i64, n as i64, 1),
+        KeyPos::From(n) => (n as i64, -1, 1),
         KeyPos::AfterWord(_) => {
             flags.push(status("movablekeys"));
-            (0, 0)
+            (0, 0, 0)
         }
     };
     Reply::Array(vec![
@@ -280,7 +282,7 @@ fn info_of(spec: &Spec, subs: &[CommandId]) -> Reply {
         Reply::Int(i64::from(spec.arity)),
         Reply::Set(flags),
         Reply::Int(first),
-        Reply::Int(first),
+        Reply::Int(last),
         Reply::Int(step),
         Reply::Set(acl_categories(spec)),
         Reply::Array(Vec::new()),
@@ -299,13 +301,13 @@ fn key_specs(spec: &Spec) -> Vec<Reply> {
             vec![status("RO"), status("access")]
         })
     };
-    let range = || {
+    let range = |lastkey: i64| {
         Reply::Map(vec![
             (text("type"), text("range")),
             (
                 text("spec"),
                 Reply::Map(vec![
-                    (text("lastkey"), Reply::Int(0)),
+                    (text("lastkey"), Reply::Int(lastkey)),
                     (text("keystep"), Reply::Int(1)),
                     (text("limit"), Reply::Int(0)),
                 ]),
@@ -326,7 +328,12 @@ fn key_specs(spec: &Spec) -> Vec<Reply> {
         KeyPos::At(n) => vec![Reply::Map(vec![
             (text("flags"), flags()),
             (text("begin_search"), at(n)),
-            (text("find_keys"), range()),
+            (text("find_keys"), range(0)),
+        ])],
+        KeyPos::From(n) => vec![Reply::Map(vec![
+            (text("flags"), flags()),
+            (text("begin_search"), at(n)),
+            (text("find_keys"), range(-1)),
         ])],
         KeyPos::AtWhen { at: n, argc } => vec![Reply::Map(vec![
             (
@@ -338,7 +345,7 @@ fn key_specs(spec: &Spec) -> Vec<Reply> {
             ),
             (text("flags"), flags()),
             (text("begin_search"), at(n)),
-            (text("find_keys"), range()),
+            (text("find_keys"), range(0)),
         ])],
         KeyPos::AfterWord(words) => words
             .iter()
@@ -362,7 +369,7 @@ fn key_specs(spec: &Spec) -> Vec<Reply> {
                             ),
                         ]),
                     ),
-                    (text("find_keys"), range()),
+                    (text("find_keys"), range(0)),
                 ])
             })
             .collect(),

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::glob::glob_match;
-use super::spec::{ArgDoc, Spec, arg, multiple};
+use super::spec::{ArgDoc, Spec, arg, block, multiple, required};
 use super::{Cmd, Ctx, Cursor};
 use crate::config::{
     CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, DEFAULT_LOG_LEVEL, Limit, MAX_ARGS,
@@ -86,14 +86,7 @@ impl<'a> Cmd<'a> for Set<'a> {
         SUB,
         "server",
         "Sets configuration parameters that can change at run time.",
-        &[ArgDoc {
-            name: "data",
-            kind: "block",
-            token: None,
-            optional: false,
-            multiple: true,
-            args: SET_ARGS,
-        }],
+        &[multiple(required(block("data", None, SET_ARGS)))],
     );
 
     fn parse(c: &mut Cursor<'a>) -> Result<Self, ReplyError> {

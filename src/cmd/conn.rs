@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::session::ClientState;
-use super::spec::{ArgDoc, Spec, arg, optional, token};
+use super::spec::{ArgDoc, Spec, arg, block, optional, token};
 use super::{After, Cmd, Ctx, Cursor, parse_int};
 use crate::config::password_matches;
 use crate::error::{ErrorKind, ReplyError, quote};
@@ -81,14 +81,11 @@ pub struct Hello<'a> {
 
 const HELLO_ARGS: &[ArgDoc] = &[
     arg("protover", "integer"),
-    ArgDoc {
-        name: "auth",
-        kind: "block",
-        token: Some("AUTH"),
-        optional: true,
-        multiple: false,
-        args: &[arg("username", "string"), arg("password", "string")],
-    },
+    block(
+        "auth",
+        Some("AUTH"),
+        &[arg("username", "string"), arg("password", "string")],
+    ),
     token("clientname", "SETNAME", "string"),
 ];
 
@@ -101,14 +98,7 @@ impl<'a> Cmd<'a> for Hello<'a> {
             NO_AUTH,
             "connection",
             "Handshakes with the server: protocol version, authentication, client name.",
-            &[ArgDoc {
-                name: "arguments",
-                kind: "block",
-                token: None,
-                optional: true,
-                multiple: false,
-                args: HELLO_ARGS,
-            }],
+            &[block("arguments", None, HELLO_ARGS)],
         )
     };
 

@@ -4,7 +4,10 @@
 //! for the whole cluster unless `LOCAL`; a user's go to the user's node.
 
 use super::global::{self, Scope};
-use super::spec::{ArgDoc, KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg};
+use super::spec::{
+    ArgDoc, KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg, block, one_of, pure_token, required,
+    required_token,
+};
 use super::{Cmd, Ctx, Cursor};
 use crate::cluster::merge;
 use crate::error::ReplyError;
@@ -25,38 +28,14 @@ enum Of<'a> {
 }
 
 const SERIES: &[ArgDoc] = &[
-    ArgDoc {
-        name: "total",
-        kind: "pure-token",
-        token: Some("TOTAL"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "user_id",
-        kind: "key",
-        token: Some("USER"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "event_type",
-        kind: "string",
-        token: Some("TYPE"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "sum",
-        kind: "block",
-        token: Some("SUM"),
-        optional: false,
-        multiple: false,
-        args: &[arg("user_id", "key"), arg("event_type", "string")],
-    },
+    pure_token("total", "TOTAL"),
+    required_token("user_id", "USER", "key"),
+    required_token("event_type", "TYPE", "string"),
+    required(block(
+        "sum",
+        Some("SUM"),
+        &[arg("user_id", "key"), arg("event_type", "string")],
+    )),
 ];
 
 /// `EVT.SERIES TOTAL|USER <u>|TYPE <t>|SUM <u> <t> [WINDOW s] [LOCAL]`.
@@ -79,18 +58,7 @@ impl<'a> Cmd<'a> for Series<'a> {
             "Per-second values over the window, oldest first and the current second last: \
              events in total, of one user, of one type, or one user's sum of one type's \
              values; TOTAL and TYPE in a cluster of every node unless LOCAL.",
-            &[
-                ArgDoc {
-                    name: "series",
-                    kind: "oneof",
-                    token: None,
-                    optional: false,
-                    multiple: false,
-                    args: SERIES,
-                },
-                WINDOW_ARG,
-                LOCAL_ARG,
-            ],
+            &[required(one_of("series", SERIES)), WINDOW_ARG, LOCAL_ARG],
         )
     };
 

@@ -12,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use super::global::{self, Scope, Share};
-use super::spec::{ArgDoc, LOCAL_ARG, Spec, WINDOW_ARG, token};
+use super::spec::{
+    ArgDoc, LOCAL_ARG, Spec, WINDOW_ARG, one_of, pure_token, required, required_token, token,
+};
 use super::{Cmd, Ctx, Cursor, Later};
 use crate::cluster::merge;
 use crate::error::ReplyError;
@@ -42,30 +44,9 @@ enum What<'a> {
 }
 
 const RANKINGS: &[ArgDoc] = &[
-    ArgDoc {
-        name: "users",
-        kind: "pure-token",
-        token: Some("USERS"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "types",
-        kind: "pure-token",
-        token: Some("TYPES"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "event_type",
-        kind: "string",
-        token: Some("SUM"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
+    pure_token("users", "USERS"),
+    pure_token("types", "TYPES"),
+    required_token("event_type", "SUM", "string"),
 ];
 
 /// `EVT.TOP USERS|TYPES|SUM <event_type> [COUNT k] [WINDOW s] [LOCAL]`.
@@ -101,14 +82,7 @@ impl<'a> Cmd<'a> for Top<'a> {
              the most in the window: count descending, ties by id ascending; in a cluster, \
              of every node unless LOCAL.",
             &[
-                ArgDoc {
-                    name: "ranking",
-                    kind: "oneof",
-                    token: None,
-                    optional: false,
-                    multiple: false,
-                    args: RANKINGS,
-                },
+                required(one_of("ranking", RANKINGS)),
                 token("count", "COUNT", "integer"),
                 WINDOW_ARG,
                 LOCAL_ARG,
@@ -242,30 +216,9 @@ enum Kind {
 }
 
 const KINDS: &[ArgDoc] = &[
-    ArgDoc {
-        name: "users",
-        kind: "pure-token",
-        token: Some("USERS"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "types",
-        kind: "pure-token",
-        token: Some("TYPES"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
-    ArgDoc {
-        name: "pairs",
-        kind: "pure-token",
-        token: Some("PAIRS"),
-        optional: false,
-        multiple: false,
-        args: &[],
-    },
+    pure_token("users", "USERS"),
+    pure_token("types", "TYPES"),
+    pure_token("pairs", "PAIRS"),
 ];
 
 /// `EVT.ACTIVE USERS|TYPES|PAIRS [WINDOW s] [LOCAL]`.
@@ -286,18 +239,7 @@ impl<'a> Cmd<'a> for Active {
             "module",
             "Distinct users, event types or (user, type) pairs with at least one event in the \
              window; in a cluster, of every node unless LOCAL.",
-            &[
-                ArgDoc {
-                    name: "kind",
-                    kind: "oneof",
-                    token: None,
-                    optional: false,
-                    multiple: false,
-                    args: KINDS,
-                },
-                WINDOW_ARG,
-                LOCAL_ARG,
-            ],
+            &[required(one_of("kind", KINDS)), WINDOW_ARG, LOCAL_ARG],
         )
     };
 

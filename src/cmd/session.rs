@@ -344,8 +344,7 @@ impl Session {
         // Cluster mode: a user another node serves is answered with where it lives.
         // Standalone, this is one test of a `None`.
         if let Some(cluster) = shared.cluster.as_deref()
-            && let Some(user) = id.spec().key.find(args)
-            && let Err(moved) = cluster.route(user)
+            && let Err(moved) = id.spec().key.route(cluster, args)
         {
             return self.refuse(shared, buf, Some(id), moved, out);
         }

@@ -48,6 +48,33 @@ pub const fn required_token(name: &'static str, token: &'static str, kind: &'sta
     }
 }
 
+/// A required `TOKEN` standing alone (Redis's `pure-token`).
+pub const fn pure_token(name: &'static str, token: &'static str) -> ArgDoc {
+    required_token(name, token, "pure-token")
+}
+
+/// A group of `args` (optional), introduced by `token` when given.
+pub const fn block(
+    name: &'static str,
+    token: Option<&'static str>,
+    args: &'static [ArgDoc],
+) -> ArgDoc {
+    ArgDoc {
+        name,
+        kind: "block",
+        token,
+        optional: true,
+        multiple: false,
+        args,
+    }
+}
+
+/// `a`, required.
+pub const fn required(mut a: ArgDoc) -> ArgDoc {
+    a.optional = false;
+    a
+}
+
 /// `a`, optional.
 pub const fn optional(mut a: ArgDoc) -> ArgDoc {
     a.optional = true;
@@ -76,14 +103,7 @@ pub const fn one_of(name: &'static str, args: &'static [ArgDoc]) -> ArgDoc {
 pub const WINDOW_ARG: ArgDoc = token("seconds", "WINDOW", "integer");
 
 /// `LOCAL`, taken by every cluster-wide query: this node's share only.
-pub const LOCAL_ARG: ArgDoc = ArgDoc {
-    name: "local",
-    kind: "pure-token",
-    token: Some("LOCAL"),
-    optional: true,
-    multiple: false,
-    args: &[],
-};
+pub const LOCAL_ARG: ArgDoc = optional(pure_token("local", "LOCAL"));
 
 /// Where a command names a user, so cluster clients send it to that user's node and a
 /// node serving another slot answers `-MOVED`. Declared once in the [`Spec`]: the
@@ -102,6 +122,9 @@ pub enum KeyPos {
     /// `EVT.SERIES USER <u>`. Clients learn this key through `COMMAND GETKEYS`
     /// (`movablekeys`).
     AfterWord(&'static [&'static str]),
+    /// Every argument from `n` on is a user id (`WATCH u1 u2 ...`); in a cluster they
+    /// must share a slot.
+    From(usize),
 }
 
 impl KeyPos {
@@ -110,7 +133,7 @@ impl KeyPos {
     pub fn find<'a>(self, args: crate::protocol::Args<'a>) -> Option<&'a [u8]> {
         match self {
             KeyPos::None => None,
-            KeyPos::At(n) => args.get(n),
+            KeyPos::At(n) | KeyPos::From(n) => args.get(n),
             KeyPos::AtWhen { at, argc } => (args.len() == argc).then(|| args.get(at)).flatten(),
             KeyPos::AfterWord(words) => {
                 let word = args.get(1)?;
@@ -121,6 +144,41 @@ impl KeyPos {
                     .flatten()
             }
         }
+    }
+
+    /// Every user id `args` names, in order (`COMMAND GETKEYS`).
+    pub fn all<'a>(self, args: crate::protocol::Args<'a>) -> Vec<&'a [u8]> {
+        match self {
+            KeyPos::From(n) => (n..args.len()).filter_map(|i| args.get(i)).collect(),
+            k => k.find(args).into_iter().collect(),
+        }
+    }
+
+    /// Cluster mode: `Ok` when this node serves the users `args` names (or it names
+    /// none); else `-MOVED` to the node of the first, or `-CROSSSLOT` when they are
+    /// in different slots, as Redis Cluster answers a multi-key command.
+    #[inline]
+    pub fn route(
+        self,
+        cluster: &crate::cluster::Cluster,
+        args: crate::protocol::Args<'_>,
+    ) -> Result<(), crate::error::ReplyError> {
+        let Some(first) = self.find(args) else {
+            return Ok(());
+        };
+        if let KeyPos::From(n) = self {
+            let slot = crate::cluster::key_slot(first);
+            if (n + 1..args.len())
+                .filter_map(|i| args.get(i))
+                .any(|k| crate::cluster::key_slot(k) != slot)
+            {
+                return Err(crate::error::ReplyError::new(
+                    crate::error::ErrorKind::CrossSlot,
+                    "Keys in request don't hash to the same slot",
+                ));
+            }
+        }
+        cluster.route(first)
     }
 }
 

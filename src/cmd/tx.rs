@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::spec::{Spec, arg, multiple};
+use super::spec::{KeyPos, Spec, arg, multiple};
 use super::{Cmd, CommandId, Ctx, Cursor, session};
 use crate::error::{ErrorKind, ReplyError};
 use crate::protocol::{Args, OwnedArgs, Reply};
@@ -220,13 +220,14 @@ impl<'a> Cmd<'a> for Watch<'a> {
     const SPEC: &'static Spec = &Spec {
         since: "2.2.0",
         complexity: "O(1) for every user",
+        key: KeyPos::From(1),
         ..Spec::new(
             "watch",
             -2,
             TX,
             "transactions",
             "Watches users: EXEC answers a null array if an event for one is applied first.",
-            &[multiple(arg("user_id", "string"))],
+            &[multiple(arg("user_id", "key"))],
         )
     };
 

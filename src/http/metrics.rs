@@ -141,11 +141,16 @@ fn buckets(s: &Snapshot) -> Vec<(f64, u64)> {
 
 impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let shared = &self.shared;
-        let stats = &shared.stats;
-        let now = shared.clock.now();
-        let store = shared.store.stats(now);
+        self.encode_counters(&mut enc)?;
+        self.encode_gauges(&mut enc)?;
+        self.encode_commands(&mut enc)
+    }
+}
 
+impl Collector {
+    /// Events, connections, commands, bytes and errors: INFO `# Stats`.
+    fn encode_counters(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let stats = &self.shared.stats;
         let events: [(&str, &str, u64); 4] = [
             (
                 "events_accepted",
@@ -169,7 +174,7 @@ impl prometheus_client::collector::Collector for Collector {
             ),
         ];
         for (name, help, v) in events {
-            counter(&mut enc, name, help, v)?;
+            counter(enc, name, help, v)?;
         }
         let server: [(&str, &str, u64); 7] = [
             (
@@ -209,18 +214,23 @@ impl prometheus_client::collector::Collector for Collector {
             ),
         ];
         for (name, help, v) in server {
-            counter(&mut enc, name, help, v)?;
+            counter(enc, name, help, v)?;
         }
         counter_family(
-            &mut enc,
+            enc,
             "errors",
             "Error replies by their code (INFO errorstat_<code>).",
             "kind",
             ErrorKind::ALL
                 .iter()
                 .map(|&k| (k.code(), stats.errors_of(k))),
-        )?;
+        )
+    }
 
+    /// The window, memory and clients now.
+    fn encode_gauges(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let shared = &self.shared;
+        let store = shared.store.stats(shared.clock.now());
         let gauges: [(&str, &str, Option<&Unit>, u64); 8] = [
             (
                 "window_events",
@@ -272,36 +282,40 @@ impl prometheus_client::collector::Collector for Collector {
             ),
         ];
         for (name, help, unit, v) in gauges {
-            gauge(&mut enc, name, help, unit, v)?;
+            gauge(enc, name, help, unit, v)?;
         }
         gauge(
-            &mut enc,
+            enc,
             "uptime",
             "Time since the server started (INFO uptime_in_seconds).",
             Some(&Unit::Seconds),
             shared.started.elapsed().as_secs(),
-        )?;
+        )
+    }
 
+    /// Calls and latency by command: INFO `commandstats` and `latencystats`.
+    fn encode_commands(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let stats = &self.shared.stats;
         let commands: Vec<(&str, Snapshot)> = CommandId::ALL
             .iter()
             .map(|&id| (id.spec().name, stats.commands.snapshot(id as usize)))
             .collect();
         counter_family(
-            &mut enc,
+            enc,
             "commands",
             "Calls by command (INFO commandstats calls).",
             "command",
             commands.iter().map(|(name, s)| (*name, s.calls)),
         )?;
         counter_family(
-            &mut enc,
+            enc,
             "commands_rejected",
             "Calls refused before they ran: arity, syntax, login (INFO commandstats rejected_calls).",
             "command",
             commands.iter().map(|(name, s)| (*name, s.rejected)),
         )?;
         counter_family(
-            &mut enc,
+            enc,
             "commands_failed",
             "Calls that ran and answered an error (INFO commandstats failed_calls).",
             "command",

@@ -47,6 +47,16 @@ fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
 }
 
+/// A RESP2 top list: `id, count, id, count, ...`, as `ZRANGE ... WITHSCORES`.
+fn flat(pairs: &[(&str, i64)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .flat_map(|&(id, n)| [bulk(id), Value::Int(n)])
+            .collect(),
+    )
+}
+
 fn ints(v: &[i64]) -> Value {
     Value::Array(v.iter().map(|&n| Value::Int(n)).collect())
 }
@@ -229,45 +239,30 @@ fn top_users_and_types_ordered_by_count_then_id_in_resp2_and_resp3() {
     // RESP2: a flat array, as ZRANGE ... WITHSCORES.
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS"]),
-        Value::Array(vec![
-            bulk("carol"),
-            Value::Int(5),
-            bulk("alice"),
-            Value::Int(3),
-            bulk("bob"),
-            Value::Int(3),
-            bulk("dave"),
-            Value::Int(3),
-            bulk("erin"),
-            Value::Int(1),
+        flat(&[
+            ("carol", 5),
+            ("alice", 3),
+            ("bob", 3),
+            ("dave", 3),
+            ("erin", 1)
         ])
     );
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS", "COUNT", "2"]),
-        Value::Array(vec![
-            bulk("carol"),
-            Value::Int(5),
-            bulk("alice"),
-            Value::Int(3)
-        ])
+        flat(&[("carol", 5), ("alice", 3)])
     );
     assert_eq!(
         v(&mut c, &["evt.top", "types", "count", "2"]),
-        Value::Array(vec![
-            bulk("click"),
-            Value::Int(8),
-            bulk("view"),
-            Value::Int(5)
-        ])
+        flat(&[("click", 8), ("view", 5)])
     );
     // RESP3: [id, score] pairs.
     let mut c3 = srv.client3();
     assert_eq!(
         v(&mut c3, &["EVT.TOP", "TYPES"]),
         Value::Array(vec![
-            Value::Array(vec![bulk("click"), Value::Int(8)]),
-            Value::Array(vec![bulk("view"), Value::Int(5)]),
-            Value::Array(vec![bulk("buy"), Value::Int(2)]),
+            flat(&[("click", 8)]),
+            flat(&[("view", 5)]),
+            flat(&[("buy", 2)]),
         ])
     );
     // Byte for byte, both protocols.
@@ -345,52 +340,32 @@ fn top_follows_the_window_and_its_last_seconds() {
     );
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS", "WINDOW", "1"]),
-        Value::Array(vec![bulk("erin"), Value::Int(2)])
+        flat(&[("erin", 2)])
     );
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS", "COUNT", "3", "WINDOW", "2"]),
-        Value::Array(vec![
-            bulk("erin"),
-            Value::Int(2),
-            bulk("zed"),
-            Value::Int(1)
-        ])
+        flat(&[("erin", 2), ("zed", 1)])
     );
     // erin has 3 now, tied with alice, bob and dave: alice comes first.
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS", "COUNT", "5"]),
-        Value::Array(vec![
-            bulk("carol"),
-            Value::Int(5),
-            bulk("alice"),
-            Value::Int(3),
-            bulk("bob"),
-            Value::Int(3),
-            bulk("dave"),
-            Value::Int(3),
-            bulk("erin"),
-            Value::Int(3)
+        flat(&[
+            ("carol", 5),
+            ("alice", 3),
+            ("bob", 3),
+            ("dave", 3),
+            ("erin", 3)
         ])
     );
     // Second T leaves, before any sweep: only what came later counts.
     advance(&mut c, 50);
     assert_eq!(
         v(&mut c, &["EVT.TOP", "USERS"]),
-        Value::Array(vec![
-            bulk("erin"),
-            Value::Int(2),
-            bulk("zed"),
-            Value::Int(1)
-        ])
+        flat(&[("erin", 2), ("zed", 1)])
     );
     assert_eq!(
         v(&mut c, &["EVT.TOP", "TYPES"]),
-        Value::Array(vec![
-            bulk("buy"),
-            Value::Int(2),
-            bulk("view"),
-            Value::Int(1)
-        ])
+        flat(&[("buy", 2), ("view", 1)])
     );
     advance(&mut c, 10);
     assert_eq!(v(&mut c, &["EVT.TOP", "USERS"]), Value::Array(vec![]));

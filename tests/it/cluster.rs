@@ -504,6 +504,7 @@ fn command_info_declares_the_user_as_key_so_clients_route_by_it() {
         ("evt.sum", 1),
         ("evt.total", 0),
         ("evt.type", 0),
+        ("watch", 1),
     ] {
         let info: Value = redis::cmd("COMMAND")
             .arg("INFO")
@@ -516,9 +517,11 @@ fn command_info_declares_the_user_as_key_so_clients_route_by_it() {
         let Value::Array(fields) = &entries[0] else {
             panic!()
         };
+        // WATCH's users run to the last argument (-1), as Redis declares it.
+        let last = if name == "watch" { -1 } else { first };
         assert_eq!(
             fields[3..6],
-            [Value::Int(first), Value::Int(first), Value::Int(first)],
+            [Value::Int(first), Value::Int(last), Value::Int(first)],
             "{name}: first key, last key, step"
         );
         let Value::Array(specs) = &fields[8] else {
@@ -534,6 +537,14 @@ fn command_info_declares_the_user_as_key_so_clients_route_by_it() {
         .query(&mut c)
         .unwrap();
     assert_eq!(keys, ["u1"]);
+    let keys: Vec<String> = redis::cmd("COMMAND")
+        .arg("GETKEYS")
+        .arg("WATCH")
+        .arg("u1")
+        .arg("u2")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(keys, ["u1", "u2"]);
     assert_eq!(
         query_err(
             &mut c,
@@ -634,6 +645,22 @@ fn users_of_other_nodes_are_redirected_with_moved() {
         .query(&mut a)
         .unwrap();
     assert_eq!(ok, ["OK", "OK"]);
+
+    // WATCH names users: a foreign one is redirected, users of different slots are
+    // refused as Redis Cluster refuses a multi-key command, and users sharing a slot
+    // through a hash tag are watched here.
+    assert_eq!(query_err(&mut a, redis::cmd("WATCH").arg(&there)), moved);
+    assert_eq!(
+        query_err(&mut a, redis::cmd("WATCH").arg(&here).arg(&there)),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    let tagged = format!("{{{here}}}.other");
+    redis::cmd("WATCH")
+        .arg(&here)
+        .arg(&tagged)
+        .query::<()>(&mut a)
+        .expect("users of one slot are watched");
+    redis::cmd("UNWATCH").query::<()>(&mut a).unwrap();
 
     // In a transaction: a foreign key is redirected while queueing and aborts EXEC,
     // as in Redis Cluster; a cluster-wide query cannot wait inside EXEC.

@@ -480,7 +480,7 @@ fn api_window_is_the_window_second_by_second() {
     assert_eq!(w["errors"]["OOM"], 0);
     assert_eq!(
         w["errors"].as_object().map(|o| o.len()),
-        Some(12),
+        Some(13),
         "every error kind"
     );
     assert_eq!(w["connected_clients"], 1);
