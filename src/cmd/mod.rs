@@ -613,12 +613,24 @@ fn unknown(args: Args<'_>) -> ReplyError {
 mod tests {
     #[test]
     fn folded_names_are_the_lower_case_bytes() {
-        for name in [&b"EVT.ADD"[..], b"evt.add", b"Ping", b"@[`{Zz", b"\x80\xc1\xdaZ", b"", b"0123456789abcdef"] {
+        for name in [
+            &b"EVT.ADD"[..],
+            b"evt.add",
+            b"Ping",
+            b"@[`{Zz",
+            b"\x80\xc1\xdaZ",
+            b"",
+            b"0123456789abcdef",
+        ] {
             let mut want = [0u8; 16];
             for (w, b) in want.iter_mut().zip(name) {
                 *w = b.to_ascii_lowercase();
             }
-            assert_eq!(super::folded(name), Some(u128::from_le_bytes(want)), "{name:?}");
+            assert_eq!(
+                super::folded(name),
+                Some(u128::from_le_bytes(want)),
+                "{name:?}"
+            );
         }
         for b in 0..=255u8 {
             let name = [b'x', b, b'y'];

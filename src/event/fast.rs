@@ -206,7 +206,10 @@ impl<'a> Scan<'a> {
     fn timestamp(&mut self) -> Option<u32> {
         self.ws();
         let rest = self.s.get(self.i..)?;
-        let len = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len());
         let digits = rest.get(..len)?;
         if len == 0 || len > 10 || (len > 1 && digits.first() == Some(&b'0')) {
             return None;
@@ -215,7 +218,9 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.i += len;
-        let v = digits.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        let v = digits
+            .iter()
+            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
         u32::try_from(v).ok()
     }
 

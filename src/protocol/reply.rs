@@ -458,7 +458,12 @@ mod tests {
     #[test]
     fn short_decimals_of_sums() {
         let mut buf = [0u8; SHORT_DECIMAL_LEN];
-        for (v, text) in [(10.5, "10.5"), (-0.05, "-0.05"), (3.0, "3"), (1234.5678, "1234.5678")] {
+        for (v, text) in [
+            (10.5, "10.5"),
+            (-0.05, "-0.05"),
+            (3.0, "3"),
+            (1234.5678, "1234.5678"),
+        ] {
             assert_eq!(short_decimal(v, &mut buf), Some(text.as_bytes()));
         }
         for v in [0.0, -0.0, 0.1 + 0.2, 1e-5, 3e9, f64::NAN] {

@@ -68,11 +68,7 @@ pub(super) fn parse_multibulk(
 
 /// The full walk of [`parse_multibulk`]: any request, resumable, every error worded.
 #[inline]
-fn walk_multibulk(
-    buf: &[u8],
-    limits: &Limits,
-    out: &mut ArgBuf,
-) -> Result<Parsed, ProtocolError> {
+fn walk_multibulk(buf: &[u8], limits: &Limits, out: &mut ArgBuf) -> Result<Parsed, ProtocolError> {
     let (mut announced, mut pos, mut searched, mut bulk) = match out.resume {
         Resume::Multibulk(walk) if walk.limits == *limits && walk.searched <= buf.len() => {
             (walk.count, walk.pos, walk.searched, walk.bulk)
