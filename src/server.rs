@@ -165,6 +165,7 @@ pub fn build(
         stats: Stats::default(),
         clients: Clients::default(),
         started: Instant::now(),
+        started_watch: crate::stats::Stopwatch::start(),
         local_addr,
         run_id: run_id(),
         shutdown,

@@ -16,7 +16,7 @@ use crate::gate::Gate;
 use crate::observe::{Latency, Monitors, SlowLog};
 use crate::persist::log::Log;
 use crate::persist::snapshot::SnapshotFile;
-use crate::stats::Stats;
+use crate::stats::{Stats, Stopwatch};
 use crate::store::Store;
 use crate::watch::Watches;
 
@@ -65,6 +65,8 @@ pub struct Shared {
     pub stats: Stats,
     pub clients: Clients,
     pub started: Instant,
+    /// The same start, for [`Shared::uptime_ms`], read by every command.
+    pub started_watch: Stopwatch,
     pub local_addr: SocketAddr,
     pub run_id: String,
     /// Set once shutdown has begun: connections finish what they read and close.
@@ -114,7 +116,7 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Milliseconds since the server started.
     pub fn uptime_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.started_watch.elapsed().as_millis() as u64
     }
 
     /// Starts a graceful shutdown.

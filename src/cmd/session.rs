@@ -37,6 +37,7 @@ use crate::ingest::{self, Batch};
 use crate::observe::MonitorFeed;
 use crate::protocol::{self, Args, OwnedArgs, Reply, Resp};
 use crate::shared::Shared;
+use crate::stats::Stopwatch;
 use crate::watch::Watching;
 
 /// A connection's own state: protocol version, name, login.
@@ -172,7 +173,7 @@ fn run_timed(
     ctx: &mut Ctx<'_>,
     cmd: super::Command<'_>,
     args: Args<'_>,
-    started: Instant,
+    started: Stopwatch,
 ) -> Result<Reply, ReplyError> {
     let id = cmd.id();
     let reply = cmd.run(ctx);
@@ -239,7 +240,7 @@ pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
         let max = Settings::size(&shared.settings.client_output_buffer_limit);
         shared.monitors.feed(&ctx.client.info, args, max);
     }
-    run_timed(ctx, cmd, args, Instant::now()).unwrap_or_else(Reply::Error)
+    run_timed(ctx, cmd, args, Stopwatch::start()).unwrap_or_else(Reply::Error)
 }
 
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
@@ -397,19 +398,19 @@ impl Session {
             later: None,
             deferred: None,
         };
-        let started = Instant::now();
+        let watch = Stopwatch::start();
         let reply = if id == CommandId::Exec {
             // EXEC closes the gate itself: a pass held here would never drain.
-            run_timed(&mut ctx, cmd, args, started)
+            run_timed(&mut ctx, cmd, args, watch)
         } else {
             let _pass = shared.gate.pass();
-            run_timed(&mut ctx, cmd, args, started)
+            run_timed(&mut ctx, cmd, args, watch)
         };
         if let Some(later) = ctx.later.take() {
             self.waiting = Some(Waiting::Later {
                 later,
                 id,
-                started,
+                started: watch.started(),
                 args: OwnedArgs::copy(args),
             });
             return Flow::Wait { again: false };
@@ -418,7 +419,7 @@ impl Session {
             self.waiting = Some(Waiting::Command {
                 deferred,
                 id,
-                started,
+                started: watch.started(),
             });
             return Flow::Wait { again: false };
         }

@@ -9,6 +9,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{ERROR_KINDS, ErrorKind};
 use crate::stripe::Striped;
 
+/// Times a command for its statistics: the monotonic clock in nanoseconds.
+///
+/// Every command is timed; `Instant::now` and `Instant::elapsed` spent ~280
+/// instructions a command between them (callgrind: the checks and conversions around
+/// the vDSO's `clock_gettime`), this ~80. The same clock as `Instant` on Linux.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(u64);
+
+impl Stopwatch {
+    fn now_ns() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on
+        // Linux, and on failure `ts` stays zero (a zero time, never undefined).
+        unsafe {
+            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        }
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
+    }
+
+    /// Starts timing.
+    pub fn start() -> Self {
+        Stopwatch(Self::now_ns())
+    }
+
+    /// The time since [`Stopwatch::start`].
+    pub fn elapsed(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(Self::now_ns().saturating_sub(self.0))
+    }
+
+    /// The instant it started, for the rare command whose reply comes later.
+    pub fn started(self) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        now.checked_sub(self.elapsed()).unwrap_or(now)
+    }
+}
+
 /// Server-wide counters; see the module doc.
 #[derive(Debug, Default)]
 pub struct Stats {
