@@ -368,26 +368,52 @@ impl Session {
             let max = Settings::size(&shared.settings.client_output_buffer_limit);
             shared.monitors.feed(&self.client.info, args, max);
         }
-        if let Some(tx) = &mut self.client.multi
-            && !tx::runs_inside_multi(id)
-        {
-            let reply = match tx.queue(id, args) {
-                Ok(()) => Reply::Simple(Cow::Borrowed("QUEUED")),
-                Err(e) => {
-                    tx.flag();
-                    shared.stats.commands.reject(id as usize);
-                    Reply::Error(e)
-                }
-            };
-            self.replies.push(reply);
-            self.encode(shared, out);
-            return Flow::Continue;
+        if self.client.multi.is_some() && !tx::runs_inside_multi(id) {
+            return self.queue(shared, id, args, out);
         }
         if let Some(event) = batched {
             self.batch.push(buf, event);
             self.batched_last = Some(id);
             return Flow::Continue;
         }
+        self.run(shared, cmd, args, out)
+    }
+
+    /// Inside `MULTI`: queues the command (`+QUEUED`), or refuses it and flags the
+    /// transaction, so that `EXEC` aborts.
+    fn queue(
+        &mut self,
+        shared: &Shared,
+        id: CommandId,
+        args: Args<'_>,
+        out: &mut BytesMut,
+    ) -> Flow {
+        let Some(tx) = &mut self.client.multi else {
+            return Flow::Continue;
+        };
+        let reply = match tx.queue(id, args) {
+            Ok(()) => Reply::Simple(Cow::Borrowed("QUEUED")),
+            Err(e) => {
+                tx.flag();
+                shared.stats.commands.reject(id as usize);
+                Reply::Error(e)
+            }
+        };
+        self.replies.push(reply);
+        self.encode(shared, out);
+        Flow::Continue
+    }
+
+    /// Runs a command that is not batched: timed, through the gate (but `EXEC`), its
+    /// reply encoded now or, when it must wait, once [`Session::settle`] has it.
+    fn run(
+        &mut self,
+        shared: &Shared,
+        cmd: super::Command<'_>,
+        args: Args<'_>,
+        out: &mut BytesMut,
+    ) -> Flow {
+        let id = cmd.id();
         self.note_command(shared, id);
         let (was_in, failures) = (self.client.authenticated, self.client.auth_failures);
         let mut ctx = Ctx {
@@ -434,10 +460,16 @@ impl Session {
                 .clients
                 .set_authenticated(&self.client.info, self.client.authenticated);
         }
+        self.then(shared, after, failures)
+    }
+
+    /// What the connection does after a command: go on, close, stop the server, or,
+    /// after a failed login, wait (the brake) or close (too many).
+    fn then(&self, shared: &Shared, after: After, failures_before: u32) -> Flow {
         match after {
             After::Close => Flow::Close,
             After::Shutdown => Flow::Shutdown,
-            After::Continue if self.client.auth_failures > failures => {
+            After::Continue if self.client.auth_failures > failures_before => {
                 if self.client.auth_failures >= MAX_AUTH_FAILURES {
                     if let Some(suppressed) = shared.may_log() {
                         tracing::warn!(peer = %self.client.info.addr, suppressed,
