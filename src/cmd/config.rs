@@ -224,6 +224,16 @@ struct Param {
     kind: Kind,
 }
 
+impl Param {
+    /// A number in `limit`'s range, named as `limit` is, held where `cell` says.
+    const fn number(limit: &'static Limit, cell: fn(&Settings) -> &AtomicU64) -> Param {
+        Param {
+            name: limit.name,
+            kind: Kind::Number(limit, cell),
+        }
+    }
+}
+
 /// Every parameter, in `CONFIG GET *` order.
 static PARAMS: [Param; 31] = [
     Param {
@@ -251,30 +261,12 @@ static PARAMS: [Param; 31] = [
         name: "clock",
         kind: Kind::Fixed(|s| s.config.clock.name().to_string()),
     },
-    Param {
-        name: MAX_FUTURE_SKEW.name,
-        kind: Kind::Number(&MAX_FUTURE_SKEW, |s| &s.max_future_skew),
-    },
-    Param {
-        name: MAX_CLOCK_JUMP.name,
-        kind: Kind::Number(&MAX_CLOCK_JUMP, |s| &s.max_clock_jump),
-    },
-    Param {
-        name: MAX_ID_LEN.name,
-        kind: Kind::Number(&MAX_ID_LEN, |s| &s.max_id_len),
-    },
-    Param {
-        name: PROTO_MAX_BULK_LEN.name,
-        kind: Kind::Number(&PROTO_MAX_BULK_LEN, |s| &s.proto_max_bulk_len),
-    },
-    Param {
-        name: MAX_ARGS.name,
-        kind: Kind::Number(&MAX_ARGS, |s| &s.max_args),
-    },
-    Param {
-        name: CLIENT_QUERY_BUFFER_LIMIT.name,
-        kind: Kind::Number(&CLIENT_QUERY_BUFFER_LIMIT, |s| &s.client_query_buffer_limit),
-    },
+    Param::number(&MAX_FUTURE_SKEW, |s| &s.max_future_skew),
+    Param::number(&MAX_CLOCK_JUMP, |s| &s.max_clock_jump),
+    Param::number(&MAX_ID_LEN, |s| &s.max_id_len),
+    Param::number(&PROTO_MAX_BULK_LEN, |s| &s.proto_max_bulk_len),
+    Param::number(&MAX_ARGS, |s| &s.max_args),
+    Param::number(&CLIENT_QUERY_BUFFER_LIMIT, |s| &s.client_query_buffer_limit),
     Param {
         name: "shards",
         kind: Kind::Fixed(|s| s.store.shard_count().to_string()),
@@ -291,28 +283,13 @@ static PARAMS: [Param; 31] = [
         name: "protected-mode",
         kind: Kind::Fixed(|s| yes_no(s.config.protected_mode)),
     },
-    Param {
-        name: MAXCLIENTS.name,
-        kind: Kind::Number(&MAXCLIENTS, |s| &s.maxclients),
-    },
-    Param {
-        name: TIMEOUT.name,
-        kind: Kind::Number(&TIMEOUT, |s| &s.timeout),
-    },
-    Param {
-        name: TCP_KEEPALIVE.name,
-        kind: Kind::Number(&TCP_KEEPALIVE, |s| &s.tcp_keepalive),
-    },
-    Param {
-        name: CLIENT_OUTPUT_BUFFER_LIMIT.name,
-        kind: Kind::Number(&CLIENT_OUTPUT_BUFFER_LIMIT, |s| {
-            &s.client_output_buffer_limit
-        }),
-    },
-    Param {
-        name: MAXMEMORY.name,
-        kind: Kind::Number(&MAXMEMORY, |s| &s.maxmemory),
-    },
+    Param::number(&MAXCLIENTS, |s| &s.maxclients),
+    Param::number(&TIMEOUT, |s| &s.timeout),
+    Param::number(&TCP_KEEPALIVE, |s| &s.tcp_keepalive),
+    Param::number(&CLIENT_OUTPUT_BUFFER_LIMIT, |s| {
+        &s.client_output_buffer_limit
+    }),
+    Param::number(&MAXMEMORY, |s| &s.maxmemory),
     Param {
         name: "snapshot",
         kind: Kind::Fixed(|s| {
