@@ -95,13 +95,12 @@ fn number(n: &MetricNumber) -> f64 {
     n.as_f64()
 }
 
-impl Scrape {
-    /// The classic Prometheus text format (version 0.0.4).
-    fn prometheus(text: &str) -> Scrape {
-        let parsed = openmetrics_parser::prometheus::parse_prometheus(text)
-            .unwrap_or_else(|e| panic!("not valid Prometheus text: {e:?}\n{text}"));
+/// The samples of a parsed exposition, whichever of the parser's two formats (their
+/// types differ, their shapes do not).
+macro_rules! scrape_of {
+    ($parsed:expr, $value:ident) => {{
         let mut scrape = Scrape::default();
-        for (name, family) in parsed.families {
+        for (name, family) in $parsed.families {
             let samples = scrape.families.entry(name).or_default();
             for s in family.iter_samples() {
                 let labels: Labels = s
@@ -111,9 +110,9 @@ impl Scrape {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 let v = match &s.value {
-                    PrometheusValue::Counter(c) => Value::Counter(number(&c.value)),
-                    PrometheusValue::Gauge(g) => Value::Gauge(number(g)),
-                    PrometheusValue::Histogram(h) => Value::Histogram(
+                    $value::Counter(c) => Value::Counter(number(&c.value)),
+                    $value::Gauge(g) => Value::Gauge(number(g)),
+                    $value::Histogram(h) => Value::Histogram(
                         h.sum.as_ref().map_or(f64::NAN, number),
                         h.count.unwrap_or(u64::MAX),
                         h.buckets
@@ -127,6 +126,15 @@ impl Scrape {
             }
         }
         scrape
+    }};
+}
+
+impl Scrape {
+    /// The classic Prometheus text format (version 0.0.4).
+    fn prometheus(text: &str) -> Scrape {
+        let parsed = openmetrics_parser::prometheus::parse_prometheus(text)
+            .unwrap_or_else(|e| panic!("not valid Prometheus text: {e:?}\n{text}"));
+        scrape_of!(parsed, PrometheusValue)
     }
 
     /// OpenMetrics 1.0 text.
@@ -134,33 +142,7 @@ impl Scrape {
         use openmetrics_parser::OpenMetricsValue;
         let parsed = openmetrics_parser::openmetrics::parse_openmetrics(text)
             .unwrap_or_else(|e| panic!("not valid OpenMetrics text: {e:?}\n{text}"));
-        let mut scrape = Scrape::default();
-        for (name, family) in parsed.families {
-            let samples = scrape.families.entry(name).or_default();
-            for s in family.iter_samples() {
-                let labels: Labels = s
-                    .get_labelset()
-                    .expect("a sample of a family")
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let v = match &s.value {
-                    OpenMetricsValue::Counter(c) => Value::Counter(number(&c.value)),
-                    OpenMetricsValue::Gauge(g) => Value::Gauge(number(g)),
-                    OpenMetricsValue::Histogram(h) => Value::Histogram(
-                        h.sum.as_ref().map_or(f64::NAN, number),
-                        h.count.unwrap_or(u64::MAX),
-                        h.buckets
-                            .iter()
-                            .map(|b| (b.upper_bound, number(&b.count)))
-                            .collect(),
-                    ),
-                    other => panic!("unexpected sample type {other:?}"),
-                };
-                samples.insert(labels, v);
-            }
-        }
-        scrape
+        scrape_of!(parsed, OpenMetricsValue)
     }
 
     fn value(&self, family: &str, labels: &[(&str, &str)]) -> Option<&Value> {
