@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::session::ClientState;
+use super::client_state::ClientState;
 use super::spec::{ArgDoc, Spec, arg, block, optional, token};
 use super::{After, Cmd, Ctx, Cursor, parse_int};
 use crate::config::password_matches;

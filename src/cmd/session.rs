@@ -27,8 +27,11 @@ use bytes::BytesMut;
 use std::borrow::Cow;
 
 use super::client_control::ReplyMode;
+use super::client_state::ClientState;
+use super::client_state::{MAX_AUTH_FAILURES, auth_delay};
 use super::observe;
-use super::tx::{self, Transaction};
+use super::timing::{self, record, run_timed};
+use super::tx;
 use super::{After, CommandId, Ctx, Deferred, lookup};
 use crate::clients::ClientInfo;
 use crate::config::Settings;
@@ -39,54 +42,6 @@ use crate::protocol::{self, Args, OwnedArgs, Reply, Resp};
 use crate::shared::Shared;
 use crate::stats::Stopwatch;
 use crate::watch::Watching;
-
-/// A connection's own state: protocol version, name, login.
-#[derive(Debug)]
-pub struct ClientState {
-    pub info: Arc<ClientInfo>,
-    pub resp: Resp,
-    /// Whether the client logged in: true from the start when no password is set,
-    /// else after a successful AUTH or HELLO ... AUTH. While no password is set,
-    /// every client may run commands whatever this says.
-    pub authenticated: bool,
-    /// Failed AUTH / HELLO ... AUTH attempts on this connection.
-    pub auth_failures: u32,
-    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
-    pub multi: Option<Transaction>,
-    /// The users this connection `WATCH`es.
-    pub watching: Watching,
-    /// `CLIENT REPLY`.
-    pub reply_mode: ReplyMode,
-    /// Set once the connection is in `MONITOR` mode: the lines to stream.
-    pub monitor: Option<MonitorFeed>,
-}
-
-/// The first failed login delays the connection's next command this long; each
-/// further failure doubles it, up to [`AUTH_DELAY_MAX`].
-pub const AUTH_DELAY_FIRST: Duration = Duration::from_millis(10);
-/// The longest delay after a failed login.
-pub const AUTH_DELAY_MAX: Duration = Duration::from_secs(1);
-/// Failed logins after which the connection is closed: a password guesser gets this
-/// many tries per connection, spread over several seconds, instead of millions per
-/// second; a person who mistypes once waits 10 ms.
-pub const MAX_AUTH_FAILURES: u32 = 10;
-
-/// How long to hold a connection after its `failures`-th failed login.
-fn auth_delay(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    AUTH_DELAY_FIRST
-        .saturating_mul(1 << doublings)
-        .min(AUTH_DELAY_MAX)
-}
-
-impl ClientState {
-    /// Switches the protocol version (HELLO, RESET).
-    pub fn set_resp(&mut self, resp: Resp) {
-        self.resp = resp;
-        let v = if resp == Resp::V3 { 3 } else { 2 };
-        self.info.resp.store(v, Ordering::Relaxed);
-    }
-}
 
 /// What the connection does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,59 +120,6 @@ pub struct Session {
     last_name: super::LastName,
     /// The replies [`Flow::Wait`] waits for.
     waiting: Option<Waiting>,
-}
-
-/// Runs `cmd` (whose arguments are `args`), recording its time and outcome in the
-/// per-command statistics, the slow log and the latency monitor.
-fn run_timed(
-    ctx: &mut Ctx<'_>,
-    cmd: super::Command<'_>,
-    args: Args<'_>,
-    started: Stopwatch,
-) -> Result<Reply, ReplyError> {
-    let id = cmd.id();
-    let reply = cmd.run(ctx);
-    if ctx.later.is_none() {
-        record(
-            ctx.shared,
-            id,
-            started.elapsed(),
-            &reply,
-            args,
-            &ctx.client.info,
-        );
-    }
-    reply
-}
-
-/// Records a command's time and outcome in the per-command statistics, the slow log
-/// and the latency monitor.
-fn record(
-    shared: &Shared,
-    id: CommandId,
-    took: Duration,
-    reply: &Result<Reply, ReplyError>,
-    args: Args<'_>,
-    client: &ClientInfo,
-) {
-    let failed = u64::from(matches!(reply, Err(_) | Ok(Reply::Error(_))));
-    shared.stats.commands.record(id as usize, 1, took, failed);
-    if shared.slowlog.is_slow(took) && !id.spec().has_flag("skip_slowlog") {
-        shared.slowlog.record(args, took, client);
-    }
-    // The event's name is looked up only for the rare slow command.
-    if shared.latency.watches(took) {
-        shared.latency.observe(latency_event(id), took);
-    }
-}
-
-/// The latency monitor's event for command `id`, as Redis names them.
-fn latency_event(id: CommandId) -> &'static str {
-    if id.spec().has_flag("fast") {
-        "fast-command"
-    } else {
-        "command"
-    }
 }
 
 /// Until when `CLIENT PAUSE` holds command `id` back, if it does. `CLIENT UNPAUSE`
@@ -536,25 +438,13 @@ impl Session {
         Flow::Continue
     }
 
-    /// Counts a batch's replies (from `first` on) in INFO's per-command figures and
-    /// the latency monitor.
+    /// Counts a batch's replies (from `first` on) as calls of `id`.
     fn record_batch(&self, shared: &Shared, first: usize, started: Instant, id: Option<CommandId>) {
-        let took = started.elapsed();
         let Some(id) = id else {
             return;
         };
         let done = self.replies.get(first..).unwrap_or_default();
-        let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
-        let calls = done.len() as u64;
-        shared
-            .stats
-            .commands
-            .record(id as usize, calls, took, failed as u64);
-        // Each event of the batch took its share of the time.
-        let each = took / u32::try_from(calls.max(1)).unwrap_or(u32::MAX);
-        if shared.latency.watches(each) {
-            shared.latency.observe(latency_event(id), each);
-        }
+        timing::record_batch(shared, done, started, id);
         self.note_command(shared, id);
     }
 
@@ -655,15 +545,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn login_delays_double_up_to_the_cap() {
-        assert_eq!(auth_delay(1), Duration::from_millis(10));
-        assert_eq!(auth_delay(2), Duration::from_millis(20));
-        assert_eq!(auth_delay(4), Duration::from_millis(80));
-        assert_eq!(auth_delay(9), AUTH_DELAY_MAX);
-        assert_eq!(auth_delay(u32::MAX), AUTH_DELAY_MAX);
-    }
 
     #[test]
     fn cross_protocol_words() {
