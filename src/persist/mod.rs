@@ -64,13 +64,19 @@ pub fn save(shared: &Shared) -> Result<(), String> {
     if shared.log.running() {
         return shared.log.save();
     }
+    save_snapshot(shared, shared.log.generation())
+}
+
+/// Writes the snapshot of the window as it is now, covering log generation
+/// `generation` and those before it.
+pub fn save_snapshot(shared: &Shared, generation: u64) -> Result<(), String> {
     shared
         .snapshot
         .save(
             &shared.store,
             shared.clock.mode(),
             shared.clock.now(),
-            shared.log.generation(),
+            generation,
         )
         .map_err(|e| e.to_string())
 }

@@ -46,6 +46,18 @@ struct Inner {
 }
 
 impl Inner {
+    /// The id of type `name` (of hash `hash`), if the registry holds it.
+    fn find(&self, name: &str, hash: u64) -> Option<u32> {
+        let entries = &self.entries;
+        self.index
+            .find(hash, |&i| {
+                entries
+                    .get(i as usize)
+                    .is_some_and(|e| e.name.as_bytes() == name.as_bytes())
+            })
+            .copied()
+    }
+
     fn release(&mut self, id: u32) {
         let Some(e) = self.entries.get_mut(id as usize) else {
             return;
@@ -94,15 +106,7 @@ impl Registry {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.newest.advance(now);
-        let entries = &inner.entries;
-        let found = inner
-            .index
-            .find(hash, |&i| {
-                entries
-                    .get(i as usize)
-                    .is_some_and(|e| e.name.as_bytes() == name.as_bytes())
-            })
-            .copied();
+        let found = inner.find(name, hash);
         match found.and_then(|id| Some((id, inner.entries.get_mut(id as usize)?))) {
             Some((id, e)) => {
                 e.shards += 1;
@@ -163,16 +167,7 @@ impl Registry {
     /// type the registry already knows, or one that fits its tables, may be added.
     pub fn fits(&self, name: &str, hash: u64) -> bool {
         let inner = self.lock();
-        let entries = &inner.entries;
-        let known = inner
-            .index
-            .find(hash, |&i| {
-                entries
-                    .get(i as usize)
-                    .is_some_and(|e| e.name.as_bytes() == name.as_bytes())
-            })
-            .is_some();
-        known
+        inner.find(name, hash).is_some()
             || (Name::is_inline(name)
                 && inner.entries.len() < inner.entries.capacity()
                 && inner.index.len() < inner.index.capacity())

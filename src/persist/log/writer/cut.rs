@@ -78,15 +78,7 @@ impl Writer {
         } else {
             log.generation()
         };
-        shared
-            .snapshot
-            .save(
-                &shared.store,
-                shared.clock.mode(),
-                shared.clock.now(),
-                generation,
-            )
-            .map_err(|e| e.to_string())?;
+        crate::persist::save_snapshot(&shared, generation)?;
         if on {
             self.new_generation(generation);
         }
@@ -127,15 +119,7 @@ impl Writer {
         super::super::replay::write_manifest(log.dir(), generation)?;
         if shared.snapshot.configured() {
             // An old snapshot must not bring the flushed window back.
-            shared
-                .snapshot
-                .save(
-                    &shared.store,
-                    shared.clock.mode(),
-                    shared.clock.now(),
-                    generation,
-                )
-                .map_err(|e| e.to_string())?;
+            crate::persist::save_snapshot(&shared, generation)?;
         }
         self.new_generation(generation);
         Ok(())
