@@ -22,6 +22,25 @@ pub enum ClockMode {
 }
 
 impl ClockMode {
+    /// The byte a snapshot or a log segment records the clock as.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            ClockMode::Wall => 0,
+            ClockMode::Event => 1,
+            ClockMode::Manual => 2,
+        }
+    }
+
+    /// The clock a snapshot's or a segment's byte names, if it names one.
+    pub fn from_byte(byte: u8) -> Option<ClockMode> {
+        match byte {
+            0 => Some(ClockMode::Wall),
+            1 => Some(ClockMode::Event),
+            2 => Some(ClockMode::Manual),
+            _ => None,
+        }
+    }
+
     /// The name `CONFIG GET clock` and INFO show.
     pub fn name(self) -> &'static str {
         match self {

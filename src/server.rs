@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -164,8 +164,7 @@ pub fn build(
         clock,
         stats: Stats::default(),
         clients: Clients::default(),
-        started: Instant::now(),
-        started_watch: crate::stats::Stopwatch::start(),
+        started: crate::stats::Stopwatch::start(),
         local_addr,
         run_id: run_id(),
         shutdown,

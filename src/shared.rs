@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
@@ -64,9 +63,9 @@ pub struct Shared {
     pub clock: Clock,
     pub stats: Stats,
     pub clients: Clients,
-    pub started: Instant,
-    /// The same start, for [`Shared::uptime_ms`], read by every command.
-    pub started_watch: Stopwatch,
+    /// When the server started (uptime; [`Shared::uptime_ms`] is read by every
+    /// command).
+    pub started: Stopwatch,
     pub local_addr: SocketAddr,
     pub run_id: String,
     /// Set once shutdown has begun: connections finish what they read and close.
@@ -88,8 +87,8 @@ pub struct Shared {
     pub connected: AtomicUsize,
     /// Runtimes (one thread each) that serve connections besides the main one.
     pub workers: Vec<tokio::runtime::Handle>,
-    /// Closed by `EXEC` for the time of a transaction.
-    /// Shared with scans that outlive the command that started them (`EVT.TOP`).
+    /// Closed by `EXEC` for the time of a transaction; held by scans that outlive the
+    /// command that started them (`EVT.TOP`) too.
     pub gate: Arc<Gate>,
     /// Users watched by `WATCH`.
     pub watches: Watches,
@@ -116,7 +115,7 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Milliseconds since the server started.
     pub fn uptime_ms(&self) -> u64 {
-        self.started_watch.elapsed().as_millis() as u64
+        self.started.elapsed().as_millis() as u64
     }
 
     /// Starts a graceful shutdown.

@@ -131,16 +131,14 @@ impl Cluster {
     /// `Ok` when this node serves `key`'s slot; else the `-MOVED` to send.
     #[inline]
     pub fn route(&self, key: &[u8]) -> Result<(), ReplyError> {
-        let slot = key_slot(key);
-        let owner = self.map.owner(slot);
-        if owner == self.me {
-            Ok(())
-        } else {
-            Err(self.moved(slot, owner))
+        match self.foreign(key) {
+            None => Ok(()),
+            Some((slot, owner)) => Err(self.moved(slot, owner)),
         }
     }
 
     /// The node serving `key`, when it is not this one: its slot and index.
+    #[inline]
     pub fn foreign(&self, key: &[u8]) -> Option<(u16, usize)> {
         let slot = key_slot(key);
         let owner = self.map.owner(slot);

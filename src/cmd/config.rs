@@ -8,7 +8,7 @@ use super::{Cmd, Ctx, Cursor};
 use crate::config::{
     CLIENT_OUTPUT_BUFFER_LIMIT, CLIENT_QUERY_BUFFER_LIMIT, DEFAULT_LOG_LEVEL, Limit, MAX_ARGS,
     MAX_CLOCK_JUMP, MAX_FUTURE_SKEW, MAX_ID_LEN, MAXCLIENTS, MAXMEMORY, PROTO_MAX_BULK_LEN,
-    Settings, TCP_KEEPALIVE, TIMEOUT,
+    Settings, TCP_KEEPALIVE, TIMEOUT, parse_yes_no,
 };
 use crate::error::ReplyError;
 use crate::persist::log::Fsync;
@@ -468,11 +468,7 @@ fn validate<'s>(
             return Ok(None);
         }
         Kind::AppendOnly => {
-            let on = match value.to_ascii_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
-                _ => return Err(bad("argument must be 'yes' or 'no'")),
-            };
+            let on = parse_yes_no(&value).map_err(|_| bad("argument must be 'yes' or 'no'"))?;
             Box::new(move || shared.log.set_enabled(on))
         }
         Kind::AppendFsync => {

@@ -4,17 +4,13 @@
 //! answered for every node ([`super::global`]).
 
 use super::global::{self, Scope};
+use super::id_arg;
 use super::spec::{KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg};
 use super::{Cmd, Ctx, Cursor};
 use crate::cluster::merge;
 use crate::error::ReplyError;
 use crate::protocol::Reply;
 use crate::shared::Shared;
-
-/// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
-fn id_arg(arg: &[u8]) -> Option<&str> {
-    crate::event::text_of(arg)
-}
 
 /// The span asked for, or the whole window.
 fn span(shared: &Shared, span: Option<u32>) -> u32 {
@@ -47,8 +43,11 @@ impl<'a> Cmd<'a> for Total {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let mut request = vec![b"EVT.TOTAL".to_vec()];
-        request.extend(global::window_words(self.span));
+        let request = || {
+            let mut r = vec![b"EVT.TOTAL".to_vec()];
+            r.extend(global::window_words(self.span));
+            r
+        };
         global::answer(ctx, self.scope, request, merge::Sum, |s, now| {
             Ok(Reply::Int(s.store.total(span(s, self.span), now) as i64))
         })
@@ -122,8 +121,11 @@ impl<'a> Cmd<'a> for Type<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let mut request = vec![b"EVT.TYPE".to_vec(), self.event_type.to_vec()];
-        request.extend(global::window_words(self.span));
+        let request = || {
+            let mut r = vec![b"EVT.TYPE".to_vec(), self.event_type.to_vec()];
+            r.extend(global::window_words(self.span));
+            r
+        };
         global::answer(ctx, self.scope, request, merge::Sum, |s, now| {
             let n = id_arg(self.event_type)
                 .map_or(0, |t| s.store.type_count(t, span(s, self.span), now));

@@ -4,6 +4,7 @@
 //! for the whole cluster unless `LOCAL`; a user's go to the user's node.
 
 use super::global::{self, Scope};
+use super::id_arg;
 use super::spec::{
     ArgDoc, KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg, block, one_of, pure_token, required,
     required_token,
@@ -12,11 +13,6 @@ use super::{Cmd, Ctx, Cursor};
 use crate::cluster::merge;
 use crate::error::ReplyError;
 use crate::protocol::Reply;
-
-/// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
-fn id_arg(arg: &[u8]) -> Option<&str> {
-    crate::event::text_of(arg)
-}
 
 /// Which series.
 #[derive(Debug, Clone, Copy)]
@@ -111,15 +107,21 @@ impl<'a> Cmd<'a> for Series<'a> {
                 Ok(Reply::Array(v.into_iter().map(Reply::Double).collect()))
             }
             Of::Total => {
-                let mut request = vec![b"EVT.SERIES".to_vec(), b"TOTAL".to_vec()];
-                request.extend(global::window_words(self.span));
+                let request = || {
+                    let mut r = vec![b"EVT.SERIES".to_vec(), b"TOTAL".to_vec()];
+                    r.extend(global::window_words(self.span));
+                    r
+                };
                 global::answer(ctx, self.scope, request, merge::SumEach, |s, now| {
                     Ok(ints(s.store.total_series(span, now)))
                 })
             }
             Of::Type(t) => {
-                let mut request = vec![b"EVT.SERIES".to_vec(), b"TYPE".to_vec(), t.to_vec()];
-                request.extend(global::window_words(self.span));
+                let request = || {
+                    let mut r = vec![b"EVT.SERIES".to_vec(), b"TYPE".to_vec(), t.to_vec()];
+                    r.extend(global::window_words(self.span));
+                    r
+                };
                 global::answer(ctx, self.scope, request, merge::SumEach, |s, now| {
                     Ok(ints(match id_arg(t) {
                         Some(t) => s.store.type_series(t, span, now),

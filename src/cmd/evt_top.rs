@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::global::{self, Scope, Share};
+use super::id_arg;
 use super::spec::{
     ArgDoc, LOCAL_ARG, Spec, WINDOW_ARG, one_of, pure_token, required, required_token, token,
 };
@@ -29,11 +30,6 @@ pub const DEFAULT_TOP_COUNT: usize = 10;
 /// How long a top list is read on the spot; one that needs longer (a scan) goes on
 /// between other clients' requests.
 pub const SYNC_SLICE: Duration = Duration::from_millis(1);
-
-/// Ids come from JSON strings, which are UTF-8: any other bytes name nobody.
-fn id_arg(arg: &[u8]) -> Option<&str> {
-    crate::event::text_of(arg)
-}
 
 /// What a top list ranks, as asked.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +147,7 @@ impl<'a> Cmd<'a> for Top<'a> {
             resp,
             sums: matches!(self.what, What::Sum(_)),
         };
-        let request = self.request();
+        let request = || self.request();
         let share = if done {
             Share::Ready(top_reply(scan.finish(), resp))
         } else {
@@ -263,8 +259,11 @@ impl<'a> Cmd<'a> for Active {
             Kind::Types => b"TYPES",
             Kind::Pairs => b"PAIRS",
         };
-        let mut request = vec![b"EVT.ACTIVE".to_vec(), word.to_vec()];
-        request.extend(global::window_words(self.span));
+        let request = || {
+            let mut r = vec![b"EVT.ACTIVE".to_vec(), word.to_vec()];
+            r.extend(global::window_words(self.span));
+            r
+        };
         let span = self.span.unwrap_or(ctx.shared.store.window());
         if self.kind == Kind::Types {
             // Types are spread over the nodes: a share for a merge is the list of names

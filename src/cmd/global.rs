@@ -116,13 +116,13 @@ pub fn gathering(ctx: &Ctx<'_>, scope: Scope) -> bool {
 }
 
 /// Answers a cluster-wide query: `local` reads this node's share at a `now`; in
-/// cluster mode without `LOCAL` the other nodes are asked with `request` (the command
-/// and its arguments, without any `LOCAL`) followed by `LOCAL AT <now>`, and the
+/// cluster mode without `LOCAL` the other nodes are asked with what `request` builds
+/// (the command and its arguments, without any `LOCAL`; built only then) followed by `LOCAL AT <now>`, and the
 /// shares merged by `merge`. The reply then comes later ([`Ctx::reply_later`]).
 pub fn answer<M: Merge>(
     ctx: &mut Ctx<'_>,
     scope: Scope,
-    request: Vec<Vec<u8>>,
+    request: impl FnOnce() -> Vec<Vec<u8>>,
     merge: M,
     local: impl FnOnce(&Shared, i64) -> Result<Reply, ReplyError>,
 ) -> Result<Reply, ReplyError> {
@@ -137,7 +137,7 @@ pub fn answer_share<M: Merge>(
     ctx: &mut Ctx<'_>,
     scope: Scope,
     now: i64,
-    request: Vec<Vec<u8>>,
+    request: impl FnOnce() -> Vec<Vec<u8>>,
     merge: M,
     share: Share,
 ) -> Result<Reply, ReplyError> {
@@ -153,6 +153,7 @@ pub fn answer_share<M: Merge>(
             };
         }
     };
+    let request = request();
     let what = String::from_utf8_lossy(request.first().map_or(&b""[..], |w| w)).to_uppercase();
     if ctx.in_transaction() {
         return Err(ReplyError::err(format!(

@@ -37,7 +37,7 @@ mod timing;
 mod tx;
 
 pub use cursor::{Cursor, parse_int};
-pub use evt_top::MAX_TOP_COUNT;
+pub use evt_top::{DEFAULT_TOP_COUNT, MAX_TOP_COUNT};
 pub use lookup::{Described, LastName, lookup, lookup_full, parse, parse_in, resolve, table};
 pub use session::{Flow, Session};
 pub use spec::Spec;
@@ -49,6 +49,12 @@ use crate::persist::log::Ticket;
 use crate::protocol::Reply;
 use crate::shared::Shared;
 use client_state::ClientState;
+
+/// A user or type id argument: ids come from JSON strings, which are UTF-8, so any
+/// other bytes name nobody.
+fn id_arg(arg: &[u8]) -> Option<&str> {
+    crate::event::text_of(arg)
+}
 
 /// What a command may touch while it runs.
 pub struct Ctx<'s> {

@@ -137,12 +137,16 @@ pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
         Ok(cmd) => cmd,
         Err(refused) => return Reply::Error(refused.error),
     };
-    let shared = ctx.shared;
-    if shared.monitors.active() && observe::monitored(cmd.id()) {
-        let max = Settings::size(&shared.settings.client_output_buffer_limit);
-        shared.monitors.feed(&ctx.client.info, args, max);
-    }
+    monitor(ctx.shared, &ctx.client.info, cmd.id(), args);
     run_timed(ctx, cmd, args, Stopwatch::start()).unwrap_or_else(Reply::Error)
+}
+
+/// Shows command `id` to the connections in `MONITOR` mode, when there are any.
+fn monitor(shared: &Shared, client: &ClientInfo, id: CommandId, args: Args<'_>) {
+    if shared.monitors.active() && observe::monitored(id) {
+        let max = Settings::size(&shared.settings.client_output_buffer_limit);
+        shared.monitors.feed(client, args, max);
+    }
 }
 
 /// A browser talking HTTP to us: `POST / HTTP/1.1` or a `Host:` header line.
@@ -266,13 +270,11 @@ impl Session {
         if let Some(until) = paused(shared, id) {
             return Flow::Postpone(until);
         }
-        if shared.monitors.active() && observe::monitored(id) {
-            let max = Settings::size(&shared.settings.client_output_buffer_limit);
-            shared.monitors.feed(&self.client.info, args, max);
-        }
+        // A queued command is shown to monitors when EXEC runs it.
         if self.client.multi.is_some() && !tx::runs_inside_multi(id) {
             return self.queue(shared, id, args, out);
         }
+        monitor(shared, &self.client.info, id, args);
         if let Some(event) = batched {
             self.batch.push(buf, event);
             self.batched_last = Some(id);

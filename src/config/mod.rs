@@ -370,7 +370,7 @@ pub struct Config {
     pub latency_monitor_threshold: i64,
 }
 
-fn parse_yes_no(s: &str) -> Result<bool, String> {
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
         "no" => Ok(false),

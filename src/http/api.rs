@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::App;
-use crate::cmd::MAX_TOP_COUNT;
+use crate::cmd::{DEFAULT_TOP_COUNT, MAX_TOP_COUNT};
 use crate::error::ErrorKind;
 use crate::shared::Shared;
 use crate::store::{Ranked as RankedBy, Score, Store};
@@ -60,10 +60,6 @@ pub fn per_second(store: &Store, now: i64) -> (u64, Vec<u64>) {
     (series.iter().sum(), series)
 }
 
-/// Entries of each list `GET /api/top` returns (`?count=` asks for others, up to
-/// `EVT.TOP`'s limit).
-pub const TOP_DEFAULT: usize = 10;
-
 /// `GET /api/top`.
 #[derive(Debug, Serialize)]
 pub struct Top {
@@ -95,7 +91,7 @@ fn count_of(uri: &Uri) -> Option<usize> {
 /// scan (a million users tied at one event) holds no serving thread.
 pub async fn top(State(app): State<Arc<App>>, uri: Uri) -> Response {
     let k = count_of(&uri)
-        .unwrap_or(TOP_DEFAULT)
+        .unwrap_or(DEFAULT_TOP_COUNT)
         .clamp(1, MAX_TOP_COUNT);
     match tokio::task::spawn_blocking(move || read_top(&app.shared, k)).await {
         Ok(t) => json(&t),

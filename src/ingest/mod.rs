@@ -164,11 +164,7 @@ impl Pending {
                 for i in late {
                     let i = i as usize;
                     if let (Some(slot), Some(&ts)) = (v.get_mut(i), timestamps.get(i)) {
-                        *slot = Err(Rejection::Late {
-                            timestamp: ts.into(),
-                            now: shared.clock.now(),
-                            window,
-                        });
+                        *slot = Err(Rejection::late(shared, ts.into(), window));
                     }
                 }
                 v
@@ -308,11 +304,7 @@ fn admit_events(
         Err(AddError::NoMemory) => Err(Rejection::NoMemory),
         // The store's clock had moved past the event's second (another connection
         // read a later `now` first).
-        Err(AddError::Late) => Err(Rejection::Late {
-            timestamp: ev.timestamp.into(),
-            now: shared.clock.now(),
-            window,
-        }),
+        Err(AddError::Late) => Err(Rejection::late(shared, ev.timestamp.into(), window)),
     };
     match appended {
         Appended::Stored(results) => {
@@ -372,11 +364,9 @@ fn respond(
     let mut tally = Tally::default();
     for (o, bytes) in outcome.into_iter().zip(lens) {
         let o = o.and_then(|()| {
-            stored.next().unwrap_or(Err(Rejection::Late {
-                timestamp: 0,
-                now: shared.clock.now(),
-                window,
-            }))
+            stored
+                .next()
+                .unwrap_or_else(|| Err(Rejection::late(shared, 0, window)))
         });
         replies.push(tally.reply(shared, peer, bytes, o));
     }

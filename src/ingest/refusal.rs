@@ -44,6 +44,16 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Refused as older than the window, which the store's clock has passed (read
+    /// now, for the reply).
+    pub fn late(shared: &Shared, timestamp: u64, window: u32) -> Self {
+        Rejection::Late {
+            timestamp,
+            now: shared.clock.now(),
+            window,
+        }
+    }
+
     /// The error reply.
     pub fn error(&self) -> ReplyError {
         match self {

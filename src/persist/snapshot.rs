@@ -52,26 +52,9 @@ const MAGIC_V1: &[u8; 8] = b"SAWIN\0\0\x01";
 /// owns a range of bit positions no other touches, and a double's bits lie between
 /// 2^-1074 and 2^1024, so no expansion has more than 2,098 (one or two in practice).
 /// More means the file is damaged.
-const MAX_PARTS: u16 = 2100;
+pub(crate) const MAX_PARTS: u16 = 2100;
 /// Bytes of the fixed header before the records (versions 3 and 4).
 const HEADER: usize = 8 + 1 + 4 + 8 + 8 + 8;
-
-fn clock_byte(mode: ClockMode) -> u8 {
-    match mode {
-        ClockMode::Wall => 0,
-        ClockMode::Event => 1,
-        ClockMode::Manual => 2,
-    }
-}
-
-fn clock_of(byte: u8) -> Option<ClockMode> {
-    match byte {
-        0 => Some(ClockMode::Wall),
-        1 => Some(ClockMode::Event),
-        2 => Some(ClockMode::Manual),
-        _ => None,
-    }
-}
 
 /// Why a snapshot could not be written or read.
 #[derive(Debug)]
@@ -128,7 +111,7 @@ pub fn save(
     };
     let mut body = Vec::with_capacity(HEADER + 4096);
     body.extend_from_slice(MAGIC);
-    body.push(clock_byte(mode));
+    body.push(mode.to_byte());
     body.extend_from_slice(&store.window().to_le_bytes());
     body.extend_from_slice(&now.to_le_bytes());
     body.extend_from_slice(&generation.to_le_bytes());
@@ -216,12 +199,7 @@ impl Record {
     /// The exact sum this record holds. Each partial is added as a value, so even a
     /// file whose partials were not written by this server sums exactly.
     fn exact(&self) -> Exact {
-        let mut e = Exact::new();
-        for &x in &self.low {
-            e.add(x);
-        }
-        e.add_parts(&[], &self.high, false);
-        e
+        Exact::from_untrusted(&self.low, &self.high)
     }
 }
 
@@ -279,7 +257,7 @@ pub fn read(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         None
     } else {
         let [b] = r.array().ok_or(corrupt("truncated"))?;
-        Some(clock_of(b).ok_or(corrupt("unknown clock"))?)
+        Some(ClockMode::from_byte(b).ok_or(corrupt("unknown clock"))?)
     };
     let _window = u32::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);
     let saved_now = i64::from_le_bytes(r.array().ok_or(corrupt("truncated"))?);

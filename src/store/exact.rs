@@ -202,6 +202,19 @@ impl Exact {
         }
     }
 
+    /// The sum of partials read from a file (a snapshot's record, a log's aggregate):
+    /// the low ones are added as values, so even partials this server did not write
+    /// (overlapping, unordered) sum exactly; the high ones are taken as scaled
+    /// partials, which the reader has bounded already.
+    pub fn from_untrusted(low: &[f64], high: &[f64]) -> Self {
+        let mut e = Exact::new();
+        for &x in low {
+            e.add(x);
+        }
+        e.add_parts(&[], high, false);
+        e
+    }
+
     /// Adds (or, with `negate`, subtracts) stored partials.
     pub fn add_parts(&mut self, low: &[f64], high: &[f64], negate: bool) {
         let sign = if negate { -1.0 } else { 1.0 };

@@ -255,16 +255,6 @@ impl Store {
         self.lock(self.shard_of(k.user_hash)).add(&k, true)
     }
 
-    /// Counts the events of a snapshot's record: `ev.count` events whose values sum
-    /// exactly to `sum` (`ev.value` is not read).
-    pub fn restore(&self, ev: &Ingest<'_>, sum: &Exact) -> Result<(), AddError> {
-        let k = Keyed {
-            sum: Some(sum),
-            ..self.keyed(ev)
-        };
-        self.lock(self.shard_of(k.user_hash)).add(&k, true)
-    }
-
     /// Counts a batch of events, taking each shard's lock once; `results[i]` receives
     /// the outcome of `events[i]`. With `grow` false (memory limit reached), events
     /// that need a new record are refused with [`AddError::NoMemory`].

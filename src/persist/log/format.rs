@@ -71,8 +71,6 @@ const TAG_TYPE: u8 = 0x02;
 const TAG_EVENT: u8 = 0x10;
 const TAG_AGG: u8 = 0x20;
 const TAG_AGG_EXACT: u8 = 0x21;
-/// Most partials of either part of an exact sum (see `persist/snapshot.rs`).
-const MAX_PARTS: u64 = 2100;
 
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +82,6 @@ pub struct Header {
     pub now: i64,
 }
 
-fn clock_byte(mode: ClockMode) -> u8 {
-    match mode {
-        ClockMode::Wall => 0,
-        ClockMode::Event => 1,
-        ClockMode::Manual => 2,
-    }
-}
-
 impl Header {
     /// The header's bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
@@ -99,7 +89,7 @@ impl Header {
         b[..8].copy_from_slice(MAGIC);
         b[8..16].copy_from_slice(&self.generation.to_le_bytes());
         b[16..24].copy_from_slice(&self.seq.to_le_bytes());
-        b[24] = clock_byte(self.clock);
+        b[24] = self.clock.to_byte();
         b[25..29].copy_from_slice(&self.window.to_le_bytes());
         b[29..37].copy_from_slice(&self.now.to_le_bytes());
         let crc = crc32fast::hash(&b[..37]);
@@ -114,12 +104,7 @@ impl Header {
             return None;
         }
         let u64_at = |i: usize| b.get(i..i + 8).and_then(|s| s.try_into().ok());
-        let clock = match b[24] {
-            0 => ClockMode::Wall,
-            1 => ClockMode::Event,
-            2 => ClockMode::Manual,
-            _ => return None,
-        };
+        let clock = ClockMode::from_byte(b[24])?;
         Some(Header {
             generation: u64::from_le_bytes(u64_at(8)?),
             seq: u64::from_le_bytes(u64_at(16)?),
@@ -376,12 +361,7 @@ impl Parts<'_> {
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
                 .collect()
         };
-        let mut e = Exact::new();
-        for x in read(self.low) {
-            e.add(x);
-        }
-        e.add_parts(&[], &read(self.high), false);
-        e
+        Exact::from_untrusted(&read(self.low), &read(self.high))
     }
 }
 
@@ -445,7 +425,7 @@ pub fn decode_frame<'a>(
                 let (count, value) = if t == TAG_AGG_EXACT {
                     let count = var(&mut pos)?;
                     let (nl, nh) = (var(&mut pos)?, var(&mut pos)?);
-                    if nl > MAX_PARTS || nh > MAX_PARTS {
+                    if nl.max(nh) > u64::from(crate::persist::snapshot::MAX_PARTS) {
                         return Err("bad sum");
                     }
                     let (nl, nh) = (nl as usize * 8, nh as usize * 8);

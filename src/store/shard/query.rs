@@ -178,7 +178,7 @@ impl Shard {
             .filter_map(|(ty, ring, running)| {
                 let n = ring.count_in(mask);
                 let name = self.types.get(ty as usize)?.name.as_bytes().to_vec();
-                (n > 0).then(|| (name, n, ring.exact_in(mask, running).round()))
+                (n > 0).then(|| (name, n, ring.sum_in(mask, running)))
             })
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));

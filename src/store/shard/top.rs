@@ -214,7 +214,7 @@ impl Shard {
             if let Some((ring, running)) = pair
                 && ring.count_in(mask) > 0
             {
-                let sum = ring.exact_in(mask, running).round();
+                let sum = ring.sum_in(mask, running);
                 scan.best.offer(Score::Sum(sum), u.name.as_bytes());
             }
         }

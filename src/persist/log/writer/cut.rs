@@ -94,10 +94,7 @@ impl Writer {
             .store(generation, Ordering::Relaxed);
         self.next_seq = 0;
         // What failed to be written is in the snapshot now (or flushed).
-        self.retry = Batch {
-            raw: Vec::new(),
-            promises: Vec::new(),
-        };
+        self.retry = Batch::default();
         let old: Vec<Closed> = self.closed.drain(..).collect();
         for c in old {
             if c.generation < generation {
@@ -225,10 +222,7 @@ impl Writer {
         for c in old {
             self.remove(&c, "appendonly no");
         }
-        self.retry = Batch {
-            raw: Vec::new(),
-            promises: Vec::new(),
-        };
+        self.retry = Batch::default();
         tracing::info!("append-only log off");
     }
 }

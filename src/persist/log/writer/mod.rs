@@ -84,6 +84,7 @@ struct Segment {
 }
 
 /// One swapped-out lane.
+#[derive(Default)]
 struct Batch {
     raw: Vec<u8>,
     promises: Vec<Promise>,
@@ -121,10 +122,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Control>, loading: bool) {
         closed: VecDeque::new(),
         next_seq: 0,
         max_now: 0,
-        retry: Batch {
-            raw: Vec::new(),
-            promises: Vec::new(),
-        },
+        retry: Batch::default(),
         last_attempt: None,
         last_fsync: Instant::now(),
         last_tick: Instant::now(),
@@ -232,13 +230,7 @@ impl Writer {
     /// says (always when `sync`), counts pending events, fulfils promises.
     fn process(&mut self, mut batches: Vec<Batch>, sync: bool) {
         if !self.retry.raw.is_empty() {
-            let retry = std::mem::replace(
-                &mut self.retry,
-                Batch {
-                    raw: Vec::new(),
-                    promises: Vec::new(),
-                },
-            );
+            let retry = std::mem::take(&mut self.retry);
             batches.insert(0, retry);
         }
         if batches.is_empty() {
