@@ -101,7 +101,7 @@ pub fn build(
     };
     // The log decides whether the snapshot still counts (a FLUSHALL since?).
     let (log, opened) = Log::open(&config, saved.as_ref().map(|s| s.log_gen))?;
-    let mut saved = saved.filter(|_| opened.use_snapshot);
+    let saved = saved.filter(|_| opened.use_snapshot);
     if let Some(s) = &saved {
         clock.resume(snapshot::resume_now(config.clock, clock.now(), s.saved_now));
         let path = snapshot_path.as_deref().unwrap_or(std::path::Path::new(""));
@@ -117,19 +117,6 @@ pub fn build(
         let floor = saved.as_ref().map_or(log_now, |s| s.saved_now.max(log_now));
         clock.resume(floor.max(0));
     }
-    if let (Some(s), Some(cluster)) = (&mut saved, &cluster) {
-        // Users whose slots another node serves now (the map changed since the save)
-        // are that node's: counted here they would be counted twice cluster-wide.
-        let before = s.records.len();
-        s.records
-            .retain(|r| cluster.foreign(r.user.as_bytes()).is_none());
-        if s.records.len() < before {
-            tracing::warn!(
-                records = before - s.records.len(),
-                "snapshot records of users served by other nodes dropped"
-            );
-        }
-    }
     let http = http::Endpoint::bind(config.bind, config.http_port).map_err(|e| {
         format!(
             "cannot listen for HTTP on {}:{}: {e}; choose another --http-port",
@@ -139,7 +126,13 @@ pub fn build(
     })?;
     let store = Store::new(config.window, config.store_shards(), clock.now());
     if let (Some(s), Some(path)) = (&saved, &snapshot_path) {
-        let loaded = snapshot::apply(&store, clock.now(), s);
+        let loaded = snapshot::apply(&store, cluster.as_deref(), clock.now(), s);
+        if loaded.foreign_records > 0 {
+            tracing::warn!(
+                records = loaded.foreign_records,
+                "snapshot records of users served by other nodes dropped"
+            );
+        }
         tracing::info!(
             path = %path.display(),
             records = loaded.records,

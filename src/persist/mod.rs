@@ -29,6 +29,13 @@ pub struct Addition<'a> {
     pub now: i64,
 }
 
+/// In cluster mode, whether this node serves `user`. A snapshot or a log holds the
+/// users of the map it was written under: those whose slots another node serves
+/// now are that node's, and counted here too they would count twice cluster-wide.
+pub fn served_here(cluster: Option<&crate::cluster::Cluster>, user: &str) -> bool {
+    cluster.is_none_or(|c| c.foreign(user.as_bytes()).is_none())
+}
+
 /// The one place persistence adds to the store (snapshot load, log replay, events
 /// counted once durable): one result per addition in `results`. `grow`: new
 /// records may be created (the memory limit is not reached).

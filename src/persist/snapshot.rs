@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::clock::ClockMode;
-use crate::persist::{Addition, add};
+use crate::persist::{Addition, add, served_here};
 use crate::store::{Exact, Store};
 
 const MAGIC: &[u8; 8] = b"SAWIN\0\0\x04";
@@ -94,6 +94,8 @@ pub struct Loaded {
     pub records: u64,
     pub events: u64,
     pub dropped_records: u64,
+    /// Records of users another node of the cluster serves now.
+    pub foreign_records: u64,
 }
 
 /// Writes the window to `path`, saved by a server whose clock is `mode` at log
@@ -359,8 +361,14 @@ fn read_record_f64(r: &mut Reader<'_>) -> Option<Record> {
 }
 
 /// Adds a snapshot's records to `store` at `now`; records whose second is no longer
-/// inside the window are dropped.
-pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
+/// inside the window are dropped, and in cluster mode those of users another node
+/// serves now ([`served_here`]).
+pub fn apply(
+    store: &Store,
+    cluster: Option<&crate::cluster::Cluster>,
+    now: i64,
+    snapshot: &Snapshot,
+) -> Loaded {
     let mut loaded = Loaded {
         saved_now: snapshot.saved_now,
         ..Loaded::default()
@@ -374,6 +382,10 @@ pub fn apply(store: &Store, now: i64, snapshot: &Snapshot) -> Loaded {
             loaded.dropped_records += 1;
             continue;
         };
+        if !served_here(cluster, &rec.user) {
+            loaded.foreign_records += 1;
+            continue;
+        }
         adds.push(Addition {
             user: &rec.user,
             event_type: &rec.event_type,

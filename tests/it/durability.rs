@@ -1120,3 +1120,98 @@ proptest! {
         check(&mut c, &m, "at the end");
     }
 }
+
+// ---------------------------------------------------------------------------------
+// A cluster node restarted under a new map.
+// ---------------------------------------------------------------------------------
+
+/// A free port below the kernel's ephemeral range, so that a node can be started
+/// again on it: a free port of that range may be taken meanwhile by any outgoing
+/// connection of the tests running alongside.
+fn restartable_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (20_000 + (std::process::id() % 5000) as u16 * 2..low)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port")
+}
+
+/// A map of node `a` (this one, on `port`, with slots `0..=a_last`) and, when
+/// `a_last` leaves slots over, node `b` (never started) with the rest.
+fn write_map(path: &Path, port: u16, a_last: u16) {
+    let mut nodes = vec![format!(
+        r#"{{"id":"a","host":"127.0.0.1","port":{port},"slots":[[0,{a_last}]]}}"#
+    )];
+    if a_last < 16383 {
+        nodes.push(format!(
+            r#"{{"id":"b","host":"127.0.0.1","port":7002,"slots":[[{},16383]]}}"#,
+            a_last + 1
+        ));
+    }
+    std::fs::write(path, format!(r#"{{"nodes":[{}]}}"#, nodes.join(","))).unwrap();
+}
+
+#[test]
+fn a_node_restarted_under_a_new_map_counts_only_its_users_from_snapshot_and_log() {
+    let dir = TempDir::new("remap");
+    let map = dir.0.join("cluster.json");
+    let map_s = map.to_str().unwrap().to_string();
+    let port = restartable_port();
+    let port_s = port.to_string();
+    let flags = [
+        "--port",
+        &port_s,
+        "--cluster-config",
+        &map_s,
+        "--cluster-node",
+        "a",
+        "--clock",
+        "manual",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.path(),
+        "--snapshot",
+        "window.snap",
+    ];
+    // One node serving every slot: every user's events are counted here.
+    write_map(&map, port, 16383);
+    let a = Spawned::start(&flags);
+    let mut c = redis_at(a.addr);
+    let now = clock(&mut c);
+    let users: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        add(&mut c, &event(u, "t", now, 1.0)).unwrap();
+    }
+    // The first events are in the snapshot, the second ones only in the log.
+    assert_eq!(q(&mut c, &["SAVE"]).map(|_| ()), Ok(()));
+    for u in &users {
+        add(&mut c, &event(u, "t", now, 1.0)).unwrap();
+    }
+    let slots: Vec<i64> = users
+        .iter()
+        .map(|u| q_i64(&mut c, &["CLUSTER", "KEYSLOT", u]))
+        .collect();
+    kill9(a.pid());
+    drop(a);
+
+    // Half the slots move to node b: their users are b's now.
+    write_map(&map, port, 8191);
+    let a = Spawned::start(&flags);
+    let mut c = redis_at(a.addr);
+    wait_loaded(&mut c);
+    let mine = slots.iter().filter(|&&s| s <= 8191).count() as i64;
+    assert!(mine > 0 && mine < users.len() as i64, "{slots:?}");
+    assert_eq!(
+        q_i64(&mut c, &["EVT.TOTAL", "LOCAL"]),
+        2 * mine,
+        "two events of each user this node serves, none of b's"
+    );
+    for (u, &slot) in users.iter().zip(&slots).filter(|(_, s)| **s <= 8191) {
+        assert_eq!(q_i64(&mut c, &["EVT.USER", u]), 2, "{u} (slot {slot})");
+    }
+}

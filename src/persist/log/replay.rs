@@ -29,7 +29,7 @@ use std::time::Instant;
 use super::format::{self, Header, Names, Next};
 use super::writer::Closed;
 use super::{Control, Log, MANIFEST};
-use crate::persist::{Addition, add};
+use crate::persist::{Addition, add, served_here};
 use crate::shared::Shared;
 use crate::store::{Exact, two_sum};
 
@@ -340,11 +340,18 @@ fn apply_part(shared: &Shared, names: &Names<'_>, part: &[Rec], exact: &[Exact],
     let mut adds: Vec<Addition<'_>> = Vec::with_capacity(CHUNK);
     let mut results = Vec::with_capacity(CHUNK);
     let mut counted = 0;
+    let cluster = shared.cluster.as_deref();
+    let mut foreign = 0u64;
     for chunk in part.chunks(CHUNK) {
         adds.clear();
         adds.extend(chunk.iter().filter_map(|r| {
+            let user = names.user(r.user)?;
+            if !served_here(cluster, user) {
+                foreign += r.count;
+                return None;
+            }
             Some(Addition {
-                user: names.user(r.user)?,
+                user,
                 event_type: names.ty(r.ty)?,
                 second: r.second,
                 value: r.has_value.then_some(r.sum),
@@ -360,6 +367,12 @@ fn apply_part(shared: &Shared, names: &Names<'_>, part: &[Rec], exact: &[Exact],
             .filter(|(r, _)| r.is_ok())
             .map(|(_, a)| a.count)
             .sum::<u64>();
+    }
+    if foreign > 0 {
+        tracing::warn!(
+            events = foreign,
+            "log events of users served by other nodes not counted"
+        );
     }
     counted
 }
