@@ -24,6 +24,7 @@
 mod add;
 mod compact;
 mod expire;
+mod guess;
 mod query;
 mod record;
 mod top;
