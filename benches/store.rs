@@ -12,9 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use scalable_analytics::{
-    AddError, Counting, EXPIRE_BUDGET, Ingest, Ranked, SCAN_BUDGET, Store,
-};
+use scalable_analytics::{AddError, Counting, EXPIRE_BUDGET, Ingest, Ranked, SCAN_BUDGET, Store};
 
 /// The server's allocator, so the tables sit in memory as they do in the server (its
 /// large ones on transparent huge pages).

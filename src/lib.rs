@@ -41,7 +41,8 @@ pub use persist::snapshot::{Snapshot, SnapshotError, read as read_snapshot};
 pub use protocol::{ArgBuf, Args, Limits, Parsed, ProtocolError, parse_request};
 pub use server::{Handle, Options, StartError, build, serve};
 pub use store::{
-    Active, AddError, EXPIRE_BUDGET, Ingest, Ranked, SCAN_BUDGET, Score, Store, TopScan,
+    Active, AddError, Answer, EXPIRE_BUDGET, Ingest, Point, Ranked, SCAN_BUDGET, Score, Store,
+    TopScan,
 };
 
 /// Parses a request's arguments into a command as the server does, without running

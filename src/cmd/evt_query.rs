@@ -5,6 +5,7 @@
 
 use super::global::{self, Scope};
 use super::id_arg;
+use super::reads::{self, PointRead};
 use super::spec::{KeyPos, LOCAL_ARG, Spec, WINDOW_ARG, arg};
 use super::{Cmd, Ctx, Cursor};
 use crate::cluster::merge;
@@ -82,10 +83,18 @@ impl<'a> Cmd<'a> for User<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let s = ctx.shared;
-        let n =
-            id_arg(self.user).map_or(0, |u| s.store.user_count(u, span(s, self.span), ctx.now()));
-        Ok(Reply::Int(n as i64))
+        let read = self.batched_read();
+        Ok(read.map_or(Reply::Int(0), |r| {
+            reads::answer_one(ctx.shared, r, ctx.now())
+        }))
+    }
+
+    fn batched_read(&self) -> Option<PointRead<'a>> {
+        Some(PointRead {
+            user: self.user,
+            event_type: None,
+            span: self.span,
+        })
     }
 }
 
@@ -168,11 +177,17 @@ impl<'a> Cmd<'a> for Sum<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let s = ctx.shared;
-        let sum = match (id_arg(self.user), id_arg(self.event_type)) {
-            (Some(u), Some(t)) => s.store.sum(u, t, span(s, self.span), ctx.now()),
-            _ => 0.0,
-        };
-        Ok(Reply::Double(sum))
+        let read = self.batched_read();
+        Ok(read.map_or(Reply::Double(0.0), |r| {
+            reads::answer_one(ctx.shared, r, ctx.now())
+        }))
+    }
+
+    fn batched_read(&self) -> Option<PointRead<'a>> {
+        Some(PointRead {
+            user: self.user,
+            event_type: Some(self.event_type),
+            span: self.span,
+        })
     }
 }

@@ -30,6 +30,7 @@ mod global;
 mod info;
 mod lookup;
 mod observe;
+mod reads;
 mod server;
 mod session;
 pub mod spec;
@@ -146,6 +147,12 @@ pub trait Cmd<'a>: Sized {
     fn batched_event(&self) -> Option<Submitted<'a>> {
         None
     }
+
+    /// A point query that may wait in the pipeline's run of queries and be answered
+    /// together with its neighbours (`EVT.USER`, `EVT.SUM`; see `reads.rs`).
+    fn batched_read(&self) -> Option<reads::PointRead<'a>> {
+        None
+    }
 }
 
 /// Declares the command list: the [`CommandId`] and [`Command`] enums and their
@@ -208,6 +215,13 @@ macro_rules! commands {
             pub fn batched_event(&self) -> Option<Submitted<$lt>> {
                 match self {
                     $(Command::$id(c) => c.batched_event(),)*
+                }
+            }
+
+            /// See [`Cmd::batched_read`].
+            pub fn batched_read(&self) -> Option<reads::PointRead<$lt>> {
+                match self {
+                    $(Command::$id(c) => c.batched_read(),)*
                 }
             }
         }

@@ -5,7 +5,9 @@
 //! are encoded into the connection's write buffer. Requests that may wait
 //! ([`Cmd::batched_event`](super::Cmd::batched_event): pipelined `EVT.ADD`s) gather in
 //! an [`ingest::Batch`] and are admitted together — before any other command runs,
-//! so replies keep the order of requests.
+//! so replies keep the order of requests. Pipelined point queries
+//! ([`Cmd::batched_read`](super::Cmd::batched_read): `EVT.USER`, `EVT.SUM`) gather
+//! the same way in [`Reads`] and are answered together; a run holds one or the other.
 //!
 //! In cluster mode a command naming a user another node serves (its spec's `key`) is
 //! answered `-MOVED` here, before it runs or is queued. A command whose reply must
@@ -30,6 +32,7 @@ use super::client_control::ReplyMode;
 use super::client_state::ClientState;
 use super::client_state::{MAX_AUTH_FAILURES, auth_delay};
 use super::observe;
+use super::reads::Reads;
 use super::timing::{self, record, run_timed};
 use super::tx;
 use super::{After, CommandId, Ctx, Deferred, lookup};
@@ -111,6 +114,8 @@ impl std::fmt::Debug for Waiting {
 pub struct Session {
     client: ClientState,
     batch: Batch,
+    /// Pipelined point queries waiting to be answered together.
+    reads: Reads,
     replies: Vec<Reply>,
     /// The batched command not yet recorded as the client's last (`CLIENT LIST`).
     batched_last: Option<CommandId>,
@@ -174,6 +179,7 @@ impl Session {
                 monitor: None,
             },
             batch: Batch::default(),
+            reads: Reads::default(),
             replies: Vec::new(),
             batched_last: None,
             skipping: false,
@@ -191,6 +197,7 @@ impl Session {
     pub fn shrink(&mut self) {
         self.replies = Vec::new();
         self.batch = Batch::default();
+        self.reads = Reads::default();
     }
 
     /// The connection is closing: forget what it watches, stop monitoring.
@@ -255,16 +262,21 @@ impl Session {
         {
             return self.refuse(shared, buf, Some(id), moved, out);
         }
-        let batched = if inline || self.client.multi.is_some() {
-            None
+        let (batched, read) = if inline || self.client.multi.is_some() {
+            (None, None)
         } else {
-            cmd.batched_event()
+            (cmd.batched_event(), cmd.batched_read())
+        };
+        // A run holds events or queries of one command, not both: a query must see
+        // the events sent before it.
+        let joins = match (&batched, &read) {
+            (Some(_), _) => self.reads.is_empty(),
+            (None, Some(_)) => self.batch.is_empty() && self.reads.takes(id),
+            (None, None) => false,
         };
         // Everything before this request is answered first (and may have to wait:
         // then this request comes back, nothing of it done yet).
-        if (batched.is_none() || shared.pause.is_on())
-            && self.flush(shared, buf, out) != Flow::Continue
-        {
+        if (!joins || shared.pause.is_on()) && self.flush(shared, buf, out) != Flow::Continue {
             return AGAIN;
         }
         if let Some(until) = paused(shared, id) {
@@ -278,6 +290,10 @@ impl Session {
         if let Some(event) = batched {
             self.batch.push(buf, event);
             self.batched_last = Some(id);
+            return Flow::Continue;
+        }
+        if let Some(read) = read {
+            self.reads.push(buf, id, read);
             return Flow::Continue;
         }
         self.run(shared, cmd, args, out)
@@ -416,6 +432,17 @@ impl Session {
     /// once its read buffer holds no complete request, before it moves the buffer.
     /// [`Flow::Wait`] when the replies wait for the log (`appendfsync always`).
     pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) -> Flow {
+        if !self.reads.is_empty() {
+            let first = self.replies.len();
+            let started = Instant::now();
+            let id = {
+                let _pass = shared.gate.pass();
+                let now = shared.clock.now();
+                self.reads.flush(shared, buf, now, &mut self.replies)
+            };
+            self.record_batch(shared, first, started, id);
+            self.encode(shared, out);
+        }
         if self.batch.is_empty() {
             return Flow::Continue;
         }

@@ -60,7 +60,7 @@ pub struct Batch {
 }
 
 /// The range of `part`, a slice of `buf`.
-fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
     (start <= buf.len() && part.len() <= buf.len() - start).then_some((start, start + part.len()))
 }

@@ -92,6 +92,7 @@ mod exact;
 mod hist;
 mod index;
 mod name;
+mod points;
 mod rank;
 mod reclaim;
 mod registry;
@@ -108,6 +109,7 @@ use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 
 pub use exact::{Exact, two_sum};
+pub use points::{Answer, Point};
 
 /// Values at least this large are kept in an exact sum's high part (a snapshot
 /// checks its high partials against it).
@@ -228,6 +230,41 @@ impl Store {
         (((user_hash >> 32) * self.shards.len() as u64) >> 32) as usize
     }
 
+    /// `items` grouped by shard with a counting sort, which keeps arrival order within
+    /// a shard (a user's events stay in order) and costs O(items + shards): the
+    /// grouped items, and where each shard's group ends in them.
+    fn by_shard<T: Copy>(
+        &self,
+        items: &[T],
+        user_hash: impl Fn(&T) -> u64,
+    ) -> (Vec<T>, Vec<usize>) {
+        let mut ends = vec![0usize; self.shards.len()];
+        for it in items {
+            if let Some(e) = ends.get_mut(self.shard_of(user_hash(it))) {
+                *e += 1;
+            }
+        }
+        let mut start = 0;
+        for e in ends.iter_mut() {
+            start += *e;
+            *e = start - *e;
+        }
+        // `ends[s]` is now where shard `s`'s group starts; filling moves it to its end.
+        let Some(&any) = items.first() else {
+            return (Vec::new(), ends);
+        };
+        let mut sorted = vec![any; items.len()];
+        for it in items {
+            if let Some(e) = ends.get_mut(self.shard_of(user_hash(it)))
+                && let Some(slot) = sorted.get_mut(*e)
+            {
+                *slot = *it;
+                *e += 1;
+            }
+        }
+        (sorted, ends)
+    }
+
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
         // The shard's lock is `std`'s: it is held for microseconds, never across an
         // `.await`, and nothing panics while holding it; if something ever did, the data
@@ -320,32 +357,7 @@ impl Store {
                 }
             })
             .collect();
-        // Grouped by shard with a counting sort, which keeps arrival order within a
-        // shard (a user's events stay in order) and costs O(events + shards).
-        let mut ends = vec![0usize; self.shards.len()];
-        for k in &keyed {
-            if let Some(e) = ends.get_mut(self.shard_of(k.user_hash)) {
-                *e += 1;
-            }
-        }
-        let mut start = 0;
-        for e in ends.iter_mut() {
-            start += *e;
-            *e = start - *e;
-        }
-        // `ends[s]` is now where shard `s`'s group starts; filling moves it to its end.
-        let Some(&any) = keyed.first() else {
-            return;
-        };
-        let mut sorted = vec![any; keyed.len()];
-        for k in &keyed {
-            if let Some(e) = ends.get_mut(self.shard_of(k.user_hash))
-                && let Some(slot) = sorted.get_mut(*e)
-            {
-                *slot = *k;
-                *e += 1;
-            }
-        }
+        let (sorted, ends) = self.by_shard(&keyed, |k| k.user_hash);
         let mut outcome = Vec::with_capacity(keyed.len());
         let mut from = 0;
         for (shard, &end) in ends.iter().enumerate() {

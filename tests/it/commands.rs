@@ -875,3 +875,88 @@ fn shutdown_answers_what_came_before_it_then_stops_the_server() {
         "the listener is closed"
     );
 }
+
+/// Pipelined `EVT.USER` / `EVT.SUM` are answered a run at a time (`cmd/reads.rs`):
+/// each must still see exactly the events sent before it, keep its place among the
+/// replies around events, errors and other commands, and count as one call.
+#[test]
+fn pipelined_queries_see_the_events_before_them_in_order() {
+    let srv = manual();
+    let mut c = srv.client();
+    let now = clock(&mut c);
+    let ev = |u: &str, ty: &str, v: f64| event(u, ty, now, v);
+    let mut p = redis::pipe();
+    p.cmd("EVT.ADD").arg(ev("u1", "click", 2.0));
+    p.cmd("EVT.USER").arg("u1");
+    p.cmd("EVT.SUM").arg("u1").arg("click");
+    p.cmd("EVT.ADD").arg(ev("u1", "click", 3.0));
+    p.cmd("EVT.ADD").arg(ev("u2", "view", 1.0));
+    p.cmd("EVT.USER").arg("u1");
+    p.cmd("EVT.USER").arg("u2");
+    p.cmd("EVT.USER").arg("nobody");
+    p.cmd("EVT.SUM").arg("u1").arg("click");
+    p.cmd("EVT.SUM").arg("u1").arg("view");
+    p.cmd("EVT.USER").arg("u1").arg("WINDOW").arg(1);
+    p.cmd("EVT.USER").arg(&b"\xff"[..]);
+    p.cmd("EVT.USER").arg("u1").arg("WINDOW").arg("nope");
+    p.cmd("PING");
+    p.cmd("EVT.USER").arg("u2");
+    let got: Vec<redis::RedisResult<Value>> = {
+        let packed = p.get_packed_pipeline();
+        let mut raw = srv.raw();
+        raw.write_all(&packed).unwrap();
+        let mut parser = redis::Parser::new();
+        (0..15)
+            .map(|_| {
+                parser
+                    .parse_value(&mut raw)
+                    .map(|v| v.extract_error())
+                    .and_then(|v| v)
+            })
+            .collect()
+    };
+    let int = |n: i64| Value::Int(n);
+    let num = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+    let ok = Value::Okay;
+    let want = [
+        Some(ok.clone()),
+        Some(int(1)),
+        Some(num("2")),
+        Some(ok.clone()),
+        Some(ok),
+        Some(int(2)),
+        Some(int(1)),
+        Some(int(0)),
+        Some(num("5")),
+        Some(num("0")),
+        Some(int(2)),
+        Some(int(0)),
+        None,
+        Some(Value::SimpleString("PONG".into())),
+        Some(int(1)),
+    ];
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        match (g, w) {
+            (Ok(g), Some(w)) => assert_eq!(g, w, "reply {i}"),
+            (Err(e), None) => assert!(err_text(e).starts_with("ERR"), "reply {i}: {e}"),
+            _ => panic!("reply {i}: got {g:?}, want {w:?}"),
+        }
+    }
+    let stats = info(&mut c, Some("commandstats"));
+    let line = |name: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("evt.user").starts_with("cmdstat_evt.user:calls=7,"),
+        "{stats}"
+    );
+    assert!(line("evt.user").contains("rejected_calls=1,"), "{stats}");
+    assert!(
+        line("evt.sum").starts_with("cmdstat_evt.sum:calls=3,"),
+        "{stats}"
+    );
+}

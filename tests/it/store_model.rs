@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-use scalable_analytics::{Active, AddError, Ingest, Ranked, Score, Store};
+use scalable_analytics::{Active, AddError, Answer, Ingest, Point, Ranked, Score, Store};
 
 const WINDOW: u32 = 60;
 const START: i64 = 1_700_000_000;
@@ -48,6 +48,9 @@ enum Op {
         ty: u8,
         span: u32,
     },
+    /// A run of point queries through `Store::points`, as the server answers pipelined
+    /// `EVT.USER` / `EVT.SUM`: (user, a type for a sum, span).
+    Points(Vec<(u8, Option<u8>, u32)>),
     /// A top list, built in steps of `budget` records.
     Top {
         what: u8,
@@ -116,7 +119,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(what, ty, k, span, budget)| Op::Top { what, ty, k, span, budget }),
         2 => (0u8..4, 0u8..12, 0u8..5, span.clone())
             .prop_map(|(what, user, ty, span)| Op::Series { what, user, ty, span }),
-        1 => (0u8..12, span).prop_map(|(user, span)| Op::Profile { user, span }),
+        1 => (0u8..12, span.clone()).prop_map(|(user, span)| Op::Profile { user, span }),
+        2 => proptest::collection::vec((0u8..12, proptest::option::of(0u8..5), span), 1..40)
+            .prop_map(Op::Points),
     ]
 }
 
@@ -430,6 +435,39 @@ fn run(ops: &[Op], shards: usize) -> Result<(), TestCaseError> {
                     got,
                     want
                 );
+            }
+            Op::Points(queries) => {
+                let names: Vec<(String, Option<String>)> = queries
+                    .iter()
+                    .map(|(u, t, _)| (user_name(*u), t.map(type_name)))
+                    .collect();
+                let points: Vec<Point<'_>> = names
+                    .iter()
+                    .zip(queries)
+                    .map(|((u, t), q)| Point {
+                        user: u,
+                        event_type: t.as_deref(),
+                        span: q.2,
+                    })
+                    .collect();
+                let mut answers = Vec::new();
+                store.points(&points, now, &mut answers);
+                prop_assert_eq!(answers.len(), queries.len());
+                for (&(user, ty, span), got) in queries.iter().zip(answers) {
+                    let live = || model.live(now, span).filter(|e| e.0 == user);
+                    let want = match ty {
+                        None => Answer::Count(live().count() as u64),
+                        Some(ty) => {
+                            Answer::Sum(exact_sum(live().filter(|e| e.1 == ty).map(|e| &e.3)))
+                        }
+                    };
+                    // Bits, not ==: a sum must be the same double, and NaN never is.
+                    let bits = |a: Answer| match a {
+                        Answer::Count(n) => (0, n),
+                        Answer::Sum(s) => (1, s.to_bits()),
+                    };
+                    prop_assert_eq!(bits(got), bits(want), "{:?} in {:?}", (user, ty, span), op);
+                }
             }
             Op::Top {
                 what,

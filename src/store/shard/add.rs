@@ -5,19 +5,11 @@ use hashbrown::HashTable;
 
 use super::super::AddError;
 use super::super::exact::Exact;
-use super::super::index::prefetch;
 use super::super::name::Name;
 use super::super::ring::{Ring, Running, slot_of};
-use super::guess::Guess;
+use super::guess::Ahead;
 use super::record::{PairRec, TypeRec, Types, UserRec};
 use super::{Keyed, Shard, TYPE_KEY, hash_of, newest, oldest};
-
-
-/// How many events ahead of the one being counted the batch prefetches the index slot,
-/// and the record: a miss takes longer than counting one event, so the record is asked
-/// for a few events early, and its slot (which names the record) earlier still.
-const SLOT_AHEAD: usize = 6;
-const RECORD_AHEAD: usize = 3;
 
 impl Shard {
     /// Counts one event.
@@ -139,10 +131,9 @@ impl Shard {
 
     /// Counts a batch of events of this shard, `results[i]` for `events[i]`.
     ///
-    /// While one event is counted, the index slot of the event [`SLOT_AHEAD`] ahead
-    /// and the record of the event [`RECORD_AHEAD`] ahead are already on their way
-    /// into the cache: with a million users, waiting for those loads one event at a
-    /// time was most of the ingest time.
+    /// While one event is counted, the index slots and records of the events a few
+    /// ahead are already on their way into the cache ([`Ahead`]): with a million
+    /// users, waiting for those loads one event at a time was most of the ingest time.
     pub fn add_many(
         &mut self,
         events: &[Keyed<'_>],
@@ -150,22 +141,9 @@ impl Shard {
         results: &mut [Result<(), AddError>],
     ) {
         let mut run = None;
-        for k in events.iter().take(SLOT_AHEAD) {
-            self.user_index.prefetch(k.user_hash);
-        }
-        let mut guess: Option<Guess> = None;
+        let mut ahead = Ahead::default();
         for (i, (k, result)) in events.iter().zip(results.iter_mut()).enumerate() {
-            if let Some(ahead) = events.get(i + SLOT_AHEAD) {
-                self.user_index.prefetch(ahead.user_hash);
-            }
-            if let Some(next) = events.get(i + RECORD_AHEAD)
-                && let Some(key) = self.user_index.first_candidate(next.user_hash)
-            {
-                match guess {
-                    Some(g) if g.holds(&self.users) => prefetch(g.addr::<UserRec>(key as usize)),
-                    _ => guess = Guess::anchor(&self.users, key as usize),
-                }
-            }
+            ahead.before(self, i, |j| events.get(j).map(|e| e.user_hash));
             *result = self.add_in_run(k, grow, &mut run);
         }
         self.end_run(run);

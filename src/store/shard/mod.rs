@@ -64,6 +64,17 @@ pub struct Keyed<'a> {
     pub sum: Option<&'a Exact>,
 }
 
+/// A point query with the hashes of its ids, computed before the shard's lock.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedPoint<'a> {
+    pub point: &'a super::Point<'a>,
+    pub user_hash: u64,
+    /// 0 for `EVT.USER`, which names no type.
+    pub type_hash: u64,
+    /// Its place in the caller's run, where its answer goes.
+    pub pos: usize,
+}
+
 /// Counts of what a shard holds.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {

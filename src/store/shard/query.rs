@@ -4,9 +4,11 @@
 
 use super::super::exact::Exact;
 use super::super::ring::{Ring, Running, full_mask, seconds_mask, slot_of};
+use super::guess::Ahead;
 use super::record::Types;
 use super::top::live_mask;
-use super::{Shard, ShardStats, second_of};
+use super::{KeyedPoint, Shard, ShardStats, second_of};
+use crate::store::Answer;
 
 impl Shard {
     /// The mask of the last `span` seconds up to `now`.
@@ -24,6 +26,25 @@ impl Shard {
                 .get(idx as usize)
                 .map_or(0, |u| u.ring.count_in(mask)),
             _ => 0,
+        }
+    }
+
+    /// Answers this shard's share of a run of point queries into `answers` (at each
+    /// query's `pos`), prefetching the users of the queries ahead ([`Ahead`]).
+    pub fn points(&mut self, group: &[KeyedPoint<'_>], now: i64, answers: &mut [Answer]) {
+        let mut ahead = Ahead::default();
+        for (i, q) in group.iter().enumerate() {
+            ahead.before(self, i, |j| group.get(j).map(|q| q.user_hash));
+            let p = q.point;
+            let answer = match p.event_type {
+                None => Answer::Count(self.user_count(p.user, q.user_hash, p.span, now)),
+                Some(ty) => {
+                    Answer::Sum(self.sum((p.user, q.user_hash), (ty, q.type_hash), p.span, now))
+                }
+            };
+            if let Some(a) = answers.get_mut(q.pos) {
+                *a = answer;
+            }
         }
     }
 
