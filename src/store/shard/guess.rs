@@ -19,8 +19,8 @@ use super::record::UserRec;
 /// record is asked for a few lookups early, and its slot (which names the record)
 /// earlier still. Measured with `benches/store` (batch64_random_users_1m, 4 shards):
 /// 2/1 34–43 µs a batch, 6/3 24–35 µs once records were prefetched without a read.
-const SLOT_AHEAD: usize = 6;
-const RECORD_AHEAD: usize = 3;
+const SLOT_AHEAD: usize = 16;
+const RECORD_AHEAD: usize = 8;
 
 /// Prefetching for a run of user lookups in one shard.
 #[derive(Debug, Default)]
@@ -37,13 +37,22 @@ impl Ahead {
             for h in (0..SLOT_AHEAD).map_while(&hash) {
                 shard.user_index.prefetch(h);
             }
+            for h in (0..RECORD_AHEAD).map_while(&hash) {
+                self.record(shard, h);
+            }
         }
         if let Some(h) = hash(i + SLOT_AHEAD) {
             shard.user_index.prefetch(h);
         }
-        if let Some(h) = hash(i + RECORD_AHEAD)
-            && let Some(key) = shard.user_index.first_candidate(h)
-        {
+        if let Some(h) = hash(i + RECORD_AHEAD) {
+            self.record(shard, h);
+        }
+    }
+
+    /// Prefetches the record the index names first for `hash` (reading its slot).
+    #[inline]
+    fn record(&mut self, shard: &Shard, hash: u64) {
+        if let Some(key) = shard.user_index.first_candidate(hash) {
             match self.guess {
                 Some(g) if g.holds(&shard.users) => prefetch(g.addr::<UserRec>(key as usize)),
                 _ => self.guess = Guess::anchor(&shard.users, key as usize),
