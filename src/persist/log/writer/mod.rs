@@ -39,6 +39,13 @@ use super::{Control, Fsync, Log};
 use crate::persist::{Addition, add};
 use crate::shared::Shared;
 
+
+/// How many events ahead the log thread prefetches an id's dictionary slot, and the
+/// id's bytes (which need the slot). 4/1 left the slot read waiting (perf annotate:
+/// most of `Writer::process` on it).
+const SLOT_AHEAD: usize = 16;
+const ID_AHEAD: usize = 8;
+
 /// How often a failing log tries to write again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// The periodic work (everysec fsync, deleting old segments, closing an idle
@@ -301,13 +308,22 @@ impl Writer {
                 }
                 // With a million users, each id's slot and bytes are cache misses:
                 // hashes first, so the events ahead can be prefetched.
+                // The slot read to find an id's bytes must have arrived, or that read
+                // waits: slots go far ahead, bytes half as far (as the store's lookups,
+                // `store/shard/guess.rs`), and the first ones before the first event.
                 evs.clear();
                 evs.extend(item.events().map(|e| (seg.enc.user_hash(e.user), e)));
+                for (h, _) in evs.iter().take(SLOT_AHEAD) {
+                    seg.enc.prefetch(*h, true);
+                }
+                for (h, _) in evs.iter().take(ID_AHEAD) {
+                    seg.enc.prefetch(*h, false);
+                }
                 for (k, (uh, ev)) in evs.iter().enumerate() {
-                    if let Some((h, _)) = evs.get(k + 4) {
+                    if let Some((h, _)) = evs.get(k + SLOT_AHEAD) {
                         seg.enc.prefetch(*h, true);
                     }
-                    if let Some((h, _)) = evs.get(k + 1) {
+                    if let Some((h, _)) = evs.get(k + ID_AHEAD) {
                         seg.enc.prefetch(*h, false);
                     }
                     let age = u64::try_from(round_now - i64::from(ev.second)).unwrap_or(0);
