@@ -39,7 +39,6 @@ use super::{Control, Fsync, Log};
 use crate::persist::{Addition, add};
 use crate::shared::Shared;
 
-
 /// How many events ahead the log thread prefetches an id's dictionary slot, and the
 /// id's bytes (which need the slot). 4/1 left the slot read waiting (perf annotate:
 /// most of `Writer::process` on it).
