@@ -51,9 +51,20 @@ pub const HUGE_PAGE_MIN: usize = 4 << 20;
 
 const HUGE_PAGE: usize = 2 << 20;
 
+/// Whether large allocations ask for huge pages (`--huge-pages`); read on every large
+/// allocation, written once at start.
+static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether allocations of [`HUGE_PAGE_MIN`] bytes and more ask for transparent
+/// huge pages (the server's `--huge-pages`; on by default). Off, for a machine where
+/// the kernel's synchronous compaction for them costs more than the TLB misses save.
+pub fn use_huge_pages(on: bool) {
+    HUGE_PAGES.store(on, Ordering::Relaxed);
+}
+
 fn advise_huge(p: *mut u8, size: usize) {
     #[cfg(target_os = "linux")]
-    if size >= HUGE_PAGE_MIN {
+    if size >= HUGE_PAGE_MIN && HUGE_PAGES.load(Ordering::Relaxed) {
         let start = (p as usize).next_multiple_of(HUGE_PAGE);
         let end = (p as usize + size) & !(HUGE_PAGE - 1);
         if end > start {

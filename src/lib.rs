@@ -32,7 +32,7 @@ mod store;
 mod stripe;
 mod watch;
 
-pub use alloc::Counting;
+pub use alloc::{Counting, use_huge_pages};
 pub use clock::ClockMode;
 pub use config::{Config, DEFAULT_LOG_LEVEL};
 pub use connection::DENIED;

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the store allocates anything large.
+    scalable_analytics::use_huge_pages(config.huge_pages);
     let reload_handle = match init_tracing(config.log_level.as_deref()) {
         Ok(h) => h,
         Err(e) => {

@@ -235,7 +235,7 @@ impl Param {
 }
 
 /// Every parameter, in `CONFIG GET *` order.
-static PARAMS: [Param; 31] = [
+static PARAMS: [Param; 32] = [
     Param {
         name: "bind",
         kind: Kind::Fixed(|s| s.config.bind.to_string()),
@@ -351,6 +351,10 @@ static PARAMS: [Param; 31] = [
     Param {
         name: "aof-skip-damaged",
         kind: Kind::Fixed(|s| yes_no(s.config.aof_skip_damaged)),
+    },
+    Param {
+        name: "huge-pages",
+        kind: Kind::Fixed(|s| yes_no(s.config.huge_pages)),
     },
 ];
 

@@ -309,6 +309,12 @@ pub struct Config {
     #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub aof_skip_damaged: bool,
 
+    /// Back the store's large tables (4 MiB and more) with transparent huge pages
+    /// where the kernel allows it (`madvise`): fewer TLB misses on a million users'
+    /// lookups (`yes` or `no`).
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub huge_pages: bool,
+
     /// Password clients must give (AUTH, or HELLO ... AUTH) before any other command.
     #[arg(long)]
     pub requirepass: Option<String>,

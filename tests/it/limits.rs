@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use redis::Value;
 
 const MAXCLIENTS: &str = "-ERR max number of clients reached\r\n";
 
@@ -458,10 +459,10 @@ fn command_docs_names_each_command_once_however_often_it_is_asked() {
         cmd.arg("client");
     }
     cmd.arg("ping");
-    let v: redis::Value = cmd.query(&mut c).expect("COMMAND DOCS");
+    let v: Value = cmd.query(&mut c).expect("COMMAND DOCS");
     let entries = match v {
-        redis::Value::Map(m) => m.len(),
-        redis::Value::Array(a) => a.len() / 2,
+        Value::Map(m) => m.len(),
+        Value::Array(a) => a.len() / 2,
         other => panic!("unexpected {other:?}"),
     };
     assert_eq!(entries, 2, "one entry each for client and ping");
@@ -897,4 +898,60 @@ fn config_set_refuses_values_outside_their_range_and_names_it() {
             redis::Value::BulkString(b"1000".to_vec())
         ])
     );
+}
+
+/// `--huge-pages`: the store's large tables ask for transparent huge pages, or do not.
+/// What the kernel then does depends on its THP mode, read here: with `madvise`
+/// (Debian's default) the asked-for tables get huge pages and the others none; with
+/// `always` every server gets them; with `never` none does.
+#[test]
+fn huge_pages_follow_the_flag_and_the_kernels_mode() {
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let mode = mode
+        .split_whitespace()
+        .find(|w| w.starts_with('['))
+        .unwrap_or("[never]")
+        .to_string();
+    // One shard, so 200k users make tables of several MiB (slab records: 56 B each).
+    let huge_kib = |flag: &str| {
+        let sp = Spawned::start(&["--clock", "manual", "--shards", "1", "--huge-pages", flag]);
+        let mut c = redis::Client::open(format!("redis://{}", sp.addr))
+            .and_then(|cl| cl.get_connection())
+            .expect("connect");
+        assert_eq!(
+            q(&mut c, &["CONFIG", "GET", "huge-pages"]).unwrap(),
+            Value::Array(vec![
+                Value::BulkString(b"huge-pages".to_vec()),
+                Value::BulkString(flag.as_bytes().to_vec())
+            ])
+        );
+        let now = clock(&mut c);
+        for chunk in 0..20 {
+            let mut p = redis::pipe();
+            for i in 0..10_000 {
+                p.cmd("EVT.ADD")
+                    .arg(bare_event(&format!("u{}", chunk * 10_000 + i), "view", now))
+                    .ignore();
+            }
+            p.query::<()>(&mut c).expect("fill");
+        }
+        assert_eq!(info_i64(&mut c, "active_users"), 200_000);
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", sp.pid()))
+            .expect("smaps_rollup");
+        smaps
+            .lines()
+            .find_map(|l| l.strip_prefix("AnonHugePages:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("AnonHugePages in smaps_rollup")
+    };
+    let (on, off) = (huge_kib("yes"), huge_kib("no"));
+    match mode.as_str() {
+        "[madvise]" => {
+            assert!(on >= 2048, "asked for: {on} KiB of huge pages");
+            assert_eq!(off, 0, "not asked for");
+        }
+        "[always]" => assert!(on >= 2048 && off >= 2048, "{on} / {off} KiB"),
+        _ => assert_eq!((on, off), (0, 0), "THP is {mode}"),
+    }
 }
