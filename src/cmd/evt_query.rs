@@ -83,18 +83,21 @@ impl<'a> Cmd<'a> for User<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let read = self.batched_read();
-        Ok(read.map_or(Reply::Int(0), |r| {
-            reads::answer_one(ctx.shared, r, ctx.now())
-        }))
+        Ok(reads::answer_one(ctx.shared, self.point(), ctx.now()))
     }
 
     fn batched_read(&self) -> Option<PointRead<'a>> {
-        Some(PointRead {
+        Some(self.point())
+    }
+}
+
+impl<'a> User<'a> {
+    fn point(&self) -> PointRead<'a> {
+        PointRead {
             user: self.user,
             event_type: None,
             span: self.span,
-        })
+        }
     }
 }
 
@@ -177,17 +180,20 @@ impl<'a> Cmd<'a> for Sum<'a> {
     }
 
     fn run(self, ctx: &mut Ctx<'_>) -> Result<Reply, ReplyError> {
-        let read = self.batched_read();
-        Ok(read.map_or(Reply::Double(0.0), |r| {
-            reads::answer_one(ctx.shared, r, ctx.now())
-        }))
+        Ok(reads::answer_one(ctx.shared, self.point(), ctx.now()))
     }
 
     fn batched_read(&self) -> Option<PointRead<'a>> {
-        Some(PointRead {
+        Some(self.point())
+    }
+}
+
+impl<'a> Sum<'a> {
+    fn point(&self) -> PointRead<'a> {
+        PointRead {
             user: self.user,
             event_type: Some(self.event_type),
             span: self.span,
-        })
+        }
     }
 }
