@@ -89,15 +89,16 @@ impl Reads {
         self.waiting.is_empty() || self.id == Some(id)
     }
 
-    /// Adds a query of `id`, whose slices are slices of `buf`.
-    pub fn push(&mut self, buf: &[u8], id: CommandId, read: PointRead<'_>) {
+    /// Adds a query of `id`, whose slices are slices of `buf`; `false` (nothing
+    /// added) when they are not, and the query must run on its own.
+    pub fn push(&mut self, buf: &[u8], id: CommandId, read: PointRead<'_>) -> bool {
         let Some(user) = crate::ingest::range_in(buf, read.user) else {
-            return;
+            return false;
         };
         let event_type = match read.event_type {
             Some(t) => match crate::ingest::range_in(buf, t) {
                 Some(r) => Some(r),
-                None => return,
+                None => return false,
             },
             None => None,
         };
@@ -107,6 +108,7 @@ impl Reads {
             event_type,
             span: read.span,
         });
+        true
     }
 
     /// Answers the waiting queries (their bytes still in `buf`) at `now`, one reply

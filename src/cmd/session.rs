@@ -293,8 +293,13 @@ impl Session {
             return Flow::Continue;
         }
         if let Some(read) = read {
-            self.reads.push(buf, id, read);
-            return Flow::Continue;
+            if self.reads.push(buf, id, read) {
+                return Flow::Continue;
+            }
+            // Not in the read buffer after all: answered on its own, after the run.
+            if self.flush(shared, buf, out) != Flow::Continue {
+                return AGAIN;
+            }
         }
         self.run(shared, cmd, args, out)
     }
