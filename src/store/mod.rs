@@ -79,7 +79,8 @@
 //!
 //! `shard/` (`mod.rs` the shard and its lookups, `add.rs` counting, `expire.rs`
 //! expiry, `compact.rs` rebuilding sparse tables, `query.rs` answers and series,
-//! `top.rs` its share of top lists, `record.rs` the records' layout), `ring/` a
+//! `top.rs` its share of top lists, `record.rs` the records' layout, `guess.rs`
+//! prefetching the users of a run ahead), `points.rs` runs of point queries, `ring/` a
 //! key's packed per-second counts (`mod.rs`) and exact sums (`sums.rs`),
 //! `exact.rs` exact sums of doubles and their rounding, `rank.rs` users ranked by
 //! count, `top.rs` top lists in bounded steps, `series.rs` series and profiles,
