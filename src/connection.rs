@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::cmd::{Flow, Session};
 use crate::config::Settings;
@@ -98,6 +97,20 @@ enum Woke {
     Finish,
     /// Close now.
     Close,
+}
+
+/// Why a connection's attention was called ([`ClientInfo::attention`]): the server
+/// shuts down (finish), it was killed (close), or neither (go on).
+///
+/// [`ClientInfo::attention`]: crate::clients::ClientInfo::attention
+fn woken(shared: &Shared, info: &crate::clients::ClientInfo) -> Woke {
+    if shared.shutting_down() {
+        Woke::Finish
+    } else if info.is_killed() {
+        Woke::Close
+    } else {
+        Woke::Again
+    }
 }
 
 struct Conn {
@@ -290,10 +303,10 @@ impl Conn {
 
     /// Waits until the socket can be read (or written, while output is pending), the
     /// server shuts down, or the client has been idle too long.
-    async fn wait(&mut self, paused: bool, shutdown: &mut watch::Receiver<bool>) -> Woke {
+    async fn wait(&mut self, paused: bool) -> Woke {
         let info = self.session.info().clone();
         let mut feed = self.session.take_monitor();
-        let woke = self.wait_on(paused, shutdown, &info, feed.as_mut()).await;
+        let woke = self.wait_on(paused, &info, feed.as_mut()).await;
         self.session.put_monitor(feed);
         woke
     }
@@ -301,7 +314,6 @@ impl Conn {
     async fn wait_on(
         &mut self,
         paused: bool,
-        shutdown: &mut watch::Receiver<bool>,
         info: &crate::clients::ClientInfo,
         feed: Option<&mut MonitorFeed>,
     ) -> Woke {
@@ -332,8 +344,7 @@ impl Conn {
             // The client must read its replies before we read its commands.
             return tokio::select! {
                 biased;
-                _ = shutdown.changed() => Woke::Finish,
-                _ = info.killed() => Woke::Close,
+                _ = info.attention() => woken(&self.shared, info),
                 w = self.socket.writable() => if w.is_err() { Woke::Close } else { Woke::Again },
                 _ = idle_timer => {
                     tracing::debug!(peer = %self.peer, "closing idle client (replies unread)");
@@ -352,8 +363,7 @@ impl Conn {
         let pending = !self.wbuf.is_empty();
         tokio::select! {
             biased;
-            _ = shutdown.changed() => Woke::Finish,
-            _ = info.killed() => Woke::Close,
+            _ = info.attention() => woken(&self.shared, info),
             r = self.socket.readable() => {
                 if r.is_err() {
                     return Woke::Close;
@@ -387,7 +397,6 @@ impl Conn {
 
     /// Serves until the client leaves, errs, or the server shuts down.
     async fn run(&mut self) {
-        let mut shutdown = self.shared.shutdown.subscribe();
         loop {
             let settings = &self.shared.settings;
             let hard = Settings::size(&settings.client_output_buffer_limit).max(1);
@@ -426,8 +435,11 @@ impl Conn {
                     tokio::select! {
                         _ = tokio::time::sleep_until(until.into()) => {}
                         _ = pause.ended() => {}
-                        _ = shutdown.changed() => return self.finish().await,
-                        _ = info.killed() => return,
+                        _ = info.attention() => match woken(&self.shared, &info) {
+                            Woke::Finish => return self.finish().await,
+                            Woke::Close => return,
+                            Woke::Again => {}
+                        },
                     }
                     continue;
                 }
@@ -435,8 +447,11 @@ impl Conn {
                     let info = self.session.info().clone();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return self.finish().await,
-                        _ = info.killed() => return,
+                        _ = info.attention() => match woken(&self.shared, &info) {
+                            Woke::Finish => return self.finish().await,
+                            Woke::Close => return,
+                            Woke::Again => {}
+                        },
                     }
                 }
                 Flow::Wait { .. } => {
@@ -444,9 +459,15 @@ impl Conn {
                     // already read are written (the wait is bounded by the cluster's
                     // timeout, or by the log's fsync).
                     let info = self.session.info().clone();
-                    let killed = tokio::select! {
-                        _ = self.session.settle(&self.shared, &mut self.wbuf) => false,
-                        _ = info.killed() => true,
+                    let settle = self.session.settle(&self.shared, &mut self.wbuf);
+                    tokio::pin!(settle);
+                    let killed = loop {
+                        tokio::select! {
+                            _ = &mut settle => break false,
+                            _ = info.attention() => if info.is_killed() {
+                                break true;
+                            },
+                        }
                     };
                     if killed {
                         return;
@@ -489,7 +510,7 @@ impl Conn {
                 continue;
             }
             let paused = done.more || self.wbuf.len() >= pause_at;
-            match self.wait(paused, &mut shutdown).await {
+            match self.wait(paused).await {
                 Woke::Again => {}
                 Woke::Finish => return self.finish().await,
                 Woke::Close => return,

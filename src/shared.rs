@@ -121,6 +121,10 @@ impl Shared {
     /// Starts a graceful shutdown.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+        // Connections wait on their own signal, not on the watch.
+        for c in self.clients.all() {
+            c.wake();
+        }
     }
 
     /// Whether shutdown has begun.
