@@ -21,7 +21,8 @@
 //! deadline counted from connect, whatever it sends; small buffers; and a cap on the
 //! bytes all such connections hold together ([`LOGIN_BUFFERS_LIMIT`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,10 +31,12 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::clients::ClientInfo;
 use crate::cmd::{Flow, Session};
 use crate::config::Settings;
 use crate::error::ErrorKind;
 use crate::observe::MonitorFeed;
+use crate::protected::{DENIED, protected_mode_denies};
 use crate::protocol::{self, ArgBuf, Limits, Parsed};
 use crate::shared::Shared;
 
@@ -64,23 +67,6 @@ pub const IDLE_BUFFER_KEEP: usize = 64 * 1024;
 /// How long a closing connection may take to hand its last replies to the kernel.
 const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The reply a protected-mode refusal gets before the connection closes.
-pub const DENIED: &str = "-DENIED ScalableAnalytics is running in protected mode because it listens on a non-loopback address and no password is set, so only loopback clients are accepted. To accept this client, either set a password (--requirepass, or CONFIG SET requirepass from a loopback client), or listen on loopback only (--bind 127.0.0.1), or, if you are sure the network is private, disable protected mode (--protected-mode no).\r\n";
-
-/// Whether protected mode turns `peer` away: the server listens on a non-loopback
-/// address, no password is set, and the peer is not on the loopback interface.
-pub fn protected_mode_denies(
-    enabled: bool,
-    bind: IpAddr,
-    has_password: bool,
-    peer: IpAddr,
-) -> bool {
-    enabled
-        && !has_password
-        && !bind.to_canonical().is_loopback()
-        && !peer.to_canonical().is_loopback()
-}
-
 /// What one pass over the read buffer ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Processed {
@@ -101,15 +87,21 @@ enum Woke {
 
 /// Why a connection's attention was called ([`ClientInfo::attention`]): the server
 /// shuts down (finish), it was killed (close), or neither (go on).
-///
-/// [`ClientInfo::attention`]: crate::clients::ClientInfo::attention
-fn woken(shared: &Shared, info: &crate::clients::ClientInfo) -> Woke {
+fn woken(shared: &Shared, info: &ClientInfo) -> Woke {
     if shared.shutting_down() {
         Woke::Finish
     } else if info.is_killed() {
         Woke::Close
     } else {
         Woke::Again
+    }
+}
+
+/// Waits for `over`, unless the connection is killed or the server shuts down first.
+async fn unless_woken(shared: &Shared, info: &ClientInfo, over: impl Future<Output = ()>) -> Woke {
+    tokio::select! {
+        _ = over => Woke::Again,
+        _ = info.attention() => woken(shared, info),
     }
 }
 
@@ -314,7 +306,7 @@ impl Conn {
     async fn wait_on(
         &mut self,
         paused: bool,
-        info: &crate::clients::ClientInfo,
+        info: &ClientInfo,
         feed: Option<&mut MonitorFeed>,
     ) -> Woke {
         // A monitor is never idle: it only listens (as in Redis).
@@ -430,28 +422,26 @@ impl Conn {
             match done.flow {
                 Flow::Continue | Flow::Drop => {}
                 Flow::Postpone(until) => {
+                    let shared = self.shared.clone();
+                    let over = async {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until.into()) => {}
+                            _ = shared.pause.ended() => {}
+                        }
+                    };
                     let info = self.session.info().clone();
-                    let pause = &self.shared.pause;
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(until.into()) => {}
-                        _ = pause.ended() => {}
-                        _ = info.attention() => match woken(&self.shared, &info) {
-                            Woke::Finish => return self.finish().await,
-                            Woke::Close => return,
-                            Woke::Again => {}
-                        },
+                    match unless_woken(&self.shared, &info, over).await {
+                        Woke::Finish => return self.finish().await,
+                        Woke::Close => return,
+                        Woke::Again => continue,
                     }
-                    continue;
                 }
                 Flow::Throttle(delay) => {
                     let info = self.session.info().clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = info.attention() => match woken(&self.shared, &info) {
-                            Woke::Finish => return self.finish().await,
-                            Woke::Close => return,
-                            Woke::Again => {}
-                        },
+                    match unless_woken(&self.shared, &info, tokio::time::sleep(delay)).await {
+                        Woke::Finish => return self.finish().await,
+                        Woke::Close => return,
+                        Woke::Again => {}
                     }
                 }
                 Flow::Wait { .. } => {
@@ -607,27 +597,4 @@ pub async fn serve(shared: Arc<Shared>, mut socket: TcpStream, peer: SocketAddr)
     shared.clients.account_buffers(held, 0, logged_in);
     let _ = conn.socket.shutdown().await;
     tracing::debug!(%peer, "client disconnected");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn protected_mode_decision() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let any: IpAddr = "0.0.0.0".parse().unwrap();
-        let lan: IpAddr = "10.1.2.3".parse().unwrap();
-        let mapped_lo: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        // Loopback bind: never denied.
-        assert!(!protected_mode_denies(true, lo, false, lan));
-        // Non-loopback bind, no password: loopback peers in, others out.
-        assert!(!protected_mode_denies(true, any, false, lo));
-        assert!(!protected_mode_denies(true, any, false, mapped_lo));
-        assert!(protected_mode_denies(true, any, false, lan));
-        assert!(protected_mode_denies(true, lan, false, lan));
-        // A password, or protected mode off, lets everyone reach AUTH.
-        assert!(!protected_mode_denies(true, any, true, lan));
-        assert!(!protected_mode_denies(false, any, false, lan));
-    }
 }

@@ -24,6 +24,7 @@ mod http;
 mod ingest;
 mod observe;
 mod persist;
+mod protected;
 mod protocol;
 mod server;
 mod shared;
@@ -35,9 +36,9 @@ mod watch;
 pub use alloc::{Counting, use_huge_pages};
 pub use clock::ClockMode;
 pub use config::{Config, DEFAULT_LOG_LEVEL};
-pub use connection::DENIED;
 pub use event::{DEFAULT_MAX_ID_LEN, Event, EventError, parse_event, parse_slow};
 pub use persist::snapshot::{Snapshot, SnapshotError, read as read_snapshot};
+pub use protected::DENIED;
 pub use protocol::{ArgBuf, Args, Limits, Parsed, ProtocolError, parse_request};
 pub use server::{Handle, Options, StartError, build, serve};
 pub use store::{

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use crate::config::password_matches;
-use crate::connection::protected_mode_denies;
+use crate::protected::protected_mode_denies;
 use crate::shared::Shared;
 
 /// How long a request with a wrong password waits for its 401: guessing over HTTP
@@ -98,7 +98,7 @@ impl Refusal {
                         "protected mode: non-loopback HTTP client refused"
                     );
                 }
-                let text = crate::connection::DENIED
+                let text = crate::protected::DENIED
                     .trim_start_matches("-DENIED ")
                     .trim_end();
                 (StatusCode::FORBIDDEN, format!("{text}\n")).into_response()
