@@ -34,21 +34,12 @@ pub fn reply(a: Answer) -> Reply {
 
 /// Answers one query now (not batched: inside `EXEC`, or given inline).
 pub fn answer_one(shared: &Shared, read: PointRead<'_>, now: i64) -> Reply {
-    let mut answers = Vec::with_capacity(1);
-    let point = to_point(shared, read);
-    match point {
-        Some(p) => shared.store.points(&[p], now, &mut answers),
-        None => answers.push(nothing(read)),
-    }
-    answers.pop().map_or_else(|| reply(nothing(read)), reply)
+    reply(to_point(shared, read).map_or(nothing(read), |p| shared.store.point(&p, now)))
 }
 
 /// The answer to a query naming an id that is not text (no event can have it).
 fn nothing(read: PointRead<'_>) -> Answer {
-    match read.event_type {
-        None => Answer::Count(0),
-        Some(_) => Answer::Sum(0.0),
-    }
+    Answer::nothing(read.event_type.is_some())
 }
 
 fn to_point<'a>(shared: &Shared, read: PointRead<'a>) -> Option<Point<'a>> {

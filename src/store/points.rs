@@ -28,22 +28,46 @@ pub enum Answer {
     Sum(f64),
 }
 
-impl Point<'_> {
-    /// The answer when nothing is held.
-    pub fn nothing(&self) -> Answer {
-        match self.event_type {
-            None => Answer::Count(0),
-            Some(_) => Answer::Sum(0.0),
+impl Answer {
+    /// The answer when nothing is held: no events, or (`sum`) the sum of none.
+    pub fn nothing(sum: bool) -> Answer {
+        if sum {
+            Answer::Sum(0.0)
+        } else {
+            Answer::Count(0)
         }
     }
 }
 
+impl Point<'_> {
+    /// The answer when nothing is held.
+    pub fn nothing(&self) -> Answer {
+        Answer::nothing(self.event_type.is_some())
+    }
+}
+
 impl Store {
+    /// Answers one point query at `now`.
+    pub fn point(&self, p: &Point<'_>, now: i64) -> Answer {
+        let q = KeyedPoint {
+            point: p,
+            user_hash: self.hash(p.user),
+            type_hash: p.event_type.map_or(0, |t| self.hash(t)),
+            pos: 0,
+        };
+        self.lock(self.shard_of(q.user_hash)).point(&q, now)
+    }
+
     /// Answers `points` at `now`, in order, into `answers` (cleared first): each
     /// shard's lock is taken once, and the answers are those the queries would get
     /// one by one at that `now`.
     pub fn points(&self, points: &[Point<'_>], now: i64, answers: &mut Vec<Answer>) {
         answers.clear();
+        // A run of one (every unpipelined query) needs no grouping.
+        if let [p] = points {
+            answers.push(self.point(p, now));
+            return;
+        }
         answers.extend(points.iter().map(Point::nothing));
         let mut last_type: Option<(&str, u64)> = None;
         let keyed: Vec<KeyedPoint<'_>> = points

@@ -35,15 +35,20 @@ impl Shard {
         let mut ahead = Ahead::default();
         for (i, q) in group.iter().enumerate() {
             ahead.before(self, i, |j| group.get(j).map(|q| q.user_hash));
-            let p = q.point;
-            let answer = match p.event_type {
-                None => Answer::Count(self.user_count(p.user, q.user_hash, p.span, now)),
-                Some(ty) => {
-                    Answer::Sum(self.sum((p.user, q.user_hash), (ty, q.type_hash), p.span, now))
-                }
-            };
+            let answer = self.point(q, now);
             if let Some(a) = answers.get_mut(q.pos) {
                 *a = answer;
+            }
+        }
+    }
+
+    /// Answers one point query.
+    pub fn point(&mut self, q: &KeyedPoint<'_>, now: i64) -> Answer {
+        let p = q.point;
+        match p.event_type {
+            None => Answer::Count(self.user_count(p.user, q.user_hash, p.span, now)),
+            Some(ty) => {
+                Answer::Sum(self.sum((p.user, q.user_hash), (ty, q.type_hash), p.span, now))
             }
         }
     }
