@@ -26,6 +26,7 @@ mod observe;
 mod persist;
 mod protected;
 mod protocol;
+mod scratch;
 mod server;
 mod shared;
 mod stats;

@@ -16,12 +16,15 @@
 //! too; with `appendfsync always` they are counted only once durable, and
 //! [`admit`] hands back a [`Pending`] whose replies wait for the log's ticket.
 
+use std::cell::Cell;
+
 use crate::clients::ClientInfo;
 use crate::config::Settings;
 use crate::error::ReplyError;
 use crate::event::{self, Event};
 use crate::persist::log::{Appended, LogEvent, Outcome, Ticket};
 use crate::protocol::Reply;
+use crate::scratch;
 use crate::shared::Shared;
 use crate::store::{AddError, Ingest};
 
@@ -29,6 +32,19 @@ mod refusal;
 
 use refusal::{Admission, Tally};
 pub use refusal::{MAX_EVENT_REPLY, Rejection};
+
+thread_local! {
+    /// A batch's events, as [`Batch::flush`] finds them in the read buffer.
+    static SUBMITTED: Cell<Vec<Submitted<'static>>> = const { Cell::new(Vec::new()) };
+    /// The events admission parsed and accepted, with their `now`.
+    static PARSED: Cell<Vec<(Event<'static>, i64)>> = const { Cell::new(Vec::new()) };
+    /// What admission made of each event.
+    static OUTCOMES: Cell<Vec<Result<(), Rejection>>> = const { Cell::new(Vec::new()) };
+    /// The accepted events as the store takes them.
+    static INGESTS: Cell<Vec<Ingest<'static>>> = const { Cell::new(Vec::new()) };
+    /// What the store made of each.
+    static STORED: Cell<Vec<Result<(), AddError>>> = const { Cell::new(Vec::new()) };
+}
 
 /// One event as a client sent it: its JSON, and the user id given before it
 /// (`EVT.ADD <user_id> <json>`), if any.
@@ -94,8 +110,9 @@ impl Batch {
         peer: &ClientInfo,
         replies: &mut Vec<Reply>,
     ) -> Option<Pending> {
+        let mut events: Vec<Submitted<'_>> = scratch::take(&SUBMITTED);
         // Sized up front: collected from a `filter_map`, it grew 4, 8, 16, 32, 64.
-        let mut events: Vec<Submitted<'_>> = Vec::with_capacity(self.waiting.len());
+        events.reserve(self.waiting.len());
         events.extend(self.waiting.iter().filter_map(|w| {
             Some(Submitted {
                 json: buf.get(w.json.0..w.json.1)?,
@@ -106,6 +123,7 @@ impl Batch {
             })
         }));
         let pending = admit(shared, &events, peer, None, replies);
+        scratch::give(&SUBMITTED, events);
         self.waiting.clear();
         pending
     }
@@ -134,7 +152,7 @@ impl Pending {
     }
 
     /// The replies, once the ticket is fulfilled: one per event, in order.
-    pub fn finish(self, shared: &Shared, peer: &ClientInfo, replies: &mut Vec<Reply>) {
+    pub fn finish(mut self, shared: &Shared, peer: &ClientInfo, replies: &mut Vec<Reply>) {
         let outcome = self.ticket.outcome();
         let stored: Vec<Result<(), Rejection>> = match (self.stored, outcome) {
             (Some(stored), _) => stored,
@@ -144,7 +162,7 @@ impl Pending {
             shared,
             peer,
             self.lens.into_iter(),
-            self.outcome,
+            &mut self.outcome,
             stored.into_iter(),
             self.window,
             replies,
@@ -261,8 +279,10 @@ fn admit_events(
     let max_id = Settings::size(&shared.settings.max_id_len);
     let grow = memory_available(shared);
     let admission = Admission::new(shared, now);
-    let mut parsed: Vec<(Event<'_>, i64)> = Vec::with_capacity(events.len());
-    let mut outcome: Vec<Result<(), Rejection>> = Vec::with_capacity(events.len());
+    let mut parsed: Vec<(Event<'_>, i64)> = scratch::take(&PARSED);
+    parsed.reserve(events.len());
+    let mut outcome: Vec<Result<(), Rejection>> = scratch::take(&OUTCOMES);
+    outcome.reserve(events.len());
     for sub in events {
         let ev = match sub.key {
             None => event::parse_event(sub.json, max_id),
@@ -274,6 +294,8 @@ fn admit_events(
         if whole && let Err(Rejection::Moved(e)) = admitted {
             // Nothing was applied yet: the store is only touched below. (The event
             // clock, which admission moves, cannot run in a cluster.)
+            scratch::give(&PARSED, parsed);
+            scratch::give(&OUTCOMES, outcome);
             return Err(e);
         }
         let admitted = admitted.and_then(|ev| admission.check(shared, &ev).map(|now| (ev, now)));
@@ -312,7 +334,8 @@ fn admit_events(
                 .iter()
                 .zip(&parsed)
                 .map(|(r, (ev, _))| rejection(r, ev));
-            respond(shared, peer, lens, outcome, stored, window, replies);
+            respond(shared, peer, lens, &mut outcome, stored, window, replies);
+            scratch::give(&STORED, results);
         }
         Appended::Pending(ticket) => {
             return Ok(Some(Pending {
@@ -340,13 +363,15 @@ fn admit_events(
         }
         Appended::Failing(why) => {
             let all = std::iter::repeat_with(|| Err(Rejection::Misconf(why.clone())));
-            respond(shared, peer, lens, outcome, all, window, replies);
+            respond(shared, peer, lens, &mut outcome, all, window, replies);
         }
         Appended::NoMemory => {
             let all = std::iter::repeat_with(|| Err(Rejection::NoMemory));
-            respond(shared, peer, lens, outcome, all, window, replies);
+            respond(shared, peer, lens, &mut outcome, all, window, replies);
         }
     }
+    scratch::give(&PARSED, parsed);
+    scratch::give(&OUTCOMES, outcome);
     Ok(None)
 }
 
@@ -356,13 +381,13 @@ fn respond(
     shared: &Shared,
     peer: &ClientInfo,
     lens: impl Iterator<Item = usize>,
-    outcome: Vec<Result<(), Rejection>>,
+    outcome: &mut Vec<Result<(), Rejection>>,
     mut stored: impl Iterator<Item = Result<(), Rejection>>,
     window: u32,
     replies: &mut Vec<Reply>,
 ) {
     let mut tally = Tally::default();
-    for (o, bytes) in outcome.into_iter().zip(lens) {
+    for (o, bytes) in outcome.drain(..).zip(lens) {
         let o = o.and_then(|()| {
             stored
                 .next()
@@ -376,19 +401,19 @@ fn respond(
 /// Hands the admitted events to the store; one result each.
 fn store(shared: &Shared, parsed: &[(Event<'_>, i64)], grow: bool) -> Vec<Result<(), AddError>> {
     let store = &shared.store;
-    let ingests: Vec<Ingest<'_>> = parsed
-        .iter()
-        .map(|(ev, now)| Ingest {
-            user: &ev.user_id,
-            event_type: &ev.event_type,
-            second: second_of(ev, *now),
-            value: ev.value,
-            now: *now,
-            count: 1,
-        })
-        .collect();
-    let mut results = vec![Ok(()); ingests.len()];
+    let mut ingests: Vec<Ingest<'_>> = scratch::take(&INGESTS);
+    ingests.extend(parsed.iter().map(|(ev, now)| Ingest {
+        user: &ev.user_id,
+        event_type: &ev.event_type,
+        second: second_of(ev, *now),
+        value: ev.value,
+        now: *now,
+        count: 1,
+    }));
+    let mut results = scratch::take(&STORED);
+    results.resize(ingests.len(), Ok(()));
     store.add_batch(&ingests, grow, &mut results);
+    scratch::give(&INGESTS, ingests);
     results
 }
 
