@@ -11,9 +11,10 @@
 //! The vectors hold slices of a connection's read buffer, a lifetime no
 //! thread-local can name: they are kept as `'static` and [`recycle`]d, which moves
 //! an *empty* vector's allocation from one type to the same type under another
-//! lifetime, in safe code.
+//! lifetime.
 
 use std::cell::Cell;
+use std::mem::{ManuallyDrop, align_of, size_of};
 use std::thread::LocalKey;
 
 /// Largest buffer a thread keeps, in elements: a bigger one (a huge `EVT.MADD`) is
@@ -23,12 +24,24 @@ pub const KEEP_MAX: usize = 1024;
 /// One kind of scratch vector, as a thread keeps it.
 pub type Spare<T> = LocalKey<Cell<Vec<T>>>;
 
-/// An empty vector of `U` on `v`'s allocation. The standard library collects a
-/// vector's `into_iter` in place when the two element types have one layout (here:
-/// one type under two lifetimes); otherwise this is merely a new empty vector.
-pub fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+/// An empty vector of `U` on `v`'s allocation when `T` and `U` have one size and
+/// alignment (here: one type under two lifetimes); a new empty vector otherwise.
+///
+/// The standard library's in-place `collect` does the same in safe code, but not for
+/// free: ~40 instructions a call, which ate half of what the reuse saved.
+pub fn recycle<T, U>(v: Vec<T>) -> Vec<U> {
+    let same = size_of::<T>() == size_of::<U>() && align_of::<T>() == align_of::<U>();
+    if !same || size_of::<T>() == 0 {
+        return Vec::new();
+    }
+    let mut v = ManuallyDrop::new(v);
     v.clear();
-    v.into_iter().filter_map(|_| None).collect()
+    let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
+    // SAFETY: the allocation came from a `Vec<T>` of capacity `cap`, and `U` has
+    // `T`'s size and alignment, so it has the layout a `Vec<U>` of capacity `cap`
+    // frees; the length is 0, so no `T` is ever read as a `U`; `v` is not dropped,
+    // so the allocation has one owner.
+    unsafe { Vec::from_raw_parts(ptr.cast::<U>(), 0, cap) }
 }
 
 /// The thread's spare vector of this kind, empty, or a new one.
@@ -70,6 +83,19 @@ mod tests {
         // Taken: the thread has none left until it is given back.
         let none: Vec<(&str, u64)> = take(&SPARE);
         assert_eq!(none.capacity(), 0);
+    }
+
+    /// Elements are dropped, never reinterpreted, and another layout is not reused.
+    #[test]
+    fn recycling_drops_the_elements_and_checks_the_layout() {
+        let counted = std::rc::Rc::new(());
+        let v = vec![counted.clone(), counted.clone()];
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<std::rc::Rc<()>> = recycle(v);
+        assert_eq!((w.as_ptr() as usize, w.len()), (ptr, 0));
+        assert_eq!(std::rc::Rc::strong_count(&counted), 1);
+        let bytes: Vec<u8> = recycle(vec![1u64, 2]);
+        assert_eq!(bytes.capacity(), 0);
     }
 
     #[test]

@@ -89,7 +89,7 @@ enum Waiting {
     Batch {
         pending: ingest::Pending,
         id: Option<CommandId>,
-        started: Instant,
+        started: Stopwatch,
     },
     /// One command's reply waiting for the log.
     Command {
@@ -439,7 +439,7 @@ impl Session {
     pub fn flush(&mut self, shared: &Shared, buf: &[u8], out: &mut BytesMut) -> Flow {
         if !self.reads.is_empty() {
             let first = self.replies.len();
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let id = {
                 let _pass = shared.gate.pass();
                 let now = shared.clock.now();
@@ -452,7 +452,7 @@ impl Session {
             return Flow::Continue;
         }
         let first = self.replies.len();
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let pending = {
             let _pass = shared.gate.pass();
             self.batch
@@ -473,7 +473,13 @@ impl Session {
     }
 
     /// Counts a batch's replies (from `first` on) as calls of `id`.
-    fn record_batch(&self, shared: &Shared, first: usize, started: Instant, id: Option<CommandId>) {
+    fn record_batch(
+        &self,
+        shared: &Shared,
+        first: usize,
+        started: Stopwatch,
+        id: Option<CommandId>,
+    ) {
         let Some(id) = id else {
             return;
         };

@@ -2,7 +2,7 @@
 //! per-command figures (`commandstats`, `latencystats`), the slow log and the
 //! latency monitor.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{CommandId, Ctx};
 use crate::clients::ClientInfo;
@@ -69,7 +69,7 @@ fn latency_event(id: CommandId) -> &'static str {
 /// Counts a batch's replies (from `first` on) in INFO's per-command figures and
 /// the latency monitor.
 #[inline]
-pub fn record_batch(shared: &Shared, done: &[Reply], started: Instant, id: CommandId) {
+pub fn record_batch(shared: &Shared, done: &[Reply], started: Stopwatch, id: CommandId) {
     let took = started.elapsed();
     let failed = done.iter().filter(|r| matches!(r, Reply::Error(_))).count();
     let calls = done.len() as u64;
