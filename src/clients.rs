@@ -1,11 +1,15 @@
 //! The list of connected clients, for `CLIENT LIST` / `CLIENT INFO` and
 //! `connected_clients`: what each connection shows of itself to others.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use slab::Slab;
 use tokio::sync::Notify;
 
@@ -29,10 +33,34 @@ pub struct ClientInfo {
     pub authenticated: AtomicBool,
     /// Set when someone else closes this connection (eviction, `CLIENT KILL`).
     killed: AtomicBool,
-    /// Woken when the connection is killed or the server begins to shut down; the
-    /// connection then reads which. One registration per wait where a `watch` of the
-    /// shutdown and this took two: ~1,700 instructions a request at `-P 1`.
-    attention: Notify,
+    /// Called when the connection is killed or the server begins to shut down; the
+    /// connection then reads which. A flag and the waiting task's waker: a `Notify`
+    /// (and before it a `watch` of the shutdown as well) took its lock to register
+    /// the waiter and again to remove it, at every wait: ~600 instructions of an
+    /// unpipelined request (callgrind), where this takes a few atomics.
+    called: AtomicBool,
+    waiter: AtomicWaker,
+}
+
+/// Completes when the connection's attention has been called since the last time
+/// this completed; see [`ClientInfo::attention`].
+pub struct Attention<'a>(&'a ClientInfo);
+
+impl Future for Attention<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let info = self.0;
+        if info.called.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        info.waiter.register(cx.waker());
+        // A call between the check and the registration found no waker to wake.
+        if info.called.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
 }
 
 /// The client-set strings of a connection.
@@ -60,12 +88,17 @@ impl ClientInfo {
     /// Asks the connection to close (it does at its next wake-up, which this causes).
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
-        self.attention.notify_one();
+        self.call();
     }
 
     /// Wakes the connection to look at the server's state (shutdown has begun).
     pub fn wake(&self) {
-        self.attention.notify_one();
+        self.call();
+    }
+
+    fn call(&self) {
+        self.called.store(true, Ordering::Release);
+        self.waiter.wake();
     }
 
     /// Whether the connection was asked to close.
@@ -74,9 +107,10 @@ impl ClientInfo {
     }
 
     /// Completes when the connection is killed or woken ([`ClientInfo::wake`]); a
-    /// wake-up that came before the wait is not lost (the permit is kept).
-    pub async fn attention(&self) {
-        self.attention.notified().await;
+    /// wake-up that came before the wait is not lost (it completes the next wait).
+    /// One task waits: the connection's.
+    pub fn attention(&self) -> Attention<'_> {
+        Attention(self)
     }
 }
 
@@ -116,7 +150,8 @@ impl Clients {
             names: Mutex::new(ClientNames::default()),
             authenticated: AtomicBool::new(authenticated),
             killed: AtomicBool::new(false),
-            attention: Notify::new(),
+            called: AtomicBool::new(false),
+            waiter: AtomicWaker::new(),
         });
         if !authenticated {
             self.unauthenticated.fetch_add(1, Ordering::Relaxed);
