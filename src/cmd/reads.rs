@@ -9,10 +9,21 @@
 //!
 //! [`Store::points`]: crate::store::Store::points
 
+use std::cell::Cell;
+
 use super::CommandId;
 use crate::protocol::Reply;
+use crate::scratch;
 use crate::shared::Shared;
 use crate::store::{Answer, Point};
+
+thread_local! {
+    /// A run's queries that reach the store ([`crate::scratch`]), where their
+    /// replies are, and the store's answers.
+    static POINTS: Cell<Vec<Point<'static>>> = const { Cell::new(Vec::new()) };
+    static AT: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
+    static ANSWERS: Cell<Vec<Answer>> = const { Cell::new(Vec::new()) };
+}
 
 /// A point query as a command hands it over: slices of the read buffer.
 #[derive(Debug, Clone, Copy)]
@@ -117,8 +128,8 @@ impl Reads {
             span: w.span,
         });
         // Queries whose ids are not text are answered "nothing" without the store.
-        let mut points = Vec::with_capacity(self.waiting.len());
-        let mut at = Vec::with_capacity(self.waiting.len());
+        let mut points: Vec<Point<'_>> = scratch::take(&POINTS);
+        let mut at: Vec<usize> = scratch::take(&AT);
         let first = replies.len();
         for (i, read) in reads.enumerate() {
             replies.push(reply(nothing(read)));
@@ -127,13 +138,16 @@ impl Reads {
                 at.push(first + i);
             }
         }
-        let mut answers = Vec::with_capacity(points.len());
+        let mut answers: Vec<Answer> = scratch::take(&ANSWERS);
         shared.store.points(&points, now, &mut answers);
-        for (&i, a) in at.iter().zip(answers) {
+        for (&i, a) in at.iter().zip(answers.drain(..)) {
             if let Some(r) = replies.get_mut(i) {
                 *r = reply(a);
             }
         }
+        scratch::give(&POINTS, points);
+        scratch::give(&AT, at);
+        scratch::give(&ANSWERS, answers);
         self.waiting.clear();
         self.id.take()
     }

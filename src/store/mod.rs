@@ -104,6 +104,7 @@ mod top;
 mod total;
 mod wheel;
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::DefaultHashBuilder;
@@ -119,7 +120,22 @@ pub fn exact_huge() -> f64 {
 }
 use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
-use shard::{Keyed, Shard, ShardStats};
+use shard::{Keyed, KeyedPoint, Shard, ShardStats};
+
+use crate::scratch;
+
+thread_local! {
+    /// A batch's events with their hashes ([`crate::scratch`]), and grouped by shard.
+    static KEYED: Cell<Vec<Keyed<'static>>> = const { Cell::new(Vec::new()) };
+    static KEYED_SORTED: Cell<Vec<Keyed<'static>>> = const { Cell::new(Vec::new()) };
+    /// A run's point queries with their hashes, and grouped by shard.
+    static KEYED_POINTS: Cell<Vec<KeyedPoint<'static>>> = const { Cell::new(Vec::new()) };
+    static POINTS_SORTED: Cell<Vec<KeyedPoint<'static>>> = const { Cell::new(Vec::new()) };
+    /// Where each shard's group ends.
+    static ENDS: Cell<Vec<usize>> = const { Cell::new(Vec::new()) };
+    /// One shard's results.
+    static OUTCOME: Cell<Vec<Result<(), AddError>>> = const { Cell::new(Vec::new()) };
+}
 pub use top::{Ranked, SCAN_BUDGET, Score, TopScan};
 
 /// Why an event was not counted.
@@ -234,12 +250,17 @@ impl Store {
     /// `items` grouped by shard with a counting sort, which keeps arrival order within
     /// a shard (a user's events stay in order) and costs O(items + shards): the
     /// grouped items, and where each shard's group ends in them.
+    /// `items` grouped by shard into `sorted` (a counting sort, order kept within a
+    /// shard); `ends[s]` is where shard `s`'s group ends.
     fn by_shard<T: Copy>(
         &self,
         items: &[T],
         user_hash: impl Fn(&T) -> u64,
-    ) -> (Vec<T>, Vec<usize>) {
-        let mut ends = vec![0usize; self.shards.len()];
+        sorted: &mut Vec<T>,
+        ends: &mut Vec<usize>,
+    ) {
+        ends.clear();
+        ends.resize(self.shards.len(), 0);
         for it in items {
             if let Some(e) = ends.get_mut(self.shard_of(user_hash(it))) {
                 *e += 1;
@@ -251,10 +272,11 @@ impl Store {
             *e = start - *e;
         }
         // `ends[s]` is now where shard `s`'s group starts; filling moves it to its end.
+        sorted.clear();
         let Some(&any) = items.first() else {
-            return (Vec::new(), ends);
+            return;
         };
-        let mut sorted = vec![any; items.len()];
+        sorted.resize(items.len(), any);
         for it in items {
             if let Some(e) = ends.get_mut(self.shard_of(user_hash(it)))
                 && let Some(slot) = sorted.get_mut(*e)
@@ -263,7 +285,6 @@ impl Store {
                 *e += 1;
             }
         }
-        (sorted, ends)
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
@@ -337,29 +358,27 @@ impl Store {
         // after the one they count. Most events of a run share their type, so it is
         // hashed once per run of equal types.
         let mut last_type: Option<(&str, u64)> = None;
-        let keyed: Vec<Keyed<'_>> = events
-            .iter()
-            .enumerate()
-            .map(|(pos, ev)| {
-                let type_hash = match last_type {
-                    Some((ty, h)) if ty == ev.event_type => h,
-                    _ => {
-                        let h = self.hash(ev.event_type);
-                        last_type = Some((ev.event_type, h));
-                        h
-                    }
-                };
-                Keyed {
-                    ev,
-                    user_hash: self.hash(ev.user),
-                    type_hash,
-                    pos,
-                    sum: sum_of(pos),
+        let mut keyed: Vec<Keyed<'_>> = scratch::take(&KEYED);
+        keyed.extend(events.iter().enumerate().map(|(pos, ev)| {
+            let type_hash = match last_type {
+                Some((ty, h)) if ty == ev.event_type => h,
+                _ => {
+                    let h = self.hash(ev.event_type);
+                    last_type = Some((ev.event_type, h));
+                    h
                 }
-            })
-            .collect();
-        let (sorted, ends) = self.by_shard(&keyed, |k| k.user_hash);
-        let mut outcome = Vec::with_capacity(keyed.len());
+            };
+            Keyed {
+                ev,
+                user_hash: self.hash(ev.user),
+                type_hash,
+                pos,
+                sum: sum_of(pos),
+            }
+        }));
+        let (mut sorted, mut ends) = (scratch::take(&KEYED_SORTED), scratch::take(&ENDS));
+        self.by_shard(&keyed, |k| k.user_hash, &mut sorted, &mut ends);
+        let mut outcome = scratch::take(&OUTCOME);
         let mut from = 0;
         for (shard, &end) in ends.iter().enumerate() {
             let group = sorted.get(from..end).unwrap_or_default();
@@ -376,6 +395,10 @@ impl Store {
                 }
             }
         }
+        scratch::give(&KEYED, keyed);
+        scratch::give(&KEYED_SORTED, sorted);
+        scratch::give(&ENDS, ends);
+        scratch::give(&OUTCOME, outcome);
     }
 
     /// Events of `user` in the last `span` seconds.

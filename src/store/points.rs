@@ -7,8 +7,9 @@
 //! ahead of the one answered, as a batch of events does (`shard/add.rs`), so the
 //! misses of neighbouring queries overlap.
 
-use super::Store;
 use super::shard::KeyedPoint;
+use super::{ENDS, KEYED_POINTS, POINTS_SORTED, Store};
+use crate::scratch;
 
 /// One point query.
 #[derive(Debug, Clone, Copy)]
@@ -70,28 +71,26 @@ impl Store {
         }
         answers.extend(points.iter().map(Point::nothing));
         let mut last_type: Option<(&str, u64)> = None;
-        let keyed: Vec<KeyedPoint<'_>> = points
-            .iter()
-            .enumerate()
-            .map(|(pos, p)| {
-                let type_hash = match (p.event_type, last_type) {
-                    (None, _) => 0,
-                    (Some(ty), Some((last, h))) if ty == last => h,
-                    (Some(ty), _) => {
-                        let h = self.hash(ty);
-                        last_type = Some((ty, h));
-                        h
-                    }
-                };
-                KeyedPoint {
-                    point: p,
-                    user_hash: self.hash(p.user),
-                    type_hash,
-                    pos,
+        let mut keyed: Vec<KeyedPoint<'_>> = scratch::take(&KEYED_POINTS);
+        keyed.extend(points.iter().enumerate().map(|(pos, p)| {
+            let type_hash = match (p.event_type, last_type) {
+                (None, _) => 0,
+                (Some(ty), Some((last, h))) if ty == last => h,
+                (Some(ty), _) => {
+                    let h = self.hash(ty);
+                    last_type = Some((ty, h));
+                    h
                 }
-            })
-            .collect();
-        let (sorted, ends) = self.by_shard(&keyed, |k| k.user_hash);
+            };
+            KeyedPoint {
+                point: p,
+                user_hash: self.hash(p.user),
+                type_hash,
+                pos,
+            }
+        }));
+        let (mut sorted, mut ends) = (scratch::take(&POINTS_SORTED), scratch::take(&ENDS));
+        self.by_shard(&keyed, |k| k.user_hash, &mut sorted, &mut ends);
         let mut from = 0;
         for (shard, &end) in ends.iter().enumerate() {
             let group = sorted.get(from..end).unwrap_or_default();
@@ -100,5 +99,8 @@ impl Store {
                 self.lock(shard).points(group, now, answers);
             }
         }
+        scratch::give(&KEYED_POINTS, keyed);
+        scratch::give(&POINTS_SORTED, sorted);
+        scratch::give(&ENDS, ends);
     }
 }
