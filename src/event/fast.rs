@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use super::Event;
 
 mod block;
-use block::{Blocks, digits, marks};
+use block::{Blocks, Pattern, decimal, digits, marks, words};
 
 /// Deepest nesting the fast path walks (the top-level object is depth 1); deeper
 /// input goes to the slow path, which enforces the real limit.
@@ -41,43 +41,6 @@ const POW10: [f64; 23] = [
 /// The little-endian word of eight bytes, for comparing keys a word at a time.
 const fn le(b: &[u8; 8]) -> u64 {
     u64::from_le_bytes(*b)
-}
-
-/// A block's two little-endian words.
-#[inline(always)]
-fn words(block: &[u8; 16]) -> (u64, u64) {
-    let (lo, hi) = block.split_at(8);
-    let word = |half: &[u8]| half.try_into().map_or(0, u64::from_le_bytes);
-    (word(lo), word(hi))
-}
-
-/// The value of the `len` (1 to 10) ASCII digits that start `block`, eight at a
-/// time by the shifts and multiplications of "SIMD within a register".
-#[inline(always)]
-fn decimal(block: &[u8; 16], len: usize) -> u64 {
-    // Eight digits, most significant first (the lowest byte), each 0 to 9, as one
-    // number: pairs, then fours, then all eight.
-    fn eight(v: u64) -> u64 {
-        const LOW: u64 = 0x00ff_0000_00ff;
-        // The products overflow by design: only bits 32 to 63 are kept.
-        let v = v * 10 + (v >> 8);
-        let high = (v & LOW).wrapping_mul(100 + (1_000_000 << 32));
-        let low = ((v >> 16) & LOW).wrapping_mul(1 + (10_000 << 32));
-        high.wrapping_add(low) >> 32
-    }
-    const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
-    let (lo, hi) = words(block);
-    if len <= 8 {
-        // The digits moved to the top; the zeros below them are leading zeros.
-        return eight((lo & NIBBLES) << (8 * (8 - len)));
-    }
-    let first = eight(lo & NIBBLES);
-    let (d8, d9) = (hi & 0xf, (hi >> 8) & 0xf);
-    if len == 9 {
-        first * 10 + d8
-    } else {
-        first * 100 + d8 * 10 + d9
-    }
 }
 
 /// A member's key, as far as the event cares.
@@ -119,6 +82,12 @@ impl Key {
         }
     }
 }
+
+const USER_ID: Pattern = Pattern::of(b"\"user_id\":");
+const EVENT_TYPE: Pattern = Pattern::of(b"\"event_type\":");
+const TIMESTAMP: Pattern = Pattern::of(b"\"timestamp\":");
+const ATTRIBUTES: Pattern = Pattern::of(b"\"attributes\":");
+const VALUE: Pattern = Pattern::of(b"\"value\":");
 
 struct Scan<'a> {
     s: &'a [u8],
@@ -180,8 +149,10 @@ impl<'a> Scan<'a> {
             return None;
         }
         let start = self.i + 1;
-        if let Some(len) = marks(self.blocks.at(start)?).plain_len() {
-            let text = self.s.get(start..start + len)?;
+        if let Some(block) = self.blocks.within(start)
+            && let Some(len) = marks(block).plain_len()
+            && let Some(text) = block.get(..len)
+        {
             self.i = start + len + 1;
             // SAFETY: no byte before the closing quote is special, so none is above
             // 0x7f: the text is ASCII, hence UTF-8.
@@ -264,6 +235,93 @@ impl<'a> Scan<'a> {
         }
         self.i += len;
         u32::try_from(decimal(block, len)).ok()
+    }
+
+    /// The value of `attributes`, the cursor before it: the last `value` member's
+    /// number when it is an object, `None` for anything else.
+    #[inline(always)]
+    fn attributes(&mut self) -> Option<Option<f64>> {
+        self.ws();
+        if self.peek() != b'{' {
+            self.skip(1)?;
+            return Some(None);
+        }
+        self.i += 1;
+        self.ws();
+        let mut value = None;
+        if self.peek() == b'}' {
+            self.i += 1;
+            return Some(value);
+        }
+        loop {
+            let key = match self.pattern_at(self.i, &VALUE) {
+                Some(at) => {
+                    self.i = at;
+                    Key::Value
+                }
+                None => {
+                    let key = self.key()?;
+                    self.eat(b':')?;
+                    key
+                }
+            };
+            if key == Key::Value {
+                self.ws();
+                value = match self.peek() {
+                    b'-' | b'0'..=b'9' => self.value()?,
+                    _ => {
+                        self.skip(2)?;
+                        None
+                    }
+                };
+            } else {
+                self.ws();
+                if self.peek() == b'"' {
+                    self.string()?;
+                } else {
+                    self.skip(2)?;
+                }
+            }
+            self.ws();
+            match self.peek() {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    return Some(value);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The position after `pattern` when the input holds it at `at`.
+    #[inline(always)]
+    fn pattern_at(&self, at: usize, pattern: &Pattern) -> Option<usize> {
+        let end = at.checked_add(pattern.len)?;
+        let bytes = self.s.get(at..end)?;
+        let (first, last) = (bytes.first_chunk::<8>()?, bytes.last_chunk::<8>()?);
+        let matches = u64::from_le_bytes(*first) == pattern.first
+            && u64::from_le_bytes(*last) == pattern.last;
+        matches.then_some(end)
+    }
+
+    /// After a value: the position after the next member's key and colon, when the
+    /// next member is `pattern`'s and written as services write it: `,"key":` or
+    /// `, "key":`.
+    #[inline(always)]
+    fn next_member(&self, pattern: &Pattern) -> Option<usize> {
+        let mut at = self.i;
+        if self.at(at) != b',' {
+            return None;
+        }
+        at += 1;
+        if self.at(at) == b' ' {
+            at += 1;
+        }
+        self.pattern_at(at, pattern)
     }
 
     /// A JSON number's text, checked against the JSON grammar.
@@ -454,202 +512,93 @@ pub fn parse_for<'a>(
         blocks: Blocks::new(json)?,
     };
     scan.eat(b'{')?;
-    let (mut user, mut ty, mut ts, mut value) = (None, None, None, None);
-    let mut seen_attributes = false;
-    scan.members(1, |scan, key| {
+    let mut event = Fields::default();
+    // The members services send, in the order they send them, are taken straight,
+    // each when it comes next as the service writes it (`,"key":` or `, "key":`);
+    // from the first that does not, the general loop goes on (with what was taken
+    // counting as seen, so a repeat still declines).
+    let mut after_value = false;
+    'direct: {
+        let Some(at) = scan.pattern_at(scan.i, &USER_ID) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.user = Some(scan.id(max_id_len)?);
+        after_value = true;
+        let Some(at) = scan.next_member(&EVENT_TYPE) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.ty = Some(scan.id(max_id_len)?);
+        let Some(at) = scan.next_member(&TIMESTAMP) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.ts = Some(scan.timestamp()?);
+        let Some(at) = scan.next_member(&ATTRIBUTES) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.attributes = true;
+        event.value = scan.attributes()?;
+    }
+    loop {
+        scan.ws();
+        if after_value {
+            match scan.peek() {
+                b',' => scan.i += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        } else if scan.peek() == b'}' {
+            break;
+        }
+        let key = scan.key()?;
+        scan.eat(b':')?;
+        event.member(&mut scan, key, max_id_len)?;
+        after_value = true;
+    }
+    scan.i += 1;
+    scan.ws();
+    if scan.i != json.len() {
+        return None;
+    }
+    Some(Event {
+        user_id: Cow::Borrowed(event.user.or(default_user)?),
+        event_type: Cow::Borrowed(event.ty?),
+        timestamp: event.ts?,
+        value: event.value,
+    })
+}
+
+/// What the top-level members have given so far.
+#[derive(Default)]
+struct Fields<'a> {
+    user: Option<&'a str>,
+    ty: Option<&'a str>,
+    ts: Option<u32>,
+    attributes: bool,
+    value: Option<f64>,
+}
+
+impl<'a> Fields<'a> {
+    /// Takes the value of a top-level member, the cursor before it.
+    fn member(&mut self, scan: &mut Scan<'a>, key: Key, max_id_len: usize) -> Option<()> {
         match key {
-            Key::User if user.is_none() => user = Some(scan.id(max_id_len)?),
-            Key::Type if ty.is_none() => ty = Some(scan.id(max_id_len)?),
-            Key::Time if ts.is_none() => ts = Some(scan.timestamp()?),
-            Key::Attributes if !seen_attributes => {
-                seen_attributes = true;
-                scan.ws();
-                if scan.peek() == b'{' {
-                    scan.i += 1;
-                    scan.members(2, |scan, key| {
-                        if key == Key::Value {
-                            scan.ws();
-                            value = match scan.peek() {
-                                b'-' | b'0'..=b'9' => scan.value()?,
-                                _ => {
-                                    scan.skip(2)?;
-                                    None
-                                }
-                            };
-                            Some(())
-                        } else {
-                            scan.skip(2)
-                        }
-                    })?;
-                } else {
-                    scan.skip(1)?;
-                }
+            Key::User if self.user.is_none() => self.user = Some(scan.id(max_id_len)?),
+            Key::Type if self.ty.is_none() => self.ty = Some(scan.id(max_id_len)?),
+            Key::Time if self.ts.is_none() => self.ts = Some(scan.timestamp()?),
+            Key::Attributes if !self.attributes => {
+                self.attributes = true;
+                self.value = scan.attributes()?;
             }
             // A repeated known field: the slow path reports it.
             Key::User | Key::Type | Key::Time | Key::Attributes => return None,
             Key::Value | Key::Other => scan.skip(1)?,
         }
         Some(())
-    })?;
-    scan.ws();
-    if scan.i != json.len() {
-        return None;
     }
-    Some(Event {
-        user_id: Cow::Borrowed(user.or(default_user)?),
-        event_type: Cow::Borrowed(ty?),
-        timestamp: ts?,
-        value,
-    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::parse_slow;
-    use proptest::prelude::*;
-
-    /// The fast path may decline anything, but what it accepts must be exactly what
-    /// the serde_json path accepts, bit for bit.
-    fn agrees(json: &[u8]) -> Result<(), TestCaseError> {
-        if let Some(fast) = parse(json, 16) {
-            let slow = parse_slow(json, 16);
-            prop_assert!(
-                slow.is_ok(),
-                "fast accepted what slow rejects: {:?} -> {:?}",
-                String::from_utf8_lossy(json),
-                slow
-            );
-            let slow = slow.unwrap();
-            prop_assert_eq!(&fast.user_id, &slow.user_id);
-            prop_assert_eq!(&fast.event_type, &slow.event_type);
-            prop_assert_eq!(fast.timestamp, slow.timestamp);
-            prop_assert_eq!(fast.value.map(f64::to_bits), slow.value.map(f64::to_bits));
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn takes_the_common_shapes() {
-        let seed = br#"{"user_id": "user123", "event_type": "click", "timestamp": 1678886400, "attributes": {"item_id": "item456", "value": 10.5}}"#;
-        let ev = parse(seed, 512).expect("fast path takes the seed event");
-        assert_eq!(
-            (&*ev.user_id, &*ev.event_type, ev.timestamp, ev.value),
-            ("user123", "click", 1678886400, Some(10.5))
-        );
-        for json in [
-            &br#"{"user_id":"u","event_type":"t","timestamp":0}"#[..],
-            br#" {"timestamp":5,"x":[1,{"y":null}],"event_type":"t","user_id":"u","attributes":"no"} "#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,"attributes":{"value":"10.5","value":-2e3}}"#,
-        ] {
-            assert!(parse(json, 512).is_some(), "{}", String::from_utf8_lossy(json));
-        }
-        // Declined, for the slow path to decide.
-        for json in [
-            &br#"{"user_id":"us\u0041","event_type":"t","timestamp":1}"#[..],
-            br#"{"user_id":"u","event_type":"t","timestamp":1.5}"#,
-            br#"{"user_id":"u","user_id":"v","event_type":"t","timestamp":1}"#,
-            br#"{"user_id":"","event_type":"t","timestamp":1}"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,}"#,
-            br#"{"user_id":"u","event_type":"t"}"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1} x"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,"d":[[[[[[[[[1]]]]]]]]]}"#,
-        ] {
-            assert!(
-                parse(json, 512).is_none(),
-                "{}",
-                String::from_utf8_lossy(json)
-            );
-        }
-    }
-
-    fn fragment() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("{".to_string()),
-            Just("}".to_string()),
-            Just("[".to_string()),
-            Just("]".to_string()),
-            Just(",".to_string()),
-            Just(":".to_string()),
-            Just(" ".to_string()),
-            Just("\"".to_string()),
-            Just("\"user_id\"".to_string()),
-            Just("\"event_type\"".to_string()),
-            Just("\"timestamp\"".to_string()),
-            Just("\"attributes\"".to_string()),
-            Just("\"value\"".to_string()),
-            Just("\"u1\"".to_string()),
-            Just("\"\"".to_string()),
-            Just("true".to_string()),
-            Just("null".to_string()),
-            Just("fals".to_string()),
-            Just("\\".to_string()),
-            Just("\\u0041".to_string()),
-            "-?[0-9]{1,12}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{0,3})?",
-            "[a-z]{1,4}",
-        ]
-    }
-
-    fn event_like() -> impl Strategy<Value = String> {
-        let value = prop_oneof![
-            "-?[0-9]{1,5}(\\.[0-9]{1,4})?([eE]-?[0-9]{1,3})?",
-            // Around the fast conversion's limit of 15 significant digits.
-            "-?[0-9]{1,9}\\.[0-9]{1,9}",
-            Just("\"10.5\"".to_string()),
-            Just("null".to_string()),
-            Just("[1,2]".to_string()),
-            Just("{\"value\":1}".to_string()),
-            Just("1e400".to_string()),
-            Just("-0".to_string()),
-        ];
-        (
-            "[a-zA-Z0-9_]{0,20}",
-            "[a-z]{0,6}",
-            prop_oneof![
-                "[0-9]{1,11}",
-                "-[0-9]{1,3}",
-                "[0-9]{1,3}\\.[0-9]{1,3}",
-                "0[0-9]"
-            ],
-            prop::option::of(value),
-            prop::bool::ANY,
-        )
-            .prop_map(|(u, t, ts, v, spaced)| {
-                let sep = if spaced { " " } else { "" };
-                let attrs = v
-                    .map(|v| {
-                        format!(",{sep}\"attributes\":{sep}{{\"item\":\"x\",\"value\":{sep}{v}}}")
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "{{\"user_id\":{sep}\"{u}\",\"event_type\":\"{t}\",\"timestamp\":{ts}{attrs}}}"
-                )
-            })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
-
-        #[test]
-        fn fast_agrees_on_event_shapes(json in event_like()) {
-            agrees(json.as_bytes())?;
-        }
-
-        #[test]
-        fn fast_agrees_on_fragment_soup(parts in proptest::collection::vec(fragment(), 0..40)) {
-            agrees(parts.concat().as_bytes())?;
-        }
-
-        #[test]
-        fn fast_agrees_on_mutations(json in event_like(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()) {
-            let mut bytes = json.into_bytes();
-            let i = at.index(bytes.len().max(1)).min(bytes.len().saturating_sub(1));
-            if cut {
-                bytes.truncate(i);
-            } else if let Some(b) = bytes.get_mut(i) {
-                *b = byte;
-            }
-            agrees(&bytes)?;
-        }
-    }
-}
+mod tests;
