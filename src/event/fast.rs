@@ -365,6 +365,7 @@ impl<'a> Scan<'a> {
     /// `attributes.value` when it is a number: its finite `f64`, or `None` (too
     /// large). Short decimals are converted in the same pass that reads them; the
     /// rest (an exponent, more than 15 digits) by `str::parse`.
+    #[inline(always)]
     fn value(&mut self) -> Option<Option<f64>> {
         let s = self.s;
         let start = self.i;
@@ -400,8 +401,8 @@ impl<'a> Scan<'a> {
         match POW10.get(frac) {
             Some(&scale) if !exponent && int_len + frac <= FAST_VALUE_DIGITS => {
                 self.i = i;
-                // Exact: m < 10^15 < 2^53.
-                let v = m as f64 / scale;
+                // Exact: m < 10^15 < 2^53 (signed, which converts in one instruction).
+                let v = m as i64 as f64 / scale;
                 Some(Some(if negative { -v } else { v }))
             }
             _ => {
