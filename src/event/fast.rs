@@ -1,5 +1,7 @@
 //! The fast path for the events services actually send: no escapes, an integer
-//! timestamp, shallow nesting. One pass over the bytes, no allocation.
+//! timestamp, shallow nesting. One pass over the bytes, no allocation; strings and
+//! the timestamp are read sixteen bytes at a time (`block`), and a string whose
+//! bytes are all ASCII needs no UTF-8 check.
 //!
 //! It is an *accelerator*, not a second parser to trust: it answers only when it is
 //! sure, and anything unusual — an escape, a fractional timestamp, a duplicate field, deep nesting, any syntax it does not like — makes it give up, and
@@ -14,6 +16,9 @@
 use std::borrow::Cow;
 
 use super::Event;
+
+mod block;
+use block::{Blocks, Pattern, decimal, digits, marks, words};
 
 /// Deepest nesting the fast path walks (the top-level object is depth 1); deeper
 /// input goes to the slow path, which enforces the real limit.
@@ -33,39 +38,6 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Bytes that end the fast scan of a string's contents: the closing quote, an escape
-/// (the slow path unescapes), or a control character (invalid in JSON strings).
-static STRING_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = true;
-        b += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// The high bit of each byte of `x` (little-endian) that is a quote, a backslash or
-/// below 0x20, by the bit tricks of "Bit Twiddling Hacks" (a byte is zero after xor
-/// with its pattern). Bytes above the lowest flagged one may be flagged falsely (a
-/// borrow ripples up), so only the lowest flag is to be trusted — which is the one a
-/// scan wants.
-fn string_stops(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-    zero_byte(x ^ (ONES * u64::from(b'"'))) | zero_byte(x ^ (ONES * u64::from(b'\\'))) | below_space
-}
-
-/// The eight bytes at `i` as a little-endian word, when there are eight.
-fn word_at(s: &[u8], i: usize) -> Option<u64> {
-    let bytes: [u8; 8] = s.get(i..i.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
-}
-
 /// The little-endian word of eight bytes, for comparing keys a word at a time.
 const fn le(b: &[u8; 8]) -> u64 {
     u64::from_le_bytes(*b)
@@ -83,6 +55,22 @@ enum Key {
 }
 
 impl Key {
+    /// The key of `len` bytes at the start of `block` (`len` below 16).
+    #[inline(always)]
+    fn of_block(block: &[u8; 16], len: usize) -> Key {
+        let (lo, hi) = words(block);
+        // Only the key's own bytes count; past them, anything.
+        let hi2 = hi & 0xffff;
+        match len {
+            5 if lo & 0xff_ffff_ffff == le(b"value\0\0\0") => Key::Value,
+            7 if lo & 0xff_ffff_ffff_ffff == le(b"user_id\0") => Key::User,
+            9 if lo == le(b"timestam") && hi & 0xff == u64::from(b'p') => Key::Time,
+            10 if lo == le(b"event_ty") && hi2 == le(b"pe\0\0\0\0\0\0") => Key::Type,
+            10 if lo == le(b"attribut") && hi2 == le(b"es\0\0\0\0\0\0") => Key::Attributes,
+            _ => Key::Other,
+        }
+    }
+
     fn of(name: &[u8]) -> Key {
         match name {
             b"user_id" => Key::User,
@@ -95,172 +83,272 @@ impl Key {
     }
 }
 
+const USER_ID: Pattern = Pattern::of(b"\"user_id\":");
+const EVENT_TYPE: Pattern = Pattern::of(b"\"event_type\":");
+const TIMESTAMP: Pattern = Pattern::of(b"\"timestamp\":");
+const ATTRIBUTES: Pattern = Pattern::of(b"\"attributes\":");
+const VALUE: Pattern = Pattern::of(b"\"value\":");
+
 struct Scan<'a> {
     s: &'a [u8],
     i: usize,
+    blocks: Blocks<'a>,
 }
 
 impl<'a> Scan<'a> {
+    /// The byte at `i`, or 0 past the end: no token holds a 0, so the end of the
+    /// input stops every scan like any other unexpected byte.
     #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+    fn at(&self, i: usize) -> u8 {
+        self.s.get(i).copied().unwrap_or(0)
     }
 
-    /// Skips whitespace. It runs before every token (~30 times an event), so the
-    /// usual cases — none, or one space — are tested first.
+    #[inline(always)]
+    fn peek(&self) -> u8 {
+        self.at(self.i)
+    }
+
+    /// Skips whitespace. It runs before most tokens, so the usual cases — none, or
+    /// one space — are tested first.
     #[inline(always)]
     fn ws(&mut self) {
-        match self.peek() {
-            Some(b) if b > b' ' => return,
-            Some(b' ') => {
-                self.i += 1;
-                if self.peek().is_some_and(|b| b > b' ') {
-                    return;
-                }
-            }
-            _ => {}
+        let b = self.peek();
+        if b > b' ' {
+            return;
         }
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        if b == b' ' {
+            self.i += 1;
+            if self.peek() > b' ' {
+                return;
+            }
+        }
+        while let b' ' | b'\t' | b'\n' | b'\r' = self.peek() {
             self.i += 1;
         }
     }
 
     #[inline(always)]
     fn eat(&mut self, b: u8) -> Option<()> {
-        self.ws();
-        if self.peek() == Some(b) {
-            self.i += 1;
-            Some(())
-        } else {
-            None
+        if self.peek() != b {
+            self.ws();
+            if self.peek() != b {
+                return None;
+            }
         }
+        self.i += 1;
+        Some(())
     }
 
-    /// A string without escapes or control characters; the bytes between the
-    /// quotes.
+    /// A string without escapes or control characters: its contents. The sixteen
+    /// bytes after the opening quote are looked at together, which finds the closing
+    /// quote of a short plain string at once.
     #[inline(always)]
-    fn string(&mut self) -> Option<&'a [u8]> {
+    fn string(&mut self) -> Option<&'a str> {
         self.ws();
-        if self.peek() != Some(b'"') {
+        if self.peek() != b'"' {
             return None;
         }
         let start = self.i + 1;
-        let mut end = start;
-        // Eight bytes at a time; byte by byte only in the last few bytes of the input.
-        loop {
-            match word_at(self.s, end) {
-                Some(word) => {
-                    let stops = string_stops(word);
-                    if stops != 0 {
-                        end += (stops.trailing_zeros() / 8) as usize;
-                        break;
-                    }
-                    end += 8;
-                }
-                None => {
-                    while !STRING_STOP[usize::from(*self.s.get(end)?)] {
-                        end += 1;
-                    }
-                    break;
-                }
-            }
+        if let Some(block) = self.blocks.within(start)
+            && let Some(len) = marks(block).plain_len()
+            && let Some(text) = block.get(..len)
+        {
+            self.i = start + len + 1;
+            // SAFETY: no byte before the closing quote is special, so none is above
+            // 0x7f: the text is ASCII, hence UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(text) });
         }
-        if self.s.get(end) != Some(&b'"') {
-            return None;
-        }
-        self.i = end + 1;
-        self.s.get(start..end)
+        self.long_string(start)
     }
 
-    /// A member's key, the cursor after it. The keys an event names are told by
-    /// comparing words, without scanning them as strings.
+    /// [`Scan::string`] when the closing quote is not among the first sixteen bytes
+    /// or a special byte comes before it: bytes above 0x7f are taken and checked to
+    /// be UTF-8; anything else special (the zeros past the end included) declines.
+    #[inline(never)]
+    fn long_string(&mut self, start: usize) -> Option<&'a str> {
+        let mut at = start;
+        let mut ascii = true;
+        loop {
+            let block = self.blocks.at(at)?;
+            let marks = marks(block);
+            let mut stops = marks.quote | marks.special;
+            while stops != 0 {
+                let j = stops.trailing_zeros() as usize;
+                match block.get(j) {
+                    Some(b'"') => {
+                        let text = self.s.get(start..at + j)?;
+                        self.i = at + j + 1;
+                        if ascii {
+                            // SAFETY: every byte of `text` was seen, none special.
+                            return Some(unsafe { std::str::from_utf8_unchecked(text) });
+                        }
+                        return std::str::from_utf8(text).ok();
+                    }
+                    Some(0x80..=0xff) => ascii = false,
+                    _ => return None,
+                }
+                stops &= stops - 1;
+            }
+            at += 16;
+        }
+    }
+
+    /// A member's key, the cursor after it. The keys an event names are told from
+    /// the block that holds them, by their length and two words.
     #[inline(always)]
     fn key(&mut self) -> Option<Key> {
         self.ws();
-        let i = self.i;
-        // Bytes i..i+8 and i+4..i+12: every known key, quotes included, fits in 12.
-        if let (Some(w), Some(w2)) = (word_at(self.s, i), word_at(self.s, i + 4)) {
-            let known = if w == le(b"\"user_id") && w2 & 0xff_ffff_ffff == le(b"r_id\"\0\0\0") {
-                Some((Key::User, 9))
-            } else if w == le(b"\"event_t") && w2 == le(b"nt_type\"") {
-                Some((Key::Type, 12))
-            } else if w == le(b"\"timesta") && w2 & 0xff_ffff_ffff_ffff == le(b"estamp\"\0") {
-                Some((Key::Time, 11))
-            } else if w == le(b"\"attribu") && w2 == le(b"ributes\"") {
-                Some((Key::Attributes, 12))
-            } else if w & 0x00ff_ffff_ffff_ffff == le(b"\"value\"\0") {
-                Some((Key::Value, 7))
-            } else {
-                None
-            };
-            if let Some((key, len)) = known {
-                self.i = i + len;
-                return Some(key);
-            }
+        if self.peek() != b'"' {
+            return None;
         }
-        self.string().map(Key::of)
+        let start = self.i + 1;
+        let block = self.blocks.at(start)?;
+        if let Some(len) = marks(block).plain_len() {
+            self.i = start + len + 1;
+            return Some(Key::of_block(block, len));
+        }
+        self.long_string(start).map(|name| Key::of(name.as_bytes()))
     }
 
     /// An id: a non-empty string of at most `max` bytes.
+    #[inline(always)]
     fn id(&mut self, max: usize) -> Option<&'a str> {
         let text = self.string()?;
         if text.is_empty() || text.len() > max {
             return None;
         }
-        // SAFETY: `parse_for` checked the whole input to be ASCII or UTF-8, and a
-        // string's contents lie between two ASCII quotes, so they are whole
-        // characters: valid UTF-8 either way.
-        Some(unsafe { std::str::from_utf8_unchecked(text) })
+        Some(text)
     }
 
     /// A plain non-negative integer timestamp within `u32`; anything else (a
     /// fraction, an exponent, a sign, a leading zero) is for the slow path.
+    #[inline(always)]
     fn timestamp(&mut self) -> Option<u32> {
         self.ws();
-        let rest = self.s.get(self.i..)?;
-        let len = rest
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let digits = rest.get(..len)?;
-        if len == 0 || len > 10 || (len > 1 && digits.first() == Some(&b'0')) {
+        let block = self.blocks.at(self.i)?;
+        let len = (!digits(block)).trailing_zeros() as usize;
+        if len == 0 || len > 10 || (len > 1 && block[0] == b'0') {
             return None;
         }
-        if let Some(b'.' | b'e' | b'E') = rest.get(len) {
+        if let Some(b'.' | b'e' | b'E') = block.get(len) {
             return None;
         }
         self.i += len;
-        let v = digits
-            .iter()
-            .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
-        u32::try_from(v).ok()
+        u32::try_from(decimal(block, len)).ok()
+    }
+
+    /// The value of `attributes`, the cursor before it: the last `value` member's
+    /// number when it is an object, `None` for anything else.
+    #[inline(always)]
+    fn attributes(&mut self) -> Option<Option<f64>> {
+        self.ws();
+        if self.peek() != b'{' {
+            self.skip(1)?;
+            return Some(None);
+        }
+        self.i += 1;
+        self.ws();
+        let mut value = None;
+        if self.peek() == b'}' {
+            self.i += 1;
+            return Some(value);
+        }
+        loop {
+            let key = match self.pattern_at(self.i, &VALUE) {
+                Some(at) => {
+                    self.i = at;
+                    Key::Value
+                }
+                None => {
+                    let key = self.key()?;
+                    self.eat(b':')?;
+                    key
+                }
+            };
+            if key == Key::Value {
+                self.ws();
+                value = match self.peek() {
+                    b'-' | b'0'..=b'9' => self.value()?,
+                    _ => {
+                        self.skip(2)?;
+                        None
+                    }
+                };
+            } else {
+                self.ws();
+                if self.peek() == b'"' {
+                    self.string()?;
+                } else {
+                    self.skip(2)?;
+                }
+            }
+            self.ws();
+            match self.peek() {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    return Some(value);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The position after `pattern` when the input holds it at `at`.
+    #[inline(always)]
+    fn pattern_at(&self, at: usize, pattern: &Pattern) -> Option<usize> {
+        let end = at.checked_add(pattern.len)?;
+        let bytes = self.s.get(at..end)?;
+        let (first, last) = (bytes.first_chunk::<8>()?, bytes.last_chunk::<8>()?);
+        let matches = u64::from_le_bytes(*first) == pattern.first
+            && u64::from_le_bytes(*last) == pattern.last;
+        matches.then_some(end)
+    }
+
+    /// After a value: the position after the next member's key and colon, when the
+    /// next member is `pattern`'s and written as services write it: `,"key":` or
+    /// `, "key":`.
+    #[inline(always)]
+    fn next_member(&self, pattern: &Pattern) -> Option<usize> {
+        let mut at = self.i;
+        if self.at(at) != b',' {
+            return None;
+        }
+        at += 1;
+        if self.at(at) == b' ' {
+            at += 1;
+        }
+        self.pattern_at(at, pattern)
     }
 
     /// A JSON number's text, checked against the JSON grammar.
     fn number(&mut self) -> Option<&'a [u8]> {
         self.ws();
         let start = self.i;
-        if self.peek() == Some(b'-') {
+        if self.peek() == b'-' {
             self.i += 1;
         }
         match self.peek() {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
             _ => return None,
         }
-        if self.peek() == Some(b'.') {
+        if self.peek() == b'.' {
             self.i += 1;
-            if !self.peek()?.is_ascii_digit() {
+            if !self.peek().is_ascii_digit() {
                 return None;
             }
             self.digits();
         }
-        if let Some(b'e' | b'E') = self.peek() {
+        if let b'e' | b'E' = self.peek() {
             self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
+            if let b'+' | b'-' = self.peek() {
                 self.i += 1;
             }
-            if !self.peek()?.is_ascii_digit() {
+            if !self.peek().is_ascii_digit() {
                 return None;
             }
             self.digits();
@@ -269,7 +357,7 @@ impl<'a> Scan<'a> {
     }
 
     fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+        while self.peek().is_ascii_digit() {
             self.i += 1;
         }
     }
@@ -277,11 +365,12 @@ impl<'a> Scan<'a> {
     /// `attributes.value` when it is a number: its finite `f64`, or `None` (too
     /// large). Short decimals are converted in the same pass that reads them; the
     /// rest (an exponent, more than 15 digits) by `str::parse`.
+    #[inline(always)]
     fn value(&mut self) -> Option<Option<f64>> {
         let s = self.s;
         let start = self.i;
         let mut i = start;
-        let negative = s.get(i) == Some(&b'-');
+        let negative = self.at(i) == b'-';
         if negative {
             i += 1;
         }
@@ -312,8 +401,8 @@ impl<'a> Scan<'a> {
         match POW10.get(frac) {
             Some(&scale) if !exponent && int_len + frac <= FAST_VALUE_DIGITS => {
                 self.i = i;
-                // Exact: m < 10^15 < 2^53.
-                let v = m as f64 / scale;
+                // Exact: m < 10^15 < 2^53 (signed, which converts in one instruction).
+                let v = m as i64 as f64 / scale;
                 Some(Some(if negative { -v } else { v }))
             }
             _ => {
@@ -335,7 +424,7 @@ impl<'a> Scan<'a> {
     /// Skips any value at nesting `depth` (the depth of the container holding it).
     fn skip(&mut self, depth: usize) -> Option<()> {
         self.ws();
-        match self.peek()? {
+        match self.peek() {
             b'"' => self.string().map(drop),
             b'{' => {
                 self.i += 1;
@@ -347,14 +436,14 @@ impl<'a> Scan<'a> {
                 }
                 self.i += 1;
                 self.ws();
-                if self.peek() == Some(b']') {
+                if self.peek() == b']' {
                     self.i += 1;
                     return Some(());
                 }
                 loop {
                     self.skip(depth + 1)?;
                     self.ws();
-                    match self.peek()? {
+                    match self.peek() {
                         b',' => self.i += 1,
                         b']' => {
                             self.i += 1;
@@ -382,7 +471,7 @@ impl<'a> Scan<'a> {
             return None;
         }
         self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == b'}' {
             self.i += 1;
             return Some(());
         }
@@ -391,7 +480,7 @@ impl<'a> Scan<'a> {
             self.eat(b':')?;
             member(self, key)?;
             self.ws();
-            match self.peek()? {
+            match self.peek() {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
@@ -415,233 +504,102 @@ pub fn parse_for<'a>(
     max_id_len: usize,
     user: Option<&'a str>,
 ) -> Option<Event<'a>> {
+    // JSON text is UTF-8 throughout. Outside strings the grammar takes only ASCII,
+    // and every string read or skipped is checked, so the whole input is.
     let default_user = user;
-    // JSON text is UTF-8 throughout, skipped strings included. All-ASCII input (what
-    // services send) needs no further check; the ids kept are checked on their own.
-    if !json.is_ascii() {
-        std::str::from_utf8(json).ok()?;
-    }
-    let mut scan = Scan { s: json, i: 0 };
+    let mut scan = Scan {
+        s: json,
+        i: 0,
+        blocks: Blocks::new(json)?,
+    };
     scan.eat(b'{')?;
-    let (mut user, mut ty, mut ts, mut value) = (None, None, None, None);
-    let mut seen_attributes = false;
-    scan.members(1, |scan, key| {
+    let mut event = Fields::default();
+    // The members services send, in the order they send them, are taken straight,
+    // each when it comes next as the service writes it (`,"key":` or `, "key":`);
+    // from the first that does not, the general loop goes on (with what was taken
+    // counting as seen, so a repeat still declines).
+    let mut after_value = false;
+    'direct: {
+        let Some(at) = scan.pattern_at(scan.i, &USER_ID) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.user = Some(scan.id(max_id_len)?);
+        after_value = true;
+        let Some(at) = scan.next_member(&EVENT_TYPE) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.ty = Some(scan.id(max_id_len)?);
+        let Some(at) = scan.next_member(&TIMESTAMP) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.ts = Some(scan.timestamp()?);
+        let Some(at) = scan.next_member(&ATTRIBUTES) else {
+            break 'direct;
+        };
+        scan.i = at;
+        event.attributes = true;
+        event.value = scan.attributes()?;
+    }
+    loop {
+        scan.ws();
+        if after_value {
+            match scan.peek() {
+                b',' => scan.i += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        } else if scan.peek() == b'}' {
+            break;
+        }
+        let key = scan.key()?;
+        scan.eat(b':')?;
+        event.member(&mut scan, key, max_id_len)?;
+        after_value = true;
+    }
+    scan.i += 1;
+    scan.ws();
+    if scan.i != json.len() {
+        return None;
+    }
+    Some(Event {
+        user_id: Cow::Borrowed(event.user.or(default_user)?),
+        event_type: Cow::Borrowed(event.ty?),
+        timestamp: event.ts?,
+        value: event.value,
+    })
+}
+
+/// What the top-level members have given so far.
+#[derive(Default)]
+struct Fields<'a> {
+    user: Option<&'a str>,
+    ty: Option<&'a str>,
+    ts: Option<u32>,
+    attributes: bool,
+    value: Option<f64>,
+}
+
+impl<'a> Fields<'a> {
+    /// Takes the value of a top-level member, the cursor before it.
+    fn member(&mut self, scan: &mut Scan<'a>, key: Key, max_id_len: usize) -> Option<()> {
         match key {
-            Key::User if user.is_none() => user = Some(scan.id(max_id_len)?),
-            Key::Type if ty.is_none() => ty = Some(scan.id(max_id_len)?),
-            Key::Time if ts.is_none() => ts = Some(scan.timestamp()?),
-            Key::Attributes if !seen_attributes => {
-                seen_attributes = true;
-                scan.ws();
-                if scan.peek() == Some(b'{') {
-                    scan.i += 1;
-                    scan.members(2, |scan, key| {
-                        if key == Key::Value {
-                            scan.ws();
-                            value = match scan.peek()? {
-                                b'-' | b'0'..=b'9' => scan.value()?,
-                                _ => {
-                                    scan.skip(2)?;
-                                    None
-                                }
-                            };
-                            Some(())
-                        } else {
-                            scan.skip(2)
-                        }
-                    })?;
-                } else {
-                    scan.skip(1)?;
-                }
+            Key::User if self.user.is_none() => self.user = Some(scan.id(max_id_len)?),
+            Key::Type if self.ty.is_none() => self.ty = Some(scan.id(max_id_len)?),
+            Key::Time if self.ts.is_none() => self.ts = Some(scan.timestamp()?),
+            Key::Attributes if !self.attributes => {
+                self.attributes = true;
+                self.value = scan.attributes()?;
             }
             // A repeated known field: the slow path reports it.
             Key::User | Key::Type | Key::Time | Key::Attributes => return None,
             Key::Value | Key::Other => scan.skip(1)?,
         }
         Some(())
-    })?;
-    scan.ws();
-    if scan.i != json.len() {
-        return None;
     }
-    Some(Event {
-        user_id: Cow::Borrowed(user.or(default_user)?),
-        event_type: Cow::Borrowed(ty?),
-        timestamp: ts?,
-        value,
-    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::parse_slow;
-    use proptest::prelude::*;
-
-    /// The fast path may decline anything, but what it accepts must be exactly what
-    /// the serde_json path accepts, bit for bit.
-    fn agrees(json: &[u8]) -> Result<(), TestCaseError> {
-        if let Some(fast) = parse(json, 16) {
-            let slow = parse_slow(json, 16);
-            prop_assert!(
-                slow.is_ok(),
-                "fast accepted what slow rejects: {:?} -> {:?}",
-                String::from_utf8_lossy(json),
-                slow
-            );
-            let slow = slow.unwrap();
-            prop_assert_eq!(&fast.user_id, &slow.user_id);
-            prop_assert_eq!(&fast.event_type, &slow.event_type);
-            prop_assert_eq!(fast.timestamp, slow.timestamp);
-            prop_assert_eq!(fast.value.map(f64::to_bits), slow.value.map(f64::to_bits));
-        }
-        Ok(())
-    }
-
-    /// The lowest flag of [`string_stops`] is always the first stop byte, whatever
-    /// the other bytes (every pair of positions, every byte value at the first).
-    #[test]
-    fn word_scan_finds_the_first_stop_byte() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                for other in [b'"', b'\\', 0u8, 0x1f, 0x80, 0xff, b'a'] {
-                    for later in at + 1..9 {
-                        let mut word = *b"abcdefgh";
-                        word[at] = b;
-                        if later < 8 {
-                            word[later] = other;
-                        }
-                        let first = word.iter().position(|&c| STRING_STOP[usize::from(c)]);
-                        let stops = string_stops(u64::from_le_bytes(word));
-                        let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
-                        assert_eq!(got, first, "{word:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn takes_the_common_shapes() {
-        let seed = br#"{"user_id": "user123", "event_type": "click", "timestamp": 1678886400, "attributes": {"item_id": "item456", "value": 10.5}}"#;
-        let ev = parse(seed, 512).expect("fast path takes the seed event");
-        assert_eq!(
-            (&*ev.user_id, &*ev.event_type, ev.timestamp, ev.value),
-            ("user123", "click", 1678886400, Some(10.5))
-        );
-        for json in [
-            &br#"{"user_id":"u","event_type":"t","timestamp":0}"#[..],
-            br#" {"timestamp":5,"x":[1,{"y":null}],"event_type":"t","user_id":"u","attributes":"no"} "#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,"attributes":{"value":"10.5","value":-2e3}}"#,
-        ] {
-            assert!(parse(json, 512).is_some(), "{}", String::from_utf8_lossy(json));
-        }
-        // Declined, for the slow path to decide.
-        for json in [
-            &br#"{"user_id":"us\u0041","event_type":"t","timestamp":1}"#[..],
-            br#"{"user_id":"u","event_type":"t","timestamp":1.5}"#,
-            br#"{"user_id":"u","user_id":"v","event_type":"t","timestamp":1}"#,
-            br#"{"user_id":"","event_type":"t","timestamp":1}"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,}"#,
-            br#"{"user_id":"u","event_type":"t"}"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1} x"#,
-            br#"{"user_id":"u","event_type":"t","timestamp":1,"d":[[[[[[[[[1]]]]]]]]]}"#,
-        ] {
-            assert!(
-                parse(json, 512).is_none(),
-                "{}",
-                String::from_utf8_lossy(json)
-            );
-        }
-    }
-
-    fn fragment() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("{".to_string()),
-            Just("}".to_string()),
-            Just("[".to_string()),
-            Just("]".to_string()),
-            Just(",".to_string()),
-            Just(":".to_string()),
-            Just(" ".to_string()),
-            Just("\"".to_string()),
-            Just("\"user_id\"".to_string()),
-            Just("\"event_type\"".to_string()),
-            Just("\"timestamp\"".to_string()),
-            Just("\"attributes\"".to_string()),
-            Just("\"value\"".to_string()),
-            Just("\"u1\"".to_string()),
-            Just("\"\"".to_string()),
-            Just("true".to_string()),
-            Just("null".to_string()),
-            Just("fals".to_string()),
-            Just("\\".to_string()),
-            Just("\\u0041".to_string()),
-            "-?[0-9]{1,12}(\\.[0-9]{0,3})?([eE][-+]?[0-9]{0,3})?",
-            "[a-z]{1,4}",
-        ]
-    }
-
-    fn event_like() -> impl Strategy<Value = String> {
-        let value = prop_oneof![
-            "-?[0-9]{1,5}(\\.[0-9]{1,4})?([eE]-?[0-9]{1,3})?",
-            // Around the fast conversion's limit of 15 significant digits.
-            "-?[0-9]{1,9}\\.[0-9]{1,9}",
-            Just("\"10.5\"".to_string()),
-            Just("null".to_string()),
-            Just("[1,2]".to_string()),
-            Just("{\"value\":1}".to_string()),
-            Just("1e400".to_string()),
-            Just("-0".to_string()),
-        ];
-        (
-            "[a-zA-Z0-9_]{0,20}",
-            "[a-z]{0,6}",
-            prop_oneof![
-                "[0-9]{1,11}",
-                "-[0-9]{1,3}",
-                "[0-9]{1,3}\\.[0-9]{1,3}",
-                "0[0-9]"
-            ],
-            prop::option::of(value),
-            prop::bool::ANY,
-        )
-            .prop_map(|(u, t, ts, v, spaced)| {
-                let sep = if spaced { " " } else { "" };
-                let attrs = v
-                    .map(|v| {
-                        format!(",{sep}\"attributes\":{sep}{{\"item\":\"x\",\"value\":{sep}{v}}}")
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "{{\"user_id\":{sep}\"{u}\",\"event_type\":\"{t}\",\"timestamp\":{ts}{attrs}}}"
-                )
-            })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
-
-        #[test]
-        fn fast_agrees_on_event_shapes(json in event_like()) {
-            agrees(json.as_bytes())?;
-        }
-
-        #[test]
-        fn fast_agrees_on_fragment_soup(parts in proptest::collection::vec(fragment(), 0..40)) {
-            agrees(parts.concat().as_bytes())?;
-        }
-
-        #[test]
-        fn fast_agrees_on_mutations(json in event_like(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()) {
-            let mut bytes = json.into_bytes();
-            let i = at.index(bytes.len().max(1)).min(bytes.len().saturating_sub(1));
-            if cut {
-                bytes.truncate(i);
-            } else if let Some(b) = bytes.get_mut(i) {
-                *b = byte;
-            }
-            agrees(&bytes)?;
-        }
-    }
-}
+mod tests;
