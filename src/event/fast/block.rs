@@ -152,6 +152,11 @@ mod portable {
     }
 }
 
+/// The little-endian word of eight bytes, for comparing keys a word at a time.
+pub(super) const fn le(b: &[u8; 8]) -> u64 {
+    u64::from_le_bytes(*b)
+}
+
 /// A block's two little-endian words.
 #[inline(always)]
 pub(super) fn words(block: &[u8; 16]) -> (u64, u64) {
