@@ -176,9 +176,20 @@ impl Ring {
     /// Adds `n` events whose values sum to `v` to `slot` of a pair's ring, whose owner
     /// keeps the running sum in `run`. Returns whether the slot was empty before.
     pub fn add_with_value(&mut self, slot: u32, n: u64, v: f64, run: &mut Running) -> bool {
-        let new_slot = self.add_counted(slot, n, run.tail());
         let v = if v.is_finite() { v } else { 0.0 };
         let (high, x) = split(v);
+        // A pair's first event (the most common add across a wide user base): one
+        // slot, and the value is the running sum. It is what `add_counted` and
+        // `add_part` make of it, without walking their general cases (~150
+        // instructions an event, callgrind).
+        if self.bits == 0 && n <= 1 && !high && *run == Running::ZERO {
+            self.bits = 1u64 << slot;
+            if x != 0.0 {
+                *run = Running::from_bits(x.to_bits());
+            }
+            return true;
+        }
+        let new_slot = self.add_counted(slot, n, run.tail());
         self.add_part(slot, high, x, new_slot, run);
         new_slot
     }
