@@ -136,6 +136,44 @@ impl Index {
         }
     }
 
+    /// [`Index::find`], or where the lookup ended: the empty slot a new key of
+    /// `hash` would be filed in, good for [`Index::insert_at`] while the index is
+    /// not changed.
+    pub fn find_or_vacancy(
+        &self,
+        hash: u64,
+        mut is_it: impl FnMut(u32) -> bool,
+    ) -> Result<u32, Vacancy> {
+        let want = bits(hash);
+        let mut i = self.home(want);
+        loop {
+            let Some(&slot) = self.slots.get(i) else {
+                return Err(Vacancy(None));
+            };
+            if slot == 0 {
+                return Err(Vacancy(Some(i)));
+            }
+            if slot >> 32 == want && is_it(key_of(slot)) {
+                return Ok(key_of(slot));
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    /// [`Index::insert`] into the slot a lookup of `hash` just found empty, when
+    /// the index has room: a new user's key is filed without walking its probe run
+    /// a second time.
+    pub fn insert_at(&mut self, hash: u64, key: u32, at: Vacancy) {
+        let room = (self.len + 1) * 5 <= self.slots.len() * 4;
+        match at.0.and_then(|i| self.slots.get_mut(i)) {
+            Some(slot) if room && *slot == 0 => {
+                *slot = entry(hash, key);
+                self.len += 1;
+            }
+            _ => self.insert(hash, key),
+        }
+    }
+
     /// Files `key` under `hash` (the caller knows it is not filed yet).
     pub fn insert(&mut self, hash: u64, key: u32) {
         if (self.len + 1) * 5 > self.slots.len() * 4 {
@@ -208,6 +246,15 @@ impl Index {
     }
 }
 
+/// Where a lookup found no key: see [`Index::find_or_vacancy`].
+#[derive(Debug, Clone, Copy)]
+pub struct Vacancy(Option<usize>);
+
+impl Vacancy {
+    /// No known slot: [`Index::insert_at`] walks the probe run itself.
+    pub const UNKNOWN: Vacancy = Vacancy(None);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,13 +275,20 @@ mod tests {
                 let found = index.find(hash, |k| model.get(&k) == Some(&id));
                 let modelled = model.iter().find(|&(_, &v)| v == id).map(|(&k, _)| k);
                 prop_assert_eq!(found, modelled);
-                match (insert, found) {
-                    (true, None) => {
+                let vacancy = index.find_or_vacancy(hash, |k| model.get(&k) == Some(&id));
+                prop_assert_eq!(vacancy.ok(), found);
+                match (insert, vacancy) {
+                    (true, Err(at)) if next_key % 2 == 0 => {
+                        index.insert_at(hash, next_key, at);
+                        model.insert(next_key, id);
+                        next_key += 1;
+                    }
+                    (true, Err(_)) => {
                         index.insert(hash, next_key);
                         model.insert(next_key, id);
                         next_key += 1;
                     }
-                    (false, Some(k)) => {
+                    (false, Ok(k)) => {
                         index.remove(hash, k);
                         model.remove(&k);
                     }

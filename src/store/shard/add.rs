@@ -5,6 +5,7 @@ use hashbrown::HashTable;
 
 use super::super::AddError;
 use super::super::exact::Exact;
+use super::super::index::Vacancy;
 use super::super::name::Name;
 use super::super::ring::{Ring, Running, slot_of};
 use super::guess::Ahead;
@@ -198,11 +199,16 @@ impl Shard {
     /// the pair when they are new.
     fn add_to_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64, now: i64) {
         let ev = k.ev;
-        let existing = self
-            .find_user(ev.user, k.user_hash)
-            .filter(|&idx| self.expire_user(idx, now));
+        let (existing, vacancy) = match self.find_user_or_vacancy(ev.user, k.user_hash) {
+            // Expiring the user changes the index: its vacancy is not known.
+            Ok(idx) => (
+                Some(idx).filter(|&i| self.expire_user(i, now)),
+                Vacancy::UNKNOWN,
+            ),
+            Err(vacancy) => (None, vacancy),
+        };
         let Some(idx) = existing else {
-            self.new_user(k, ty, sec);
+            self.new_user(k, ty, sec, vacancy);
             return;
         };
         let window = self.window;
@@ -275,7 +281,7 @@ impl Shard {
     }
 
     /// A user seen for the first time (in the window) with an event of type key `ty`.
-    fn new_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64) {
+    fn new_user(&mut self, k: &Keyed<'_>, ty: u32, sec: i64, vacancy: Vacancy) {
         let ev = k.ev;
         let mut ring = Ring::new();
         let mut running = Running::ZERO;
@@ -285,7 +291,8 @@ impl Shard {
         let rec = UserRec::new(Name::new(ev.user), sec as u32, ty, ring, running);
         let idx = self.users.insert(rec) as u32;
         self.rank_moved(idx, 0, count);
-        self.user_index.insert(k.user_hash, idx);
+        // Counting the user into the rankings leaves the index as the lookup found it.
+        self.user_index.insert_at(k.user_hash, idx, vacancy);
         self.user_newest.add(sec);
         self.pair_newest.add(sec);
         self.count_new_pair(ty);

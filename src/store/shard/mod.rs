@@ -40,7 +40,7 @@ use std::sync::Arc;
 use super::Ingest;
 use super::exact::Exact;
 use super::hist::SecondHist;
-use super::index::Index;
+use super::index::{Index, Vacancy};
 use super::rank::Ranking;
 use super::registry::Registry;
 use super::ring::{full_mask, slot_of};
@@ -197,8 +197,13 @@ impl Shard {
     }
 
     fn find_user(&self, name: &str, hash: u64) -> Option<u32> {
+        self.find_user_or_vacancy(name, hash).ok()
+    }
+
+    /// [`Shard::find_user`], or where a new user of `hash` is to be filed.
+    fn find_user_or_vacancy(&self, name: &str, hash: u64) -> Result<u32, Vacancy> {
         let users = &self.users;
-        self.user_index.find(hash, |i| {
+        self.user_index.find_or_vacancy(hash, |i| {
             users
                 .get(i as usize)
                 .is_some_and(|u| u.name.as_bytes() == name.as_bytes())
