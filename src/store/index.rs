@@ -278,7 +278,7 @@ mod tests {
                 let vacancy = index.find_or_vacancy(hash, |k| model.get(&k) == Some(&id));
                 prop_assert_eq!(vacancy.ok(), found);
                 match (insert, vacancy) {
-                    (true, Err(at)) if next_key % 2 == 0 => {
+                    (true, Err(at)) if next_key.is_multiple_of(2) => {
                         index.insert_at(hash, next_key, at);
                         model.insert(next_key, id);
                         next_key += 1;
