@@ -121,6 +121,7 @@ pub fn exact_huge() -> f64 {
 use registry::Registry;
 pub use ring::MAX_SLOTS as MAX_WINDOW;
 use shard::{Keyed, KeyedPoint, Shard, ShardStats};
+pub use top::{Ranked, SCAN_BUDGET, Score, TopScan};
 
 use crate::scratch;
 
@@ -136,7 +137,6 @@ thread_local! {
     /// One shard's results.
     static OUTCOME: Cell<Vec<Result<(), AddError>>> = const { Cell::new(Vec::new()) };
 }
-pub use top::{Ranked, SCAN_BUDGET, Score, TopScan};
 
 /// Why an event was not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,11 +247,9 @@ impl Store {
         (((user_hash >> 32) * self.shards.len() as u64) >> 32) as usize
     }
 
-    /// `items` grouped by shard with a counting sort, which keeps arrival order within
-    /// a shard (a user's events stay in order) and costs O(items + shards): the
-    /// grouped items, and where each shard's group ends in them.
-    /// `items` grouped by shard into `sorted` (a counting sort, order kept within a
-    /// shard); `ends[s]` is where shard `s`'s group ends.
+    /// `items` grouped by shard into `sorted` with a counting sort, which keeps
+    /// arrival order within a shard (a user's events stay in order) and costs
+    /// O(items + shards); `ends[s]` is where shard `s`'s group ends in it.
     fn by_shard<T: Copy>(
         &self,
         items: &[T],
