@@ -24,6 +24,7 @@ mod http;
 mod ingest;
 mod observe;
 mod persist;
+mod prefetch;
 mod protected;
 mod protocol;
 mod scratch;

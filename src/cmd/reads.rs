@@ -94,15 +94,11 @@ impl Reads {
     /// Adds a query of `id`, whose slices are slices of `buf`; `false` (nothing
     /// added) when they are not, and the query must run on its own.
     pub fn push(&mut self, buf: &[u8], id: CommandId, read: PointRead<'_>) -> bool {
-        let Some(user) = crate::ingest::range_in(buf, read.user) else {
+        let (Some(user), Some(event_type)) = (
+            crate::ingest::range_in(buf, read.user),
+            crate::ingest::maybe_range_in(buf, read.event_type),
+        ) else {
             return false;
-        };
-        let event_type = match read.event_type {
-            Some(t) => match crate::ingest::range_in(buf, t) {
-                Some(r) => Some(r),
-                None => return false,
-            },
-            None => None,
         };
         self.id = Some(id);
         self.waiting.push(Waiting {

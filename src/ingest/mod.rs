@@ -81,6 +81,14 @@ pub(crate) fn range_in(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     (start <= buf.len() && part.len() <= buf.len() - start).then_some((start, start + part.len()))
 }
 
+/// [`range_in`] of an optional part: `None` when it is given but not in `buf`.
+pub(crate) fn maybe_range_in(buf: &[u8], part: Option<&[u8]>) -> Option<Option<(usize, usize)>> {
+    match part {
+        Some(p) => range_in(buf, p).map(Some),
+        None => Some(None),
+    }
+}
+
 impl Batch {
     /// Whether no event waits.
     pub fn is_empty(&self) -> bool {
@@ -89,14 +97,8 @@ impl Batch {
 
     /// Adds `event`, whose slices are slices of `buf`.
     pub fn push(&mut self, buf: &[u8], event: Submitted<'_>) {
-        let key = match event.key {
-            Some(k) => match range_in(buf, k) {
-                Some(r) => Some(r),
-                None => return,
-            },
-            None => None,
-        };
-        if let Some(json) = range_in(buf, event.json) {
+        if let (Some(key), Some(json)) = (maybe_range_in(buf, event.key), range_in(buf, event.json))
+        {
             self.waiting.push(Waiting { json, key });
         }
     }

@@ -18,21 +18,10 @@
 //! (backward shifting, no tombstones) without hashing any id again. At most 4/5 of the
 //! slots are used, which keeps probe sequences short.
 
+use crate::prefetch::prefetch;
+
 /// Slots of a new index.
 const INITIAL_SLOTS: usize = 16;
-
-/// Hints the CPU to start loading the cache line at `p`.
-#[inline]
-pub fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and reads or writes nothing the
-    // program can observe, whatever the address; SSE is part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// The index; see the module doc.
 #[derive(Debug)]

@@ -401,8 +401,15 @@ impl Store {
 
     /// Events of `user` in the last `span` seconds.
     pub fn user_count(&self, user: &str, span: u32, now: i64) -> u64 {
-        let h = self.hash(user);
-        self.lock(self.shard_of(h)).user_count(user, h, span, now)
+        let point = Point {
+            user,
+            event_type: None,
+            span,
+        };
+        match self.point(&point, now) {
+            Answer::Count(n) => n,
+            Answer::Sum(_) => 0,
+        }
     }
 
     /// Events of type `ty` in the last `span` seconds.
@@ -422,9 +429,15 @@ impl Store {
 
     /// Sum of `value` for (`user`, `ty`) over the last `span` seconds.
     pub fn sum(&self, user: &str, ty: &str, span: u32, now: i64) -> f64 {
-        let (uh, th) = (self.hash(user), self.hash(ty));
-        self.lock(self.shard_of(uh))
-            .sum((user, uh), (ty, th), span, now)
+        let point = Point {
+            user,
+            event_type: Some(ty),
+            span,
+        };
+        match self.point(&point, now) {
+            Answer::Sum(sum) => sum,
+            Answer::Count(_) => 0.0,
+        }
     }
 
     /// One bounded step of the background sweep of shard `shard`: at most `budget`

@@ -182,7 +182,7 @@ impl Encoder {
     }
 
     /// Starts loading what interning the user of hash `h` will read: its slot
-    /// (`far`: a few events ahead) or its bytes (the next event).
+    /// (`far`: further ahead) or its bytes.
     pub fn prefetch(&self, h: u64, far: bool) {
         if far {
             self.users.prefetch_slot(h);

@@ -10,20 +10,9 @@
 
 use slab::Slab;
 
-use super::super::index::prefetch;
 use super::Shard;
 use super::record::UserRec;
-
-/// How many lookups ahead of the one being made a run prefetches the user's index
-/// slot, and the user's record: a miss takes longer than counting one event, so the
-/// record is asked for a few lookups early, and its slot (which names the record)
-/// earlier still. A shard's share of a 64-request run is ~16, so the first lookups
-/// need their loads asked for before the first one is made (`i == 0` below).
-/// Measured: 6/3 against the old 2/1, `benches/store` batch64_random_users_1m (4
-/// shards), 24–35 against 34–43 µs a batch; 16/8 against 6/3, same-run server A/B,
-/// `EVT.USER -P 64` 0.33× → 0.30× `GET`'s CPU.
-const SLOT_AHEAD: usize = 16;
-const RECORD_AHEAD: usize = 8;
+use crate::prefetch::{ahead, prefetch};
 
 /// Prefetching for a run of user lookups in one shard.
 #[derive(Debug, Default)]
@@ -33,23 +22,14 @@ pub(super) struct Ahead {
 
 impl Ahead {
     /// To call before the lookup of item `i` of a run whose items' user hashes are
-    /// `hash(0..)` (`None` past the end).
+    /// `hash(0..)` (`None` past the end); see [`ahead`].
     #[inline]
     pub fn before(&mut self, shard: &Shard, i: usize, hash: impl Fn(usize) -> Option<u64>) {
-        if i == 0 {
-            for h in (0..SLOT_AHEAD).map_while(&hash) {
-                shard.user_index.prefetch(h);
-            }
-            for h in (0..RECORD_AHEAD).map_while(&hash) {
-                self.record(shard, h);
-            }
-        }
-        if let Some(h) = hash(i + SLOT_AHEAD) {
-            shard.user_index.prefetch(h);
-        }
-        if let Some(h) = hash(i + RECORD_AHEAD) {
-            self.record(shard, h);
-        }
+        ahead(
+            i,
+            |j| hash(j).map(|h| shard.user_index.prefetch(h)).is_some(),
+            |j| hash(j).map(|h| self.record(shard, h)).is_some(),
+        );
     }
 
     /// Prefetches the record the index names first for `hash` (reading its slot).

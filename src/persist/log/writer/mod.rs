@@ -37,13 +37,8 @@ use super::lane::{self, CLOCK, FLAG_PROMISE, LaneBuf, MARK, PENDING};
 use super::ticket::Promise;
 use super::{Control, Fsync, Log};
 use crate::persist::{Addition, add};
+use crate::prefetch;
 use crate::shared::Shared;
-
-/// How many events ahead the log thread prefetches an id's dictionary slot, and the
-/// id's bytes (which need the slot). 4/1 left the slot read waiting (perf annotate:
-/// most of `Writer::process` on it).
-const SLOT_AHEAD: usize = 16;
-const ID_AHEAD: usize = 8;
 
 /// How often a failing log tries to write again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -307,24 +302,15 @@ impl Writer {
                 }
                 // With a million users, each id's slot and bytes are cache misses:
                 // hashes first, so the events ahead can be prefetched.
-                // The slot read to find an id's bytes must have arrived, or that read
-                // waits: slots go far ahead, bytes half as far (as the store's lookups,
-                // `store/shard/guess.rs`), and the first ones before the first event.
                 evs.clear();
                 evs.extend(item.events().map(|e| (seg.enc.user_hash(e.user), e)));
-                for (h, _) in evs.iter().take(SLOT_AHEAD) {
-                    seg.enc.prefetch(*h, true);
-                }
-                for (h, _) in evs.iter().take(ID_AHEAD) {
-                    seg.enc.prefetch(*h, false);
-                }
                 for (k, (uh, ev)) in evs.iter().enumerate() {
-                    if let Some((h, _)) = evs.get(k + SLOT_AHEAD) {
-                        seg.enc.prefetch(*h, true);
-                    }
-                    if let Some((h, _)) = evs.get(k + ID_AHEAD) {
-                        seg.enc.prefetch(*h, false);
-                    }
+                    let enc = &seg.enc;
+                    prefetch::ahead(
+                        k,
+                        |j| evs.get(j).map(|(h, _)| enc.prefetch(*h, true)).is_some(),
+                        |j| evs.get(j).map(|(h, _)| enc.prefetch(*h, false)).is_some(),
+                    );
                     let age = u64::try_from(round_now - i64::from(ev.second)).unwrap_or(0);
                     seg.enc
                         .event(out, ev.user, *uh, ev.event_type, age, ev.value);
