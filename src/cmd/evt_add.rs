@@ -6,7 +6,7 @@ use super::{Cmd, Ctx, Cursor};
 use crate::config::Settings;
 use crate::error::ReplyError;
 use crate::ingest::{self, MAX_EVENT_REPLY, Submitted};
-use crate::protocol::Reply;
+use crate::protocol::{Args, Reply};
 
 /// `EVT.ADD [user_id] <json>`: counts one event. With the user id first (the keyed
 /// form cluster clients route by), the JSON's `user_id` must be that user, and may be
@@ -14,6 +14,19 @@ use crate::protocol::Reply;
 #[derive(Debug)]
 pub struct Add<'a> {
     event: Submitted<'a>,
+}
+
+impl<'a> Add<'a> {
+    /// The event of `EVT.ADD <json>` (`args` with the name), read as [`Cmd::parse`]
+    /// reads it: the session's way for the next request of a pipelined run. The keyed
+    /// form is left to the general path, which routes it in cluster mode.
+    #[inline]
+    pub fn next_in_run(args: Args<'a>) -> Option<Submitted<'a>> {
+        match args.len() {
+            2 => args.get(1).map(Submitted::json),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Cmd<'a> for Add<'a> {

@@ -229,36 +229,56 @@ pub fn parse<'a>(args: Args<'a>, window: u32) -> Result<Command<'a>, Refused> {
 /// compare of two numbers.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LastName {
-    /// The name's bytes, zero-padded (names of at most 16 bytes are kept).
+    /// The name's [`word`] (names of at most 16 bytes are kept).
     bytes: u128,
     len: usize,
     entry: Option<&'static Entry>,
 }
 
 impl LastName {
+    /// Whether `name` is, byte for byte, the name the connection named last.
+    #[inline]
+    pub fn is(&self, name: &[u8]) -> bool {
+        self.entry.is_some() && self.len == name.len() && word(name) == Some(self.bytes)
+    }
+
     /// The entry called `name`, remembered for the next request.
     #[inline]
     fn lookup(&mut self, name: &[u8]) -> Option<&'static Entry> {
-        let mut padded = [0u8; 16];
-        let Some(head) = padded.get_mut(..name.len()) else {
-            return lookup(name);
-        };
-        head.copy_from_slice(name);
-        let bytes = u128::from_le_bytes(padded);
-        if let Some(entry) = self.entry
-            && self.len == name.len()
-            && self.bytes == bytes
-        {
-            return Some(entry);
+        if self.is(name) {
+            return self.entry;
         }
         let entry = lookup(name)?;
-        *self = LastName {
-            bytes,
-            len: name.len(),
-            entry: Some(entry),
-        };
+        if let Some(bytes) = word(name) {
+            *self = LastName {
+                bytes,
+                len: name.len(),
+                entry: Some(entry),
+            };
+        }
         Some(entry)
     }
+}
+
+/// A name of at most 16 bytes as one number that, with its length, tells it apart
+/// from any other: its first and its last 8 (or 4) bytes, overlapping when shorter.
+/// Copying the name into a zeroed array instead called `memcpy` for every request.
+#[inline]
+fn word(name: &[u8]) -> Option<u128> {
+    let n = name.len();
+    let (lo, hi) = match n {
+        8..=16 => (
+            u64::from_le_bytes(name.get(..8)?.try_into().ok()?),
+            u64::from_le_bytes(name.get(n - 8..)?.try_into().ok()?),
+        ),
+        4..=7 => (
+            u64::from(u32::from_le_bytes(name.get(..4)?.try_into().ok()?)),
+            u64::from(u32::from_le_bytes(name.get(n - 4..)?.try_into().ok()?)),
+        ),
+        0..=3 => (name.iter().fold(0, |w, &b| (w << 8) | u64::from(b)), 0),
+        _ => return None,
+    };
+    Some(u128::from(lo) | (u128::from(hi) << 64))
 }
 
 /// [`parse`], with the connection's last command name.
@@ -380,6 +400,31 @@ mod tests {
     }
 
     use super::*;
+
+    /// Two names of one length have one word only when they are the same bytes, and
+    /// a connection's last name matches exactly its own bytes (any case differs).
+    #[test]
+    fn words_tell_names_of_one_length_apart() {
+        for len in 0..=16usize {
+            let base: Vec<u8> = (0..len as u8).map(|i| b'a' + i).collect();
+            assert!(word(&base).is_some(), "{len}");
+            for at in 0..len {
+                for b in [0u8, b'A', 0x80, 0xff] {
+                    let mut other = base.clone();
+                    other[at] = b;
+                    assert_ne!(word(&other), word(&base), "len {len}, byte {at} = {b}");
+                }
+            }
+        }
+        assert_eq!(word(&[b'x'; 17]), None);
+        let mut last = LastName::default();
+        assert!(!last.is(b"EVT.ADD"));
+        assert!(last.lookup(b"EVT.ADD").is_some());
+        assert!(last.is(b"EVT.ADD"));
+        assert!(!last.is(b"evt.add") && !last.is(b"EVT.AD") && !last.is(b"EVT.ADDX"));
+        assert!(last.lookup(b"nosuch").is_none());
+        assert!(last.is(b"EVT.ADD"), "an unknown name leaves the last one");
+    }
 
     #[test]
     fn names_are_unique_lowercase_and_found() {

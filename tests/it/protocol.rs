@@ -296,6 +296,103 @@ fn ten_thousand_pipelined_evt_adds_in_one_write() {
     assert_eq!(info_i64(&mut c, "active_users"), 10_000);
 }
 
+/// A pipelined run of events, its later requests differing from its first (the
+/// name's case, the keyed form, wrong arities, bad and late JSON), in one write gets
+/// the same replies, counts and command statistics as the same requests sent one at
+/// a time; and a monitor sees every event of a run.
+#[test]
+fn a_pipelined_run_of_events_answers_each_request_as_if_alone() {
+    let requests = |now: i64| -> Vec<Vec<u8>> {
+        let ev = |u: &str, ts: i64| event(u, "click", ts, 1.5);
+        vec![
+            resp_str(&["EVT.ADD", &ev("a", now)]),
+            resp_str(&["EVT.ADD", &ev("b", now)]),
+            resp_str(&["evt.add", &ev("c", now)]),
+            resp_str(&["EVT.ADD", &ev("a", now - 1)]),
+            resp_str(&["EVT.ADD", "d", &ev("d", now)]),
+            resp_str(&["EVT.ADD", &ev("e", now)]),
+            resp_str(&["EVT.ADD"]),
+            resp_str(&["EVT.ADD", &ev("f", now)]),
+            resp_str(&["EVT.ADD", "x", "y", "z"]),
+            resp_str(&["EVT.ADD", "{bad"]),
+            resp_str(&["EVT.ADD", &ev("late", now - 600)]),
+            resp_str(&["EVT.ADD", "e", &ev("other", now)]),
+            resp_str(&["EVT.ADD", &ev("g", now)]),
+            resp_str(&["EVT.TOTAL"]),
+            resp_str(&["EVT.USER", "a"]),
+        ]
+    };
+    let stats = |c: &mut redis::Connection| -> String {
+        let all = info(c, Some("commandstats"));
+        let line = all
+            .lines()
+            .find(|l| l.starts_with("cmdstat_evt.add:"))
+            .unwrap_or_else(|| panic!("{all}"));
+        // The time fields differ from run to run.
+        line.split(',')
+            .filter(|f| !f.contains("usec"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let run = |pipelined: bool| -> (Vec<R>, String) {
+        let server = manual();
+        let mut c = server.client();
+        let now = clock(&mut c);
+        let mut raw = Raw::connect(server.addr);
+        let reqs = requests(now);
+        let replies = if pipelined {
+            raw.send(&reqs.concat());
+            reqs.iter().map(|_| raw.reply()).collect()
+        } else {
+            reqs.iter()
+                .map(|r| {
+                    raw.send(r);
+                    raw.reply()
+                })
+                .collect()
+        };
+        (replies, stats(&mut c))
+    };
+    let (alone, alone_stats) = run(false);
+    let ok = R::Simple("OK".into());
+    let oks = alone.iter().filter(|r| **r == ok).count();
+    assert_eq!(oks, 8, "{alone:?}");
+    assert_eq!(alone.get(13), Some(&R::Int(8)), "{alone:?}");
+    assert_eq!(alone.get(14), Some(&R::Int(2)), "{alone:?}");
+    assert!(
+        alone[6].text().contains("wrong number of arguments"),
+        "{alone:?}"
+    );
+    assert!(
+        alone_stats.starts_with("cmdstat_evt.add:calls="),
+        "{alone_stats}"
+    );
+    let (piped, piped_stats) = run(true);
+    assert_eq!(piped, alone);
+    assert_eq!(piped_stats, alone_stats);
+
+    // A monitor attached: every event of a run is shown.
+    let server = manual();
+    let mut c = server.client();
+    let now = clock(&mut c);
+    let mut m = server.raw();
+    assert_eq!(send_recv(&mut m, b"MONITOR\r\n", 5), b"+OK\r\n");
+    let mut raw = Raw::connect(server.addr);
+    let run: Vec<u8> = (0..50)
+        .flat_map(|i| resp_str(&["EVT.ADD", &event(&format!("m{i}"), "view", now, 1.0)]))
+        .chain(resp_str(&["ECHO", "last"]))
+        .collect();
+    raw.send(&run);
+    for _ in 0..51 {
+        raw.reply();
+    }
+    let shown = String::from_utf8_lossy(&read_until_suffix(&mut m, b"\"last\"\r\n")).into_owned();
+    for i in 0..50 {
+        let user = format!(r#"\"user_id\":\"m{i}\""#);
+        assert!(shown.contains(&user), "m{i} not shown: {shown}");
+    }
+}
+
 /// Whether a reply has already arrived (without waiting for one).
 fn reply_pending(s: &mut TcpStream) -> bool {
     s.set_nonblocking(true).unwrap();
