@@ -137,18 +137,8 @@ fn paused(shared: &Shared, id: CommandId) -> Option<Instant> {
     shared.pause.holds(id.spec().has_flag("write"))
 }
 
-/// Runs one queued command of a transaction (`EXEC`), its reply or error.
-pub fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
-    let cmd = match super::parse(args, ctx.shared.store.window()) {
-        Ok(cmd) => cmd,
-        Err(refused) => return Reply::Error(refused.error),
-    };
-    monitor(ctx.shared, &ctx.client.info, cmd.id(), args);
-    run_timed(ctx, cmd, args, Stopwatch::start()).unwrap_or_else(Reply::Error)
-}
-
 /// Shows command `id` to the connections in `MONITOR` mode, when there are any.
-fn monitor(shared: &Shared, client: &ClientInfo, id: CommandId, args: Args<'_>) {
+pub(super) fn monitor(shared: &Shared, client: &ClientInfo, id: CommandId, args: Args<'_>) {
     if shared.monitors.active() && observe::monitored(id) {
         let max = Settings::size(&shared.settings.client_output_buffer_limit);
         shared.monitors.feed(client, args, max);

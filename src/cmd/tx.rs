@@ -157,7 +157,7 @@ impl<'a> Cmd<'a> for Exec {
         // durable: their places in the array are filled in when the log says so.
         let mut held: Vec<(usize, super::Deferred)> = Vec::new();
         for owned in &tx.queued {
-            let reply = session::run_queued(ctx, owned.args());
+            let reply = run_queued(ctx, owned.args());
             if let Some(d) = ctx.deferred.take() {
                 held.push((replies.len(), d));
             }
@@ -275,4 +275,15 @@ impl<'a> Cmd<'a> for Unwatch {
         ctx.client.watching.clear(&ctx.shared.watches);
         Ok(Reply::Ok)
     }
+}
+
+/// Runs one queued command of a transaction (`EXEC`), its reply or error.
+fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
+    let cmd = match super::parse(args, ctx.shared.store.window()) {
+        Ok(cmd) => cmd,
+        Err(refused) => return Reply::Error(refused.error),
+    };
+    session::monitor(ctx.shared, &ctx.client.info, cmd.id(), args);
+    super::timing::run_timed(ctx, cmd, args, crate::stats::Stopwatch::start())
+        .unwrap_or_else(Reply::Error)
 }
