@@ -18,7 +18,9 @@ use std::borrow::Cow;
 use super::Event;
 
 mod block;
-use block::{Blocks, Pattern, decimal, digits, le, marks, words};
+mod key;
+use block::{Blocks, Pattern, decimal, digits, marks};
+use key::{ATTRIBUTES, EVENT_TYPE, Key, TIMESTAMP, USER_ID, VALUE};
 
 /// Deepest nesting the fast path walks (the top-level object is depth 1); deeper
 /// input goes to the slow path, which enforces the real limit.
@@ -37,52 +39,6 @@ const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
-
-/// A member's key, as far as the event cares.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Key {
-    User,
-    Type,
-    Time,
-    Attributes,
-    Value,
-    Other,
-}
-
-impl Key {
-    /// The key of `len` bytes at the start of `block` (`len` below 16).
-    #[inline(always)]
-    fn of_block(block: &[u8; 16], len: usize) -> Key {
-        let (lo, hi) = words(block);
-        // Only the key's own bytes count; past them, anything.
-        let hi2 = hi & 0xffff;
-        match len {
-            5 if lo & 0xff_ffff_ffff == le(b"value\0\0\0") => Key::Value,
-            7 if lo & 0xff_ffff_ffff_ffff == le(b"user_id\0") => Key::User,
-            9 if lo == le(b"timestam") && hi & 0xff == u64::from(b'p') => Key::Time,
-            10 if lo == le(b"event_ty") && hi2 == le(b"pe\0\0\0\0\0\0") => Key::Type,
-            10 if lo == le(b"attribut") && hi2 == le(b"es\0\0\0\0\0\0") => Key::Attributes,
-            _ => Key::Other,
-        }
-    }
-
-    fn of(name: &[u8]) -> Key {
-        match name {
-            b"user_id" => Key::User,
-            b"event_type" => Key::Type,
-            b"timestamp" => Key::Time,
-            b"attributes" => Key::Attributes,
-            b"value" => Key::Value,
-            _ => Key::Other,
-        }
-    }
-}
-
-const USER_ID: Pattern = Pattern::of(b"\"user_id\":");
-const EVENT_TYPE: Pattern = Pattern::of(b"\"event_type\":");
-const TIMESTAMP: Pattern = Pattern::of(b"\"timestamp\":");
-const ATTRIBUTES: Pattern = Pattern::of(b"\"attributes\":");
-const VALUE: Pattern = Pattern::of(b"\"value\":");
 
 struct Scan<'a> {
     s: &'a [u8],
