@@ -100,14 +100,26 @@ impl<'a> Scan<'a> {
             return None;
         }
         let start = self.i + 1;
-        if let Some(block) = self.blocks.within(start)
-            && let Some(len) = marks(block).plain_len()
-            && let Some(text) = block.get(..len)
-        {
-            self.i = start + len + 1;
-            // SAFETY: no byte before the closing quote is special, so none is above
-            // 0x7f: the text is ASCII, hence UTF-8.
-            return Some(unsafe { std::str::from_utf8_unchecked(text) });
+        if let Some(block) = self.blocks.within(start) {
+            let first = marks(block);
+            if let Some(len) = first.plain_len()
+                && let Some(text) = block.get(..len)
+            {
+                self.i = start + len + 1;
+                // SAFETY: no byte before the closing quote is special, so none is
+                // above 0x7f: the text is ASCII, hence UTF-8.
+                return Some(unsafe { std::str::from_utf8_unchecked(text) });
+            }
+            // Ids of 16 to 31 bytes (`user` and 12 digits): the next block ends them.
+            if first.quote | first.special == 0
+                && let Some(next) = self.blocks.within(start + 16)
+                && let Some(len) = marks(next).plain_len()
+                && let Some(text) = self.s.get(start..start + 16 + len)
+            {
+                self.i = start + 16 + len + 1;
+                // SAFETY: as above, over both blocks.
+                return Some(unsafe { std::str::from_utf8_unchecked(text) });
+            }
         }
         self.long_string(start)
     }
