@@ -16,9 +16,11 @@
 use std::sync::atomic::Ordering;
 
 use super::spec::{KeyPos, Spec, arg, multiple};
+use super::timing::run_timed;
 use super::{Cmd, CommandId, Ctx, Cursor, session};
 use crate::error::{ErrorKind, ReplyError};
 use crate::protocol::{Args, OwnedArgs, Reply};
+use crate::stats::Stopwatch;
 
 /// Most commands one transaction may queue.
 pub const MAX_TX_COMMANDS: usize = 1000;
@@ -284,6 +286,5 @@ fn run_queued(ctx: &mut Ctx<'_>, args: Args<'_>) -> Reply {
         Err(refused) => return Reply::Error(refused.error),
     };
     session::monitor(ctx.shared, &ctx.client.info, cmd.id(), args);
-    super::timing::run_timed(ctx, cmd, args, crate::stats::Stopwatch::start())
-        .unwrap_or_else(Reply::Error)
+    run_timed(ctx, cmd, args, Stopwatch::start()).unwrap_or_else(Reply::Error)
 }

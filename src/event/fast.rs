@@ -112,6 +112,8 @@ impl<'a> Scan<'a> {
                 return Some(unsafe { std::str::from_utf8_unchecked(text) });
             }
             // Ids of 16 to 31 bytes (`user` and 12 digits): the next block ends them.
+            // (One return for both paths measured 10 instructions an event more: the
+            // first block's text then comes from the input, with a bounds check.)
             if first.quote | first.special == 0
                 && let Some(next) = self.blocks.within(start + 16)
                 && let Some(len) = marks(next).plain_len()
